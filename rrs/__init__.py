@@ -12,8 +12,10 @@ from .smoothing import smooth, raw_map, SmoothResult, METHODS
 from .certify import (min_renyi_divergence, equal_level_divergence, certified_radius,
                       certified_radius_from_bounds, cell_radii, cell_radii_from_bounds,
                       certified_region, probability_bounds, gaussian_cdf_overlap,
-                      gaussian_cdf_radius, equal_level_radius, certify, Certificate,
+                      gaussian_cdf_radius, gaussian_cdf_cell_radii, equal_level_radius,
+                      Certificate,
                       CellCertificate, CellStats, CertificationReport, displaced_count)
+from .certify import certify as certify_map  # `rrs.certify` stays the module
 from .metrics import topk_intersection, spearman, kendall, topk_indices
 from .models import Classifier, load_default, predict_topk
 

@@ -30,7 +30,7 @@ __all__ = [
     "min_renyi_divergence", "equal_level_divergence", "displaced_count",
     "Certificate", "CellCertificate", "CellStats", "CertificationReport",
     "certified_radius", "certified_radius_from_bounds", "cell_radii", "cell_radii_from_bounds",
-    "certified_region", "probability_bounds", "gaussian_cdf_overlap", "gaussian_cdf_radius",
+    "certified_region", "probability_bounds", "gaussian_cdf_overlap", "gaussian_cdf_radius", "gaussian_cdf_cell_radii",
     "equal_level_radius", "certify", "DEFAULT_ALPHAS",
 ]
 
@@ -213,8 +213,11 @@ def equal_level_divergence(p, k: int, k0: int, alpha: float) -> float:
     k = _check_k(k, p.size)
     k0 = _check_k0(k0, k, p.size)
     alpha = _check_alpha(alpha)
-    vals = p[_sorted_desc(p)]
-    a, b, _ = _split(vals, k, k0)
+    a, b, _ = _split(p[_sorted_desc(p)], k, k0)
+    return _equal_level(a, b, k0, alpha)
+
+
+def _equal_level(a, b, k0, alpha) -> float:
     s = np.concatenate([a, b])
     if np.any(s <= 0):
         if np.all(b <= 0) and np.any(a > 0):
@@ -336,10 +339,13 @@ def certified_radius(p, k: int, beta: float, noise: Noise, norm=2, dim=None,
     k = _check_k(k, p.size)
     _check_noise(noise)
     norm = check_norm(norm)
+    return _rdp_plugin(p[_sorted_desc(p)], k, beta, noise, norm, dim, alphas)
+
+
+def _rdp_plugin(vals_desc, k, beta, noise, norm, dim, alphas) -> Certificate:
     k0 = displaced_count(k, beta)
     alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
-    vals = p[_sorted_desc(p)]
-    radius, alpha, div = _rdp_radius(_Threshold(*_split(vals, k, k0)), noise, norm, dim, alphas)
+    radius, alpha, div = _rdp_radius(_Threshold(*_split(vals_desc, k, k0)), noise, norm, dim, alphas)
     return Certificate("rdp", float(beta), k, k0, radius, norm, alpha, div)
 
 
@@ -491,7 +497,10 @@ def cell_radii(p, k: int, noise: Noise, norm=2, dim=None, alphas=None) -> CellCe
     k = _check_k(k, p.size)
     _check_noise(noise)
     norm = check_norm(norm)
-    order = _sorted_desc(p)
+    return _cell_radii_sorted(p, _sorted_desc(p), k, noise, norm, dim, alphas)
+
+
+def _cell_radii_sorted(p, order, k, noise, norm, dim, alphas) -> CellCertificate:
     u = p[order[:k + 1]]
     a = u[:k]
     rest = 1.0 - u.sum() + np.zeros(k)
@@ -585,44 +594,56 @@ def _l2_radius(radius, norm, dim):
     return radius * Gaussian(1.0)._l2_factor(d, dim)
 
 
-def gaussian_cdf_overlap(lower, upper, selected, k: int, sigma: float, radius: float,
-                         value_bound: float = 1.0, norm=2, dim=None) -> np.ndarray:
-    """Cells of ``selected`` certified to stay in the top-k at ``radius`` (Gaussian-CDF, §6).
+def gaussian_cdf_cell_radii(lower, upper, selected, k: int, sigma: float, value_bound: float = 1.0,
+                            norm=2, dim=None, eta=None) -> CellCertificate:
+    """Per-cell Gaussian-CDF radii (Salman et al. 2019 bound applied per cell, method.md §6).
 
-    For values in ``[0, v_1]``: ``h(x') ≥ v_1 Φ(Φ⁻¹(lower/v_1) − L₂/σ)`` and
-    ``h(x') ≤ v_1 Φ(Φ⁻¹(upper/v_1) + L₂/σ)``. Cell ``i`` is certified when fewer than ``k``
-    other cells can reach its lower bound. Returns a boolean mask over ``selected``.
+    For values in ``[0, v_1]`` and ``‖δ‖₂ ≤ L``: ``h_i(x') ≥ v_1 Φ(z⁻_i − L/σ)`` and
+    ``h_j(x') ≤ v_1 Φ(z⁺_j + L/σ)`` with ``z^∓ = Φ⁻¹(bound/v_1)``. Cell ``i`` stays in the
+    top-k while fewer than ``k`` other cells can reach its lower bound, i.e. while
+    ``z⁻_i − L/σ > c_i + L/σ`` with ``c_i`` the ``k``-th largest ``z⁺_j`` over ``j ≠ i``; so its
+    radius is ``σ (z⁻_i − c_i) / 2`` in ℓ₂ (converted to the threat norm). Pass plug-in values
+    as both bounds, or simultaneous 1 − η intervals for the finite-sample version.
     """
     lower, upper, selected, k = _check_bounds(lower, upper, selected, k)
-    if not (sigma > 0):
+    if not (isinstance(sigma, (int, float)) and sigma > 0):
         raise ValueError(f"sigma must be > 0, got {sigma!r}")
-    shift = _l2_radius(float(radius), norm, dim) / float(sigma)
-    lo = _stats.norm.cdf(_stats.norm.ppf(np.clip(lower / value_bound, 0, 1)) - shift)
-    hi = _stats.norm.cdf(_stats.norm.ppf(np.clip(upper / value_bound, 0, 1)) + shift)
-    hi_sorted = np.sort(hi)
-    lo_sel = lo[selected]
-    # cells (including i itself) whose upper bound reaches i's lower bound; hi_i ≥ lo_i
-    reach = hi.size - np.searchsorted(hi_sorted, lo_sel, side="left")
-    return (reach - 1) < k
+    if not (value_bound and value_bound > 0):
+        raise ValueError(f"value_bound must be > 0, got {value_bound!r}")
+    z_lo = _stats.norm.ppf(np.clip(lower[selected] / value_bound, 0.0, 1.0))
+    z_hi = _stats.norm.ppf(np.clip(upper / value_bound, 0.0, 1.0))
+    order = np.lexsort((np.arange(z_hi.size), -z_hi))
+    rank = np.empty(z_hi.size, dtype=int)
+    rank[order] = np.arange(z_hi.size)
+    # k-th largest competitor: skip i itself when it sits among the top k upper bounds
+    competitor = np.where(rank[selected] < k, z_hi[order[k]], z_hi[order[k - 1]])
+    with np.errstate(invalid="ignore"):
+        shift = (z_lo - competitor) / 2.0
+    shift = np.where(np.isfinite(shift) | (shift > 0), shift, 0.0)
+    radii_l2 = np.maximum(shift, 0.0) * float(sigma)
+    out = np.zeros(lower.size)
+    out[selected] = radii_l2 / Gaussian(1.0)._l2_factor(check_norm(norm), dim)
+    return CellCertificate(out, selected.copy(), k, check_norm(norm), eta is not None, eta)
+
+
+def gaussian_cdf_overlap(lower, upper, selected, k: int, sigma: float, radius: float,
+                         value_bound: float = 1.0, norm=2, dim=None) -> np.ndarray:
+    """Boolean mask over ``selected``: cells certified to stay in the top-k at ``radius``."""
+    cells = gaussian_cdf_cell_radii(lower, upper, selected, k, sigma, value_bound, norm, dim)
+    return certified_region(cells.radii, radius)[cells.selected]
+
+
+def _radius_for_overlap(cell_radii_sel: np.ndarray, k: int, beta: float) -> float:
+    """Largest L at which at least ⌈βk⌉ cells have radius > L: the ⌈βk⌉-th largest radius."""
+    need = k - displaced_count(k, beta) + 1
+    return float(np.sort(cell_radii_sel)[::-1][need - 1])
 
 
 def gaussian_cdf_radius(lower, upper, selected, k: int, beta: float, sigma: float,
                         value_bound: float = 1.0, norm=2, dim=None) -> float:
-    """Largest radius at which the Gaussian-CDF bound certifies ``⌈βk⌉`` of the cells."""
-    need = k - displaced_count(k, beta) + 1
-
-    def ok(r):
-        return gaussian_cdf_overlap(lower, upper, selected, k, sigma, r, value_bound, norm, dim).sum() >= need
-
-    if not ok(0.0):
-        return 0.0
-    lo, hi = 0.0, float(sigma)
-    while ok(hi) and hi < 1e6:
-        lo, hi = hi, hi * 2
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return lo
+    """Largest radius at which the Gaussian-CDF bound certifies ``⌈βk⌉`` of the ``k`` cells."""
+    cells = gaussian_cdf_cell_radii(lower, upper, selected, k, sigma, value_bound, norm, dim)
+    return _radius_for_overlap(cells.radii[cells.selected], k, beta)
 
 
 def equal_level_radius(p, k: int, beta: float, noise: Noise, norm=2, dim=None,
@@ -631,9 +652,15 @@ def equal_level_radius(p, k: int, beta: float, noise: Noise, norm=2, dim=None,
     p = _as_prob(p)
     k = _check_k(k, p.size)
     norm = check_norm(norm)
+    _check_noise(noise)
+    return _equal_level_plugin(p[_sorted_desc(p)], k, beta, noise, norm, dim, alphas)
+
+
+def _equal_level_plugin(vals_desc, k, beta, noise, norm, dim, alphas) -> Certificate:
     k0 = displaced_count(k, beta)
     alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
-    divs = [equal_level_divergence(p, k, k0, a) for a in alphas]
+    a_vals, b_vals, _ = _split(vals_desc, k, k0)
+    divs = [_equal_level(a_vals, b_vals, k0, a) for a in alphas]
     radius, alpha, div = _radius_from_divergences(noise, alphas, divs, norm, dim)
     return Certificate("equal-level", float(beta), k, k0, radius, norm, alpha, div,
                        is_certificate=(k0 == 1))
@@ -660,6 +687,8 @@ class CertificationReport:
     p_lower: np.ndarray = field(repr=False)
     p_upper: np.ndarray = field(repr=False)
     bound_method: str = "auto"
+    cdf_cells_plugin: CellCertificate | None = None
+    cdf_cells_finite: CellCertificate | None = None
 
     def rows(self):
         """One dict per (certificate, β) for tables and exports."""
@@ -691,30 +720,37 @@ def certify(stats: CellStats, k: int, noise: Noise, betas=(1.0, 0.9, 0.8, 0.7, 0
     _check_noise(noise)
     norm = check_norm(norm)
     betas = tuple(_check_beta(b) for b in betas)
-    selected = _sorted_desc(mean)[:k]
+    selected_all = _sorted_desc(mean)
+    selected = selected_all[:k]
     lower, upper = probability_bounds(stats, eta, bound_method)
     v1 = float(stats.value_bound)
     rdp_plugin, rdp_finite, equal = (), (), ()
     cells_plugin = cells_finite = None
     if rrs_map:
         p = _as_prob(mean, "RRS map")
-        rdp_plugin = tuple(certified_radius(p, k, b, noise, norm, dim, alphas) for b in betas
+        vals = p[selected_all]
+        rdp_plugin = tuple(_rdp_plugin(vals, k, b, noise, norm, dim, alphas) for b in betas
                            if displaced_count(k, b) <= n - k)
         rdp_finite = tuple(certified_radius_from_bounds(lower, upper, selected, k, b, noise, norm, dim,
                                                         alphas, eta)
                            for b in betas if displaced_count(k, b) <= n - k)
-        equal = tuple(equal_level_radius(p, k, b, noise, norm, dim, alphas) for b in betas
+        equal = tuple(_equal_level_plugin(vals, k, b, noise, norm, dim, alphas) for b in betas
                       if displaced_count(k, b) <= n - k)
         if per_cell:
-            cells_plugin = cell_radii(p, k, noise, norm, dim, alphas)
+            cells_plugin = _cell_radii_sorted(p, selected_all, k, noise, norm, dim, alphas)
             cells_finite = cell_radii_from_bounds(lower, upper, selected, k, noise, norm, dim, alphas, eta)
     cdf_plugin = cdf_finite = ()
+    cdf_cells_plugin = cdf_cells_finite = None
     if isinstance(noise, Gaussian):
+        cdf_cells_plugin = gaussian_cdf_cell_radii(mean, mean, selected, k, noise.sigma, v1, norm, dim)
+        cdf_cells_finite = gaussian_cdf_cell_radii(lower, upper, selected, k, noise.sigma, v1, norm, dim,
+                                                   eta=eta)
         cdf_plugin = tuple(Certificate("gaussian-cdf", b, k, displaced_count(k, b),
-                                       gaussian_cdf_radius(mean, mean, selected, k, b, noise.sigma, v1, norm, dim),
-                                       norm) for b in betas)
+                                       _radius_for_overlap(cdf_cells_plugin.radii[selected], k, b), norm)
+                           for b in betas)
         cdf_finite = tuple(Certificate("gaussian-cdf", b, k, displaced_count(k, b),
-                                       gaussian_cdf_radius(lower, upper, selected, k, b, noise.sigma, v1, norm, dim),
-                                       norm, finite_sample=True, eta=eta) for b in betas)
+                                       _radius_for_overlap(cdf_cells_finite.radii[selected], k, b), norm,
+                                       finite_sample=True, eta=eta) for b in betas)
     return CertificationReport(k, norm, eta, betas, selected, rdp_plugin, rdp_finite, cdf_plugin,
-                               cdf_finite, equal, cells_plugin, cells_finite, lower, upper, bound_method)
+                               cdf_finite, equal, cells_plugin, cells_finite, lower, upper, bound_method,
+                               cdf_cells_plugin, cdf_cells_finite)

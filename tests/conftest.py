@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny hand-made models with known structure (no downloads)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import pytest
+
+
+class TinyConvNet(nn.Module):
+    """A small ReLU conv net on (C, S, S) inputs; fixed random init from ``seed``."""
+
+    def __init__(self, channels=3, classes=3, width=6, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.conv1 = nn.Conv2d(channels, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+        self.fc = nn.Linear(width, classes)
+        for p in self.parameters():
+            with torch.no_grad():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        self.cam_layer = self.conv2
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(x))
+        h = torch.relu(self.conv2(h))
+        return self.fc(h.mean((2, 3)))
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    return TinyConvNet().eval()
+
+
+@pytest.fixture
+def tiny_model64():
+    return TinyConvNet().double().eval()
+
+
+@pytest.fixture
+def tiny_input():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(3, 8, 8, generator=g)
