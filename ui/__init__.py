@@ -1,0 +1,1 @@
+"""Streamlit-only helpers shared by the app's pages (the library ``rrs`` never imports this)."""
