@@ -1,0 +1,193 @@
+"""Smoothing and base attributions against hand loops, Captum and exact identities."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rrs import attributions as A
+from rrs.noise import Gaussian, Laplace
+from rrs.scoring import exponential, topk_uniform
+from rrs.smoothing import rank_transform, smooth, sparsify
+
+
+def hand_noisy_maps(model, x, target, sigma, t, seed):
+    """Noisy |gradient| maps drawn exactly as the library documents (one draw per sample)."""
+    g = torch.Generator().manual_seed(seed)
+    maps = []
+    for _ in range(t):
+        delta = torch.randn((1, *x.shape), generator=g, dtype=x.dtype) * sigma
+        inp = (x[None] + delta).requires_grad_(True)
+        model(inp)[0, target].backward()
+        maps.append(inp.grad[0].abs().sum(0).reshape(-1).detach().numpy())
+    return np.array(maps)
+
+
+def test_smoothgrad_equals_hand_loop(tiny_model64, tiny_input):
+    x = tiny_input.double()
+    res = smooth(tiny_model64, x, target=1, method="smoothgrad", noise=Gaussian(0.2), samples=7,
+                 batch_size=3, generator=torch.Generator().manual_seed(5))
+    maps = hand_noisy_maps(tiny_model64, x, 1, 0.2, 7, 5)
+    np.testing.assert_allclose(res.flat(), maps.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(res.sq_mean[0].reshape(-1).numpy(), (maps ** 2).mean(0), rtol=1e-5)
+    assert res.value_bound is None
+
+
+def test_rrs_equals_hand_loop_and_sums_to_one(tiny_model64, tiny_input):
+    x = tiny_input.double()
+    v = exponential(64, 5.0)
+    res = smooth(tiny_model64, x, target=0, method="rrs", noise=Gaussian(0.3), samples=9, batch_size=4,
+                 scoring=v, generator=torch.Generator().manual_seed(2))
+    maps = hand_noisy_maps(tiny_model64, x, 0, 0.3, 9, 2)
+    want = np.zeros(64)
+    for m in maps:
+        ranks = np.empty(64, dtype=int)
+        ranks[np.lexsort((np.arange(64), -m))] = np.arange(64)
+        want += v[ranks]
+    np.testing.assert_allclose(res.flat(), want / 9, rtol=1e-6, atol=1e-9)
+    assert res.map.sum().item() == pytest.approx(1.0, abs=1e-6)
+    assert res.value_bound == pytest.approx(v[0]) and not res.binary
+    st = res.stats()
+    assert st.mean.sum() == pytest.approx(1.0) and st.samples == 9
+
+
+def test_sparsified_equals_independent_implementation(tiny_model64, tiny_input):
+    x = tiny_input.double()
+    tau, phi = 0.25, 0.05
+    res = smooth(tiny_model64, x, target=2, method="sparsified", noise=Gaussian(0.2), samples=5,
+                 tau=tau, phi=phi, generator=torch.Generator().manual_seed(9))
+    maps = hand_noisy_maps(tiny_model64, x, 2, 0.2, 5, 9)
+    want = []
+    for m in maps:
+        srt = np.sort(m)[::-1]
+        clip = srt[math.ceil(phi * 64) - 1]
+        keep = np.argsort(-m, kind="stable")[:math.ceil(tau * 64)]
+        out = np.zeros(64)
+        out[keep] = np.minimum(m[keep], clip) / clip
+        want.append(out)
+    np.testing.assert_allclose(res.flat(), np.mean(want, 0), rtol=1e-6)
+    assert res.map.max() <= 1.0 and res.value_bound == 1.0
+
+
+@pytest.mark.parametrize("method", ["smoothgrad", "sparsified", "rrs"])
+def test_batch_size_never_changes_the_result(tiny_model64, tiny_input, method):
+    x = tiny_input.double()
+    out = [smooth(tiny_model64, x, method=method, samples=10, batch_size=bs, cell=2,
+                  generator=torch.Generator().manual_seed(1)).map for bs in (1, 3, 10, 64)]
+    for m in out[1:]:
+        torch.testing.assert_close(m, out[0], rtol=1e-10, atol=1e-12)
+
+
+def test_batch_of_images_equals_images_one_by_one(tiny_model64):
+    xs = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    both = smooth(tiny_model64, xs, method="smoothgrad", samples=4, generator=torch.Generator().manual_seed(0))
+    assert both.map.shape == (2, 8, 8)
+    # noise for sample t is one draw of the whole batch: image 0 then image 1
+    g = torch.Generator().manual_seed(0)
+    deltas = [Gaussian(0.15).sample((2, 3, 8, 8), generator=g, dtype=torch.float64) for _ in range(4)]
+    for i in range(2):
+        grads = [A.vanilla_gradient(tiny_model64, (xs[i] + d[i])[None], both.target[i:i + 1]) for d in deltas]
+        want = torch.stack([A.to_cells(gr)[0] for gr in grads]).mean(0)
+        torch.testing.assert_close(both.map[i].double(), want, rtol=1e-5, atol=1e-8)
+
+
+def test_laplace_noise_and_progress(tiny_model, tiny_input):
+    calls = []
+    res = smooth(tiny_model, tiny_input, method="rrs", noise=Laplace(0.1), samples=10, batch_size=4,
+                 scoring=topk_uniform(64, 6), progress=lambda d, t: calls.append((d, t)),
+                 generator=torch.Generator().manual_seed(0))
+    assert calls == [(4, 10), (8, 10), (10, 10)]
+    assert res.binary and res.value_bound == pytest.approx(1 / 6)
+    vals = res.flat() * 10 * 6  # counts of top-6 membership
+    np.testing.assert_allclose(vals, np.round(vals), atol=1e-4)
+
+
+def test_patch_cells_sum_pixels():
+    g = torch.randn(2, 3, 7, 9, generator=torch.Generator().manual_seed(0))
+    cells = A.to_cells(g, cell=4)
+    assert cells.shape == (2, 2, 3)
+    a = g.abs().sum(1).numpy()
+    for i in range(2):
+        for r in range(2):
+            for c in range(3):
+                assert cells[1, r, c].item() == pytest.approx(a[1, r * 4:(r + 1) * 4, c * 4:(c + 1) * 4].sum(), rel=1e-5)
+    assert torch.allclose(A.to_cells(g, 3, "max")[0, 0, 0], g[0, :, :3, :3].abs().max())
+    assert torch.allclose(A.to_cells(g, 1, "sq"), (g * g).sum(1))
+
+
+def test_attributions_agree_with_captum(tiny_model64, tiny_input):
+    from captum.attr import InputXGradient, IntegratedGradients, Saliency
+    x = tiny_input.double()[None]
+    t = torch.tensor([1])
+    torch.testing.assert_close(A.vanilla_gradient(tiny_model64, x, t),
+                               Saliency(tiny_model64).attribute(x.clone(), target=1, abs=False))
+    torch.testing.assert_close(A.input_x_gradient(tiny_model64, x, t),
+                               InputXGradient(tiny_model64).attribute(x.clone(), target=1))
+    ours = A.integrated_gradients(tiny_model64, x, t, steps=20)
+    theirs = IntegratedGradients(tiny_model64).attribute(x.clone(), target=1, n_steps=20, method="riemann_middle")
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_integrated_gradients_completeness(tiny_model64, tiny_input):
+    x = tiny_input.double()[None]
+    ig = A.integrated_gradients(tiny_model64, x, torch.tensor([0]), steps=400)
+    with torch.no_grad():
+        gap = tiny_model64(x)[0, 0] - tiny_model64(torch.zeros_like(x))[0, 0]
+    assert ig.sum().item() == pytest.approx(gap.item(), rel=1e-3, abs=1e-4)
+
+
+def test_grad_cam_by_hand(tiny_model64, tiny_input):
+    x = tiny_input.double()[None]
+    m = tiny_model64
+    cam = A.grad_cam(m, x, torch.tensor([2]))
+    act = torch.relu(m.conv1(x))
+    feat = m.conv2(act).detach().requires_grad_(True)  # cam_layer = conv2 (pre-ReLU output)
+    score = m.fc(torch.relu(feat).mean((2, 3)))[0, 2]
+    score.backward()
+    w = feat.grad.mean((2, 3), keepdim=True)
+    want = torch.relu((w * feat).sum(1, keepdim=True)).detach()
+    torch.testing.assert_close(cam, want)
+    assert cam.shape == (1, 1, 8, 8)
+
+
+def test_keep_graph_allows_second_order(tiny_model64, tiny_input):
+    x = tiny_input.double()[None].requires_grad_(True)
+    g = A.vanilla_gradient(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 2).double(), torch.nn.Softplus()),
+                           x, torch.tensor([0]), create_graph=True)
+    (hess_vec,) = torch.autograd.grad(g.pow(2).sum(), x)
+    assert hess_vec.abs().sum() > 0
+
+
+def test_rank_transform_and_sparsify_shapes():
+    a = torch.tensor([[0.1, 0.5, 0.5, 0.2]])
+    v = torch.tensor([0.4, 0.3, 0.2, 0.1])
+    torch.testing.assert_close(rank_transform(a, v), torch.tensor([[0.1, 0.4, 0.3, 0.2]]))
+    s = sparsify(torch.tensor([[4.0, 1.0, 2.0, 3.0]]), tau=0.5, phi=0.25)
+    torch.testing.assert_close(s, torch.tensor([[1.0, 0.0, 0.0, 0.75]]))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(samples=0), "samples"),
+    (dict(samples=2.5), "samples"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(method="magic"), "method"),
+    (dict(base="magic"), "attribution"),
+    (dict(scoring=[0.5, 0.5]), "cells"),
+    (dict(noise=0.1), "noise"),
+    (dict(cell=0), "cell"),
+    (dict(tau=0), "tau"),
+])
+def test_bad_arguments(tiny_model, tiny_input, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        smooth(tiny_model, tiny_input, **kwargs)
+
+
+def test_bad_inputs(tiny_model):
+    with pytest.raises(ValueError, match="shape"):
+        smooth(tiny_model, torch.rand(8, 8))
+    with pytest.raises(ValueError, match="non-finite"):
+        smooth(tiny_model, torch.full((3, 8, 8), float("nan")))
+    with pytest.raises(ValueError, match="target"):
+        smooth(tiny_model, torch.rand(3, 8, 8), target=[0, 1])
+    with pytest.raises(ValueError, match="sigma"):
+        Gaussian(0.0)
