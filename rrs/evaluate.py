@@ -27,6 +27,7 @@ parameters give the same numbers in-process and on Ray.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as _dt
 import functools
@@ -582,7 +583,7 @@ _KINDS = {"floor": _job_floor, "attack": _job_attack, "accuracy": _job_accuracy,
           "certify": _job_certify, "speed": _job_speed}
 
 
-def run_job(params: dict, device: str | None = None, image_array=None) -> dict:
+def run_job(params: dict, device: str | None = None, image_array=None, threads: int | None = None) -> dict:
     """Run one job: a plain function of its parameters returning ``{"rows": [...], ...}``.
 
     Args:
@@ -590,18 +591,40 @@ def run_job(params: dict, device: str | None = None, image_array=None) -> dict:
         device: torch device for the model (default: CUDA when available, else CPU).
         image_array: optional ``(3, S, S)`` array of the image (used by Ray tasks on machines
             without the bundled files); by default loaded by name.
+        threads: torch CPU threads for this job (restored afterwards); ``None`` leaves them.
     """
     kind = params.get("kind")
     if kind not in _KINDS:
         raise EvaluationError(f"unknown job kind {kind!r}")
     t0 = time.perf_counter()
-    rows = _KINDS[kind](params, _resolve_device(device), image_array)
+    with _torch_threads(threads):
+        rows = _KINDS[kind](params, _resolve_device(device), image_array)
     return {"key": job_key(params), "params": params, "rows": rows,
             "elapsed": time.perf_counter() - t0, "host": socket.gethostname(),
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
 # ------------------------------------------------------------------------ grid runner
+
+@contextlib.contextmanager
+def _torch_threads(n):
+    """Temporarily set torch's intra-op threads (tiny models run fastest on one thread, and
+    oversubscribed threads on a shared machine slow everything down)."""
+    old = torch.get_num_threads()
+    if n is not None and int(n) != old:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
+
+
+def default_threads(model: str) -> int | None:
+    """Threads per job: 1 for the tiny model (its tensors are too small to split), else torch's
+    default."""
+    return 1 if model == "tiny" else None
+
 
 def _job_path(out: Path, key: str) -> Path:
     return out / "jobs" / f"{key}.json"
@@ -648,7 +671,7 @@ def _ray_module():
     return ray
 
 
-def _run_ray(pending, out, ray_address, device, progress, executed_cb):
+def _run_ray(pending, out, ray_address, device, threads, progress, executed_cb):
     ray = _ray_module()
     started_here = False
     if not ray.is_initialized():
@@ -674,7 +697,7 @@ def _run_ray(pending, out, ray_address, device, progress, executed_cb):
                     model = get_model(p["model"], "cpu")
                     images[ik] = ray.put(get_image(model, p["image"]).numpy())
                 arr = images[ik]
-            futures[remote.remote(p, None if device in (None, "auto") else device, arr)] = p
+            futures[remote.remote(p, None if device in (None, "auto") else device, arr, threads or 1)] = p
         remaining = list(futures)
         while remaining:
             done, remaining = ray.wait(remaining, num_returns=1)
@@ -690,7 +713,7 @@ def _run_ray(pending, out, ray_address, device, progress, executed_cb):
 
 
 def run_grid(jobs: list[dict], out, resume: bool = True, ray: bool = False, ray_address: str | None = None,
-             device: str | None = None, show_progress: bool = True) -> dict:
+             device: str | None = None, show_progress: bool = True, threads: int | None = None) -> dict:
     """Run every job not already stored under ``out/jobs``; return execution counts.
 
     Args:
@@ -699,6 +722,7 @@ def run_grid(jobs: list[dict], out, resume: bool = True, ray: bool = False, ray_
         resume: reuse stored results (default); ``False`` recomputes everything.
         ray / ray_address: run as Ray tasks (local ``ray.init`` or the given cluster).
         device: torch device for in-process jobs.
+        threads: torch threads per job (Ray tasks: 1 unless given; one CPU per task).
     Returns:
         ``{"executed": n, "cached": m, "results": [job result dicts in the order of jobs]}``.
     """
@@ -726,12 +750,12 @@ def run_grid(jobs: list[dict], out, resume: bool = True, ray: bool = False, ray_
         bar = tqdm(total=len(pending), desc="evaluate", unit="job", dynamic_ncols=True)
     try:
         if pending and (ray or ray_address):
-            _run_ray(pending, out, ray_address, device, bar, record)
+            _run_ray(pending, out, ray_address, device, threads, bar, record)
         else:
             for p in pending:
                 if bar is not None:
                     bar.set_postfix_str(_describe(p)[:60])
-                result = run_job(p, device)
+                result = run_job(p, device, threads=threads)
                 _save_job(out, result)
                 record(result)
                 if bar is not None:
@@ -787,7 +811,8 @@ def rows_frame(results: list[dict]):
 
 def run_evaluation(cfg: EvalConfig, out="docs/results", report: str | Path | None = None, resume: bool = True,
                    ray: bool = False, ray_address: str | None = None, device: str | None = None,
-                   show_progress: bool = True, notes: str | None = None) -> EvaluationResult:
+                   show_progress: bool = True, notes: str | None = None,
+                   threads: int | None = None) -> EvaluationResult:
     """Run (or resume) the whole study and write tables, plots and the markdown report.
 
     Args:
@@ -795,7 +820,8 @@ def run_evaluation(cfg: EvalConfig, out="docs/results", report: str | Path | Non
         out: directory for ``jobs/``, CSV/JSON tables and PNG plots.
         report: markdown path (default: ``<out>.md`` next to the directory, e.g.
             ``docs/results.md`` for ``docs/results``).
-        resume, ray, ray_address, device: see :func:`run_grid`.
+        resume, ray, ray_address, device, threads: see :func:`run_grid` (threads default:
+            :func:`default_threads`).
     """
     from . import report as _report
     cfg.validate()
@@ -804,12 +830,13 @@ def run_evaluation(cfg: EvalConfig, out="docs/results", report: str | Path | Non
     t0 = time.perf_counter()
     start_info = machine_info()
     jobs = build_jobs(cfg)
+    threads = default_threads(cfg.model) if threads is None else threads
     grid = run_grid(jobs, out, resume=resume, ray=ray, ray_address=ray_address, device=device,
-                    show_progress=show_progress)
+                    show_progress=show_progress, threads=threads)
     seconds = time.perf_counter() - t0
     info = machine_info()
     run = {"config": cfg.to_json(), "jobs": len(jobs), "executed": grid["executed"], "cached": grid["cached"],
-           "wall_seconds": round(seconds, 1), "ray": bool(ray or ray_address), "device": _resolve_device(device),
+           "wall_seconds": round(seconds, 1), "ray": bool(ray or ray_address), "device": _resolve_device(device), "threads": threads,
            "machine": info, "loadavg_start": start_info["loadavg"], "argv": sys.argv[1:], "notes": notes}
     with open(out / "runs.jsonl", "a") as fh:
         fh.write(json.dumps(run) + "\n")
@@ -858,7 +885,7 @@ def load_summary(path="docs/results"):
 # -------------------------------------------------------------------------------- CLI
 
 def config_for(preset: str = "full", model: str = "efficientnet-lite0", images=None, seeds=None,
-               seed: int = 0, methods=None, bench=None) -> EvalConfig:
+               seed: int = 0, methods=None, bench=None, experiments=None) -> EvalConfig:
     """The preset's settings with overrides (images: names or a count of the preset's list)."""
     cfg = _preset(preset, model)
     changes = {"base_seed": int(seed)}
@@ -882,6 +909,8 @@ def config_for(preset: str = "full", model: str = "efficientnet-lite0", images=N
         changes["methods"] = tuple(methods)
     if bench is not None:
         changes["bench"] = bool(bench)
+    if experiments:
+        changes["experiments"] = tuple(experiments)
     return dataclasses.replace(cfg, **changes).validate()
 
 
@@ -897,6 +926,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="image names, or one number = the first N images of the preset")
     parser.add_argument("--seeds", type=int, default=None, help="repetitions per setting")
     parser.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=None, help="methods to compare")
+    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=None,
+                        help="experiments to run (default: all three; speed via --bench)")
     parser.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--ray", action="store_true", help="run jobs as tasks on a local Ray instance")
@@ -906,15 +937,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="also run bench/smoothing.py and bench/attack.py (default: full preset only)")
     parser.add_argument("--no-bench", dest="bench", action="store_false")
     parser.add_argument("--notes", default=None, help="free text recorded with this run (e.g. machine load)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per job (default: 1 for the tiny model, else torch's default)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     return parser
 
 
 def run_from_args(args) -> int:
     """Entry point of ``python -m rrs evaluate`` (returns the exit code)."""
     preset = args.preset or ("quick" if args.quick else "full")
-    cfg = config_for(preset, args.model, args.images, args.seeds, args.seed, args.methods, args.bench)
+    cfg = config_for(preset, args.model, args.images, args.seeds, args.seed, args.methods, args.bench,
+                     args.experiments)
     res = run_evaluation(cfg, args.out, args.report, resume=not args.no_resume, ray=args.ray,
-                         ray_address=args.ray_address, device=args.device, notes=args.notes)
+                         ray_address=args.ray_address, device=args.device, notes=args.notes,
+                         show_progress=not args.quiet, threads=args.threads)
     print(f"evaluate: {res.executed} jobs run, {res.cached} reused, {res.seconds:.0f} s; wrote "
           f"{len(res.files)} files under {args.out}")
     return 0
