@@ -1,7 +1,9 @@
 """rrs app: the Home page and the router that draws the shared sidebar for every page.
 
-Run with ``make run`` (or ``streamlit run app.py``). Pages live in ``pages/``; shared
-Streamlit helpers in ``ui/common.py``; all computation in the ``rrs`` library.
+Run with ``make run`` (or ``streamlit run app.py``). Pages live in ``app_pages/`` — not in
+``pages/``, which Streamlit would treat as an old-style multipage folder and, on a fresh
+server, run a deep-linked page without this router. Shared Streamlit helpers are in
+``ui/common.py``; all computation is in the ``rrs`` library.
 """
 import streamlit as st
 
@@ -12,15 +14,15 @@ st.set_page_config(page_title="RRS · robust interpretation maps", page_icon=":m
                    layout="wide", initial_sidebar_state="expanded")
 
 PAGES = {
-    "Explain": ("pages/1_Explain.py", ":material/visibility:",
+    "Explain": ("app_pages/1_Explain.py", ":material/visibility:",
                 "See where the model looked — raw and smoothed maps side by side."),
-    "Certify": ("pages/2_Certify.py", ":material/verified_user:",
+    "Certify": ("app_pages/2_Certify.py", ":material/verified_user:",
                 "Which top cells are guaranteed to stay, for any change up to a given size."),
-    "Attack": ("pages/3_Attack.py", ":material/bolt:",
+    "Attack": ("app_pages/3_Attack.py", ":material/bolt:",
                "Move the map with an invisible change of the image — and see which methods resist."),
-    "Compare": ("pages/4_Compare.py", ":material/stacked_line_chart:",
+    "Compare": ("app_pages/4_Compare.py", ":material/stacked_line_chart:",
                 "Robustness versus computation: how many noise samples are worth it."),
-    "Learn": ("pages/5_Learn.py", ":material/school:",
+    "Learn": ("app_pages/5_Learn.py", ":material/school:",
               "A guided walkthrough for a class, one button per step."),
 }
 

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["COLORSCALE", "CMAP", "CERTIFIED", "TOPK", "LOST", "PALETTE", "to_uint8",
+__all__ = ["COLORSCALE", "OVERLAY_SCALE", "CMAP", "CERTIFIED", "TOPK", "LOST", "PALETTE", "to_uint8",
            "display_scale", "mask_outline", "map_figure", "region_figure", "radius_figure",
            "beta_curve_figure", "bars_figure", "lines_figure", "prediction_figure",
            "difference_image", "maps_png", "curves_png", "bars_png", "image_png"]
@@ -33,6 +33,26 @@ LOST = "#999999"        # grey
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 
 _FONT = dict(family="Source Sans Pro, sans-serif", size=13)
+
+
+def _overlay_scale(floor: float = 0.08, full_at: float = 0.4) -> list:
+    """Viridis whose low end fades out, so unimportant cells leave the photo visible.
+
+    Same colours as :data:`COLORSCALE`; only the alpha ramps from ``floor`` at 0 to 1 at
+    ``full_at`` of the scale.
+    """
+    from plotly.colors import hex_to_rgb, sample_colorscale
+    stops = np.linspace(0, 1, 21)
+    colors = sample_colorscale(COLORSCALE, list(stops))
+    out = []
+    for v, c in zip(stops, colors):
+        rgb = c[c.index("(") + 1:c.index(")")] if c.startswith("rgb") else ",".join(map(str, hex_to_rgb(c)))
+        alpha = floor + (1 - floor) * min(1.0, v / full_at)
+        out.append([float(v), f"rgba({rgb},{alpha:.3f})"])
+    return out
+
+
+OVERLAY_SCALE = _overlay_scale()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -120,6 +140,15 @@ def _image_layout(fig: go.Figure, height: int, title: str | None, legend: bool =
     return fig
 
 
+def _add_outline(fig: go.Figure, mask, cell: int, color: str, name: str, width: float = 2.0) -> None:
+    """Outline a cell mask in ``color`` over a thin dark halo (visible on any background)."""
+    xs, ys = mask_outline(mask, cell)
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(0,0,0,0.55)", width=width + 2),
+                             hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=width),
+                             hoverinfo="skip", name=name, showlegend=False))
+
+
 def _cell_axes(rows: int, cols: int, cell: int) -> dict:
     return dict(x0=(cell - 1) / 2, dx=cell, y0=(cell - 1) / 2, dy=cell)
 
@@ -150,16 +179,14 @@ def map_figure(image, cell_map, cell: int, opacity: float = 0.6, zmax: float | N
     fig = go.Figure()
     fig.add_trace(go.Image(z=img, hoverinfo="skip"))
     fig.add_trace(go.Heatmap(
-        z=np.clip(m / zmax, 0, 1), zmin=0, zmax=1, colorscale=COLORSCALE, opacity=float(opacity),
+        z=np.clip(m / zmax, 0, 1), zmin=0, zmax=1, colorscale=OVERLAY_SCALE, opacity=float(opacity),
         customdata=np.dstack([_cell_customdata(rows, cols), m[..., None]]),
         hovertemplate="cell row %{customdata[0]}, col %{customdata[1]}<br>value %{customdata[2]:.3g}"
                       "<extra></extra>",
         colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=12, len=0.9),
         **_cell_axes(rows, cols, cell)))
     if topk_mask is not None and np.any(topk_mask):
-        xs, ys = mask_outline(topk_mask, cell)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=TOPK, width=2),
-                                 hoverinfo="skip", name="top-k cells"))
+        _add_outline(fig, topk_mask, cell, TOPK, "top-k cells")
     return _image_layout(fig, height, title)
 
 
@@ -190,9 +217,7 @@ def region_figure(image, categories, cell: int, opacity: float = 0.55, title: st
         **_cell_axes(rows, cols, cell)))
     for v in (2, 1, 3):
         if np.any(cat == v):
-            xs, ys = mask_outline(cat == v, cell)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colors[v], width=1.5),
-                                     hoverinfo="skip", showlegend=False))
+            _add_outline(fig, cat == v, cell, colors[v], names[v], width=1.5)
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=names[v],
                                      marker=dict(symbol="square", size=12, color=colors[v])))
     return _image_layout(fig, height, title, legend=True)
@@ -380,9 +405,16 @@ def maps_png(image, panels: list[dict], cell: int, opacity: float = 0.6, columns
             rows, cols = m.shape
             extent = (-0.5, cols * cell - 0.5, rows * cell - 0.5, -0.5)
             if "map" in p:
+                from matplotlib import colormaps
+                from matplotlib.cm import ScalarMappable
                 zmax = p.get("zmax") or display_scale(m)
-                im = ax.imshow(np.clip(m / zmax, 0, 1), cmap=CMAP, vmin=0, vmax=1, alpha=opacity,
-                               extent=extent, interpolation="nearest")
+                v = np.clip(m / zmax, 0, 1)
+                rgba = colormaps[CMAP](v)
+                # same fade-out of the low end as the interactive figures (OVERLAY_SCALE)
+                rgba[..., 3] = opacity * (0.08 + 0.92 * np.minimum(1.0, v / 0.4))
+                ax.imshow(rgba, extent=extent, interpolation="nearest")
+                im = ScalarMappable(cmap=CMAP)
+                im.set_clim(0, 1)
             else:
                 finite = m[np.isfinite(m)]
                 vmax = p.get("zmax") or (float(finite.max()) if finite.size and finite.max() > 0 else 1.0)

@@ -87,7 +87,7 @@ def widget(fn, label: str, key: str, default=None, *, options=None, **kwargs):
             if any(v not in opts for v in value):
                 st.session_state[key] = [v for v in value if v in opts] or default
         elif value not in opts:
-            st.session_state[key] = default if default in opts else opts[0]
+            st.session_state[key] = default if default in opts else _nearest(default, opts)
         kwargs["options"] = opts
     lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
     if lo is not None and hi is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -96,6 +96,14 @@ def widget(fn, label: str, key: str, default=None, *, options=None, **kwargs):
     result = fn(label, key=key, **kwargs)
     st.session_state[KEEP + key] = result
     return result
+
+
+def _nearest(value, options: list):
+    """The option closest to ``value`` (numeric options), else the first option."""
+    try:
+        return min(options, key=lambda o: abs(float(o) - float(value)))
+    except (TypeError, ValueError):
+        return options[0]
 
 
 # ----------------------------------------------------------------------------- context

@@ -67,7 +67,7 @@ ui.metric(m[1], "Map size", f"{rows}×{cols}", f"{result.n:,} cells of {result.c
           else f"{result.n} Grad-CAM cells")
 ui.metric(m[2], "Top-k", f"{result.k:,} cells", f"{k_percent:g}% of the map")
 if smoothed:
-    ui.metric(m[3], "Top-k shared with the raw map", f"{result.raw_agreement():.2f}",
+    ui.metric(m[3], "Top-k overlap with raw map", f"{result.raw_agreement():.2f}",
               help="Fraction of the smoothed map's top-k cells that are also top-k in the raw map.")
 else:
     ui.metric(m[3], "Noise samples", "none", "raw maps use the image once")
