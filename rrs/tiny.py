@@ -37,21 +37,19 @@ class TinyCNN(nn.Module):
         num_classes: number of outputs (default 5, :data:`CLASSES`).
         widths: channels of the three conv layers (default ``(8, 16, 16)``).
 
-    ``features[-1]`` (the ReLU after the last conv, an ``8×8`` map at 32×32 input) is the
-    last convolutional block's post-activation output, the layer Grad-CAM uses. Each ReLU is
-    its own, non-inplace module, so a hook on it fires once per forward and a surrogate that
-    swaps ReLU for softplus can replace them one by one.
+    ``features[2]`` (the last block; its output is the ReLU after the last conv, an ``8×8``
+    map at 32×32 input) is the layer Grad-CAM uses: the post-activation output of the last
+    convolutional block. It is a container, not the ReLU itself, so a surrogate copy that
+    swaps each ReLU for a softplus still has it in its forward pass.
     """
 
     def __init__(self, num_classes: int = len(CLASSES), widths: tuple[int, int, int] = (8, 16, 16)):
         super().__init__()
         c1, c2, c3 = (int(w) for w in widths)
         self.features = nn.Sequential(
-            nn.Conv2d(3, c1, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(),
+            nn.Sequential(nn.Conv2d(3, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+            nn.Sequential(nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+            nn.Sequential(nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU()),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c3, int(num_classes))
@@ -70,10 +68,6 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
-
-
-def _uniform(n: int, lo: float, hi: float, generator, shape=()) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand((n, *shape), generator=generator)
 
 
 def _shape_mask(name: str, u: torch.Tensor, v: torch.Tensor, r: torch.Tensor,
@@ -103,38 +97,46 @@ def make_shapes(n: int, size: int = INPUT_SIZE, generator: torch.Generator | Non
     """``n`` synthetic images of coloured shapes on noisy backgrounds, with their labels.
 
     Args:
-        n: number of images (≥ 1); labels are balanced (``n // 5`` or one more per class) and
-            shuffled.
+        n: number of images (≥ 1); each image's class is drawn uniformly from :data:`CLASSES`.
         size: square side in pixels (default 32, the tiny model's input size; ≥ 16).
-        generator: ``torch.Generator`` (CPU) making the set reproducible; ``None`` uses the
+        generator: CPU ``torch.Generator`` making the set reproducible; ``None`` uses the
             global RNG.
         noise: standard deviation of the per-pixel Gaussian noise (default 0.06).
 
     Returns:
         ``(images, labels)``: ``(n, 3, size, size)`` float32 in ``[0, 1]`` and ``(n,)`` long,
-        class ``labels[i]`` naming ``CLASSES[labels[i]]``.
+        ``labels[i]`` indexing :data:`CLASSES`. Image ``i`` depends only on the generator's
+        state and ``i`` (not on ``n``): ``make_shapes(m)`` is a prefix of ``make_shapes(n)``
+        for ``m ≤ n`` from equally seeded generators, so "image ``i`` of seed ``s``" is
+        well defined.
     """
     n, size = int(n), int(size)
     if n < 1:
         raise ValueError(f"n must be ≥ 1, got {n}")
     if size < 16:
         raise ValueError(f"size must be ≥ 16 pixels, got {size}")
-    k = len(CLASSES)
-    labels = (torch.arange(n) % k)[torch.randperm(n, generator=generator)]
-
-    # Per-image parameters (drawn for every image, in a fixed order, so a set of n images is
-    # a deterministic function of the generator state).
-    bg = torch.rand((n, 3), generator=generator)
+    # All per-image parameters come from one (n, 13) draw, row i for image i, so a row does
+    # not depend on n; the pixel noise of image i comes from its own generator seeded by
+    # that row.
+    u = torch.rand((n, 13), generator=generator, dtype=torch.float64)
+    labels = (u[:, 0] * len(CLASSES)).long().clamp_(max=len(CLASSES) - 1)
+    bg = u[:, 1:4].float()
     # Shapes on dark backgrounds are brighter, on bright backgrounds darker, by 0.3–0.6 per
     # channel: every shape has a clear edge in the same direction in all channels.
     sign = torch.where(bg.mean(1, keepdim=True) < 0.5, 1.0, -1.0)
-    fg = (bg + sign * _uniform(n, 0.3, 0.6, generator, (3,))).clamp(0.0, 1.0)
-    radius = _uniform(n, 0.25, 0.36, generator) * size
-    cx = radius + 1 + torch.rand(n, generator=generator) * (size - 2 * radius - 2)
-    cy = radius + 1 + torch.rand(n, generator=generator) * (size - 2 * radius - 2)
-    theta = torch.rand(n, generator=generator) * 2 * math.pi
-    period = _uniform(n, 3.5, 5.0, generator) * size / 32
-    pixel_noise = noise * torch.randn((n, 3, size, size), generator=generator)
+    fg = (bg + sign * (0.3 + 0.3 * u[:, 4:7].float())).clamp(0.0, 1.0)
+    radius = (0.25 + 0.11 * u[:, 7].float()) * size
+    cx = radius + 1 + u[:, 8].float() * (size - 2 * radius - 2)
+    cy = radius + 1 + u[:, 9].float() * (size - 2 * radius - 2)
+    theta = u[:, 10].float() * 2 * math.pi
+    period = (3.5 + 1.5 * u[:, 11].float()) * size / 32
+    seeds = (u[:, 12] * 2 ** 52).long().tolist()
+    pixel_noise = torch.empty((n, 3, size, size))
+    noise_gen = torch.Generator()
+    for i, seed in enumerate(seeds):
+        noise_gen.manual_seed(seed)
+        torch.randn((3, size, size), generator=noise_gen, out=pixel_noise[i])
+    pixel_noise *= noise
 
     coords = torch.arange(size, dtype=torch.float32) + 0.5
     yy, xx = coords.view(1, size, 1), coords.view(1, 1, size)

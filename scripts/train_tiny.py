@@ -15,14 +15,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a plain script from anywhere
-    sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
-
-from rrs import tiny  # noqa: E402
-
 DEFAULT_OUT = ROOT / "assets" / "models" / "tiny_cnn.safetensors"
 
 
@@ -41,6 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.train_size < 1 or args.test_size < 1 or args.threads < 1:
         parser.error("--epochs, --train-size, --test-size and --threads must be ≥ 1")
+
+    # Heavy imports after argument parsing: --help and bad arguments answer at once.
+    if str(ROOT) not in sys.path:  # run as a plain script from anywhere
+        sys.path.insert(0, str(ROOT))
+    import torch
+    from safetensors.torch import save_file
+
+    from rrs import tiny
 
     torch.set_num_threads(args.threads)
 
