@@ -386,9 +386,14 @@ def _resolve_device(device) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise ModelError(f"unknown device {device!r} (use e.g. 'cpu' or 'cuda')") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' was asked for, but no CUDA GPU is usable here; use 'cpu'")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelError("device 'mps' was asked for, but Apple's MPS is not available here; use 'cpu'")
+    return dev
 
 
 # ------------------------------------------------------------------------------ loading

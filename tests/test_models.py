@@ -187,6 +187,17 @@ def test_load_model_is_thread_safe_and_cached(torch_home):
     assert models.load_tiny("cpu") is not results[0]
 
 
+def test_devices_are_checked():
+    with pytest.raises(ModelError, match="unknown device 'gpu0'"):
+        models.load_tiny(device="gpu0")
+    if torch.cuda.is_available():
+        assert models.load_tiny(device="cuda").mean.device.type == "cuda"
+    else:
+        with pytest.raises(ModelError, match="no CUDA GPU"):
+            models.load_tiny(device="cuda")
+    assert models.load_tiny(device=None).mean.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def test_classifier_lists_parameters_once_and_copies_keep_the_cam_layer():
     model = models.load_tiny("cpu")
     keys = list(model.state_dict())
