@@ -130,6 +130,8 @@ def _method_list(text: str) -> tuple[str, ...]:
 def _resolve_count(value: float | None, n: int, default_fraction: float, name: str,
                    upper: int | None = None) -> int:
     """A count ``≥ 1`` from an explicit count or a fraction of ``n`` cells."""
+    if n < 2:
+        raise CliError(f"the map has only {n} cell; use a smaller --cell (Grad-CAM cells are feature-map cells)")
     upper = n if upper is None else upper
     k = max(1, math.ceil(default_fraction * n)) if value is None else (
         int(value) if value >= 1 else max(1, math.ceil(value * n)))
@@ -581,8 +583,7 @@ def cmd_attack(args) -> int:
             grid_map = _map_for(args, model, x, target, base, base)[0]
             target_map = _target_box_map(args.target_box, tuple(grid_map.shape), model.input_size)
         if k is None:
-            n = _map_for(args, model, x, target, base, base)[0].numel() if method in SMOOTH_METHODS or \
-                target_map is None else target_map.numel()
+            n = _cell_count(args, model, x, target, base)
             k = _resolve_count(args.k, n, 0.05, "k", upper=n - 1)
         t0 = time.perf_counter()
         with _progress(args, args.steps, f"attack {method}") as bar:
@@ -600,8 +601,9 @@ def cmd_attack(args) -> int:
         else:
             floors[method] = 1.0  # raw attributions are deterministic
         notes[method] = time.perf_counter() - t0
-    eps_text = args.epsilon_text + ("" if "/" in args.epsilon_text else "")
-    print(f"top-{k} attack ({args.objective}, {args.norm_text} ε = {eps_text}, {args.steps} steps"
+    eps_text = args.epsilon_text
+    norm_name = {"linf": "ℓ∞", "l2": "ℓ2"}[args.norm]
+    print(f"top-{k} attack ({args.objective}, {norm_name} ε = {eps_text}, {args.steps} steps"
           + (f", EOT {args.eot_samples}" if any(m in SMOOTH_METHODS for m in args.methods) else "") + "):")
     head = f"  {'method':<24}{'floor':>7}{'attacked':>10}{'spearman':>10}{'kendall':>9}  label"
     print(head)
@@ -622,7 +624,7 @@ def cmd_attack(args) -> int:
                          metrics={labels[m]: f"top-{k} ∩ {r.topk_intersection:.2f} (floor {floors[m]:.2f})"
                                   for m, r in results.items()},
                          cell={labels[m]: _fig_cell(m if m in RAW_METHODS else args.base, args.cell) for m in results},
-                         title=f"{args.objective} attack, {args.norm_text} ε = {eps_text} — {image.name}")
+                         title=f"{args.objective} attack, {norm_name} ε = {eps_text} — {image.name}")
         _write_png(args.out, png)
     if args.json:
         per_method = {}
@@ -634,7 +636,9 @@ def cmd_attack(args) -> int:
                 "clean_confidence": r.clean_confidence, "adv_confidence": r.adv_confidence,
                 "label_preserved": bool(r.label_preserved), "message": r.message,
                 "history": list(r.history), "attack_elapsed_s": getattr(r, "elapsed", None),
-                "elapsed_s": notes[method], "seed": args.seed + 1000 * i_of(args.methods, method),
+                "elapsed_s": notes[method], "seed": args.seed + 1000 * list(results).index(method),
+                "floor_seed": (args.seed + 1000 * list(results).index(method) + 500
+                               if method in SMOOTH_METHODS else None),
                 "clean_map": maps_clean[method], "attacked_map": maps_adv[method]}
         record = _record(args, "attack", started, model, image,
                          target={"id": target, "name": model.categories[target]},
@@ -644,8 +648,14 @@ def cmd_attack(args) -> int:
     return 0
 
 
-def i_of(seq, item) -> int:
-    return list(seq).index(item)
+def _cell_count(args, model, x, target, base: str) -> int:
+    """Number of cells of ``base``'s map (Grad-CAM's grid needs one forward pass)."""
+    from .attributions import cell_grid
+
+    if base == "gradcam":
+        return _map_for(args, model, x, target, base, base)[0].numel()
+    rows, cols = cell_grid(x.shape[-2], x.shape[-1], args.cell)
+    return rows * cols
 
 
 def _label(model, idx) -> str:

@@ -1,7 +1,6 @@
 """rrs.images: every odd or malformed file gives the intended result or a clear ImageError."""
 from __future__ import annotations
 
-import io
 import os
 import struct
 import zlib
