@@ -537,7 +537,8 @@ def _call_attack(attack, model, x, method, args, k, target_map, progress, genera
                   target_map=target_map, scoring=_scoring(args), generator=generator, progress=progress,
                   surrogate_beta=args.surrogate_beta)
     optional = dict(base=args.base, batch_size=args.batch_size, reduction=args.reduction, tau=args.tau,
-                    phi=args.phi, target=args.target)
+                    phi=args.phi, target=args.target, eval_seed=args.seed, restarts=args.restarts,
+                    work_size=args.work_size)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     kwargs.update({key: v for key, v in optional.items() if key in params or accepts_any and v is not None})
     return attack(model, x, **kwargs)
@@ -574,7 +575,7 @@ def cmd_attack(args) -> int:
     device = _device_of(model)
     results, floors, maps_clean, maps_adv, advs, notes = {}, {}, {}, {}, {}, {}
     k = None
-    for i, method in enumerate(args.methods):
+    for method in args.methods:
         base = method if method in RAW_METHODS else args.base
         target_map = None
         if args.objective == "targeted":
@@ -588,7 +589,7 @@ def cmd_attack(args) -> int:
         t0 = time.perf_counter()
         with _progress(args, args.steps, f"attack {method}") as bar:
             r = _call_attack(attack, model, x, method, args, k, target_map, bar,
-                             _generator(args.seed + 1000 * i, device))
+                             _generator(args.seed, device))
         results[method] = r
         clean_map = torch.as_tensor(r.clean_map).cpu()
         maps_clean[method], maps_adv[method] = clean_map, torch.as_tensor(r.attacked_map).cpu()
@@ -596,7 +597,7 @@ def cmd_attack(args) -> int:
         if method in SMOOTH_METHODS:
             # The no-attack floor: the same method on the clean image with another seed.
             with _progress(args, args.samples, f"floor {method}") as bar:
-                again = _map_for(args, model, x, target, method, base, bar, seed_offset=1000 * i + 500)[0]
+                again = _map_for(args, model, x, target, method, base, bar, seed_offset=1)[0]
             floors[method] = topk_intersection(clean_map, again, r.k)
         else:
             floors[method] = 1.0  # raw attributions are deterministic
@@ -636,9 +637,11 @@ def cmd_attack(args) -> int:
                 "clean_confidence": r.clean_confidence, "adv_confidence": r.adv_confidence,
                 "label_preserved": bool(r.label_preserved), "message": r.message,
                 "history": list(r.history), "attack_elapsed_s": getattr(r, "elapsed", None),
-                "elapsed_s": notes[method], "seed": args.seed + 1000 * list(results).index(method),
-                "floor_seed": (args.seed + 1000 * list(results).index(method) + 500
-                               if method in SMOOTH_METHODS else None),
+                "elapsed_s": notes[method], "attack_seed": args.seed, "eval_seed": args.seed,
+                "floor_seed": args.seed + 1 if method in SMOOTH_METHODS else None,
+                "accepted_steps": getattr(r, "accepted_steps", None),
+                "rejected_steps": getattr(r, "rejected_steps", None),
+                "step_size": getattr(r, "step_size", None),
                 "clean_map": maps_clean[method], "attacked_map": maps_adv[method]}
         record = _record(args, "attack", started, model, image,
                          target={"id": target, "name": model.categories[target]},
@@ -783,6 +786,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--surrogate-beta", type=_positive_float, default=10.0,
                    help="softplus β of the surrogate model used for second-order gradients (default 10)")
     p.add_argument("--target-box", default=None, help="targeted objective: region x0,y0,x1,y1 in model-input pixels")
+    p.add_argument("--restarts", type=_positive_int, default=1, help="independent attack runs, the best kept (default 1)")
+    p.add_argument("--work-size", type=_positive_int, default=None,
+                   help="compute the attack's surrogate maps at this lower side length (faster; default full size)")
     p.set_defaults(func=cmd_attack, normalize=False)
 
     p = sub.add_parser("samples", help="list the bundled sample images", description="List the bundled sample images.")

@@ -257,3 +257,24 @@ def test_interrupt_exits_130(tmp_path):
             proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
+
+
+@pytest.mark.slow
+def test_attack_writes_table_png_and_json(tmp_path):
+    out, js = tmp_path / "attack.png", tmp_path / "attack.json"
+    proc = run("attack", "coffee", "--methods", "vanilla", "--steps", "2", "--cell", "16", "--k", "10",
+               "--epsilon", "8/255", "--seed", "3", "--out", out, "--json", js, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    _png_ok(out)
+    rec = json.loads(js.read_text())
+    assert rec["command"] == "attack" and rec["seed"] == 3 and rec["elapsed_s"] > 0
+    assert rec["settings"]["epsilon_text"] == "8/255" and math.isclose(rec["epsilon"], 8 / 255)
+    assert rec["settings"]["steps"] == 2 and rec["k"] == 10
+    r = rec["results"]["vanilla"]
+    assert 0.0 <= r["topk_intersection"] <= 1.0 and r["no_attack_floor"] == 1.0
+    assert r["linf"] <= 8 / 255 + 1e-6 and r["l2"] > 0
+    assert isinstance(r["label_preserved"], bool) and len(r["history"]) >= 1
+    assert np.asarray(r["clean_map"]).shape == (14, 14) == np.asarray(r["attacked_map"]).shape
+    line = next(ln for ln in proc.stdout.splitlines() if ln.strip().startswith("vanilla gradient"))
+    assert f"{r['topk_intersection']:.3f}" in line.split() and "1.000" in line.split()
