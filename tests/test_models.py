@@ -68,7 +68,8 @@ def test_missing_torchvision_weights_say_exactly_where_to_put_them(torch_home):
     with pytest.raises(ModelError) as err:
         models.load_model("resnet50", device="cpu")
     msg = str(err.value)
-    assert str(expected) in msg and "resnet50-0676ba61.pth" in msg and "never downloads" in msg
+    assert f"Put the file https://download.pytorch.org/models/resnet50-11ad3fa6.pth at {expected}" in msg
+    assert "resnet50-0676ba61.pth in the same folder also works" in msg and "never downloads" in msg
     table = {name: (ok, message) for name, ok, message in models.available_models()}
     assert table["resnet50"] == (False, msg)
     assert table["vgg16"][0] is False and "vgg16-397923af.pth" in table["vgg16"][1]
@@ -111,6 +112,18 @@ def test_torchvision_model_loads_from_the_hub_cache(torch_home):
         assert torch.allclose(model(x), ref((x - mean) / std), atol=1e-5)
     table = {name: ok for name, ok, _ in models.available_models()}
     assert table["resnet18"] is True and table["resnet50"] is False
+
+
+def test_an_older_official_weight_file_is_accepted_too(torch_home):
+    torch.manual_seed(4)
+    ref = torchvision.models.mobilenet_v3_large(weights=None)
+    folder = torch_home / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save(ref.state_dict(), folder / "mobilenet_v3_large-8738ca79.pth")  # IMAGENET1K_V1's file
+    model = models.load_model("mobilenet_v3_large", device="cpu")
+    assert models.weights_path("mobilenet_v3_large").name == "mobilenet_v3_large-8738ca79.pth"
+    assert torch.equal(model.net.classifier[3].weight, ref.classifier[3].weight)
+    assert model.cam_layer is model.net.features[16]
 
 
 def test_damaged_cache_file_is_a_clear_error(torch_home):
