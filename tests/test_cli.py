@@ -91,10 +91,11 @@ def test_no_command_prints_help_and_fails(capsys):
     assert code == 2 and "usage:" in err
 
 
-def test_samples_command_from_another_directory():
-    proc = run("samples", cwd="/")
-    assert proc.returncode == 0, proc.stderr
-    names = [ln.split()[0] for ln in proc.stdout.splitlines()]
+def test_samples_command_from_another_directory(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = main_in_process(capsys, "samples")
+    assert code == 0, err
+    names = [ln.split()[0] for ln in out.splitlines()]
     assert {"coffee", "chelsea", "astronaut"} <= set(names)
 
 
@@ -114,13 +115,13 @@ def test_bad_inputs_as_subprocess(tmp_path):
     corrupt, _ = _corrupt_files(tmp_path)
     assert_one_line_error(run("explain", tmp_path / "missing.png"), "No file at")
     assert_one_line_error(run("explain", corrupt), "not an image file")
-    assert_one_line_error(run("explain", "coffee", "-T", "0"), "--samples/-T", "≥ 1")
 
 
 def test_bad_inputs_in_process(tmp_path, capsys):
     corrupt, truncated = _corrupt_files(tmp_path)
     cases = [
         (("certify", corrupt), ("not an image file",)),
+        (("explain", "coffee", "-T", "0"), ("--samples/-T", "≥ 1")),
         (("certify", truncated), ("truncated or corrupt",)),
         (("explain", tmp_path), ("is a folder",)),
         (("explain", "unicorn"), ("no sample image of that name",)),
@@ -141,10 +142,12 @@ def test_bad_inputs_in_process(tmp_path, capsys):
         assert_one_line_error_in_process(main_in_process(capsys, *args), *fragments)
 
 
-@pytest.mark.slow
-def test_k_too_big_fails_cleanly():
-    proc = run("explain", "coffee", "--method", "vanilla", "--cell", "32", "--k", "49", "-q")
-    assert_one_line_error(proc, "k = 49", "1..48")
+def test_k_too_big_fails_cleanly(capsys):
+    # tiny model: 32×32 input, 8-px cells -> 16 cells, so k must be in 1..15
+    result = main_in_process(capsys, "explain", "coffee", "--model", "tiny", "--cell", "8", "--k", "16", "-q")
+    assert_one_line_error_in_process(result, "k = 16", "1..15")
+    result = main_in_process(capsys, "certify", "coffee", "--model", "tiny", "--cell", "8", "--k", "400", "-q")
+    assert_one_line_error_in_process(result, "k = 400")
 
 
 def test_evaluate_registered_or_stubbed(capsys, monkeypatch):
@@ -189,17 +192,6 @@ def test_explain_writes_png_and_json(tmp_path):
 
 
 @pytest.mark.slow
-def test_explain_raw_gradcam(tmp_path):
-    out = tmp_path / "cam.png"
-    proc = run("explain", "chelsea", "--method", "gradcam", "--out", out, "--json", tmp_path / "cam.json", "-q")
-    assert proc.returncode == 0, proc.stderr
-    _png_ok(out)
-    rec = json.loads((tmp_path / "cam.json").read_text())
-    assert rec["grid"] == [7, 7] and rec["method"] == "gradcam"
-    assert min(map(min, rec["map"])) >= 0
-
-
-@pytest.mark.slow
 def test_certify_matches_library(tmp_path):
     import torch
 
@@ -241,10 +233,10 @@ def test_certify_matches_library(tmp_path):
     np.testing.assert_allclose(rec["cell_radii"]["plugin"], report.cells_plugin.radii, rtol=1e-6, atol=1e-12)
 
 
-@pytest.mark.slow
 def test_interrupt_exits_130(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "rrs", "explain", "coffee", "-T", "100000", "-q"],
+    proc = subprocess.Popen([sys.executable, "-m", "rrs", "explain", "coffee", "--model", "tiny",
+                             "-T", "100000000", "-q"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()  # the prediction line: the model is loaded, smoothing runs
@@ -278,3 +270,79 @@ def test_attack_writes_table_png_and_json(tmp_path):
     assert np.asarray(r["clean_map"]).shape == (14, 14) == np.asarray(r["attacked_map"]).shape
     line = next(ln for ln in proc.stdout.splitlines() if ln.strip().startswith("vanilla gradient"))
     assert f"{r['topk_intersection']:.3f}" in line.split() and "1.000" in line.split()
+
+
+# --------------------------------------------------- the tiny model: every option, fast
+
+def test_explain_every_method_on_the_tiny_model(tmp_path, capsys):
+    for method in ("vanilla", "input_x_gradient", "integrated_gradients", "gradcam", "smoothgrad",
+                   "sparsified", "rrs"):
+        out, js = tmp_path / f"{method}.png", tmp_path / f"{method}.json"
+        code, stdout, err = main_in_process(capsys, "explain", "coffee", "--model", "tiny", "--method", method,
+                                            "-T", "2", "--out", out, "--json", js, "-q")
+        assert code == 0, err
+        _png_ok(out)
+        rec = json.loads(js.read_text())
+        assert rec["method"] == method and rec["model"] == "tiny" and rec["input_size"] == 32
+        assert np.all(np.asarray(rec["map"]) >= 0)
+        assert rec["grid"] == ([8, 8] if method == "gradcam" else [32, 32])  # Grad-CAM: feature cells
+        if method in ("smoothgrad", "sparsified", "rrs"):
+            assert rec["samples"] == 2 and np.asarray(rec["raw_map"]).shape == np.asarray(rec["map"]).shape
+
+
+def test_explain_settings_reach_the_library(tmp_path, capsys):
+    """The JSON map equals rrs.smooth called with the recorded settings (nothing lost on the way)."""
+    import torch
+
+    from rrs.images import load_sample, to_tensor
+    from rrs.models import load_model
+    from rrs.noise import Laplace
+    from rrs.scoring import make_scoring
+    from rrs.smoothing import smooth
+
+    js = tmp_path / "x.json"
+    code, _, err = main_in_process(capsys, "explain", "chelsea", "--model", "tiny", "--method", "rrs",
+                                   "--noise", "laplace", "--sigma", "0.2", "-T", "5", "--cell", "4",
+                                   "--scoring", "exponential", "--scoring-param", "3", "--seed", "9",
+                                   "--target", "2", "--k", "0.25", "--json", js, "-q")
+    assert code == 0, err
+    rec = json.loads(js.read_text())
+    model = load_model("tiny")
+    x = to_tensor(load_sample("chelsea"), model.input_size)
+    res = smooth(model, x, 2, method="rrs", noise=Laplace(0.2), samples=5, cell=4,
+                 scoring=make_scoring("exponential", 64, 3.0), generator=torch.Generator().manual_seed(9))
+    np.testing.assert_allclose(np.asarray(rec["map"]), res.map[0].numpy(), rtol=1e-6, atol=1e-9)
+    assert rec["k"] == 16 and rec["target"]["id"] == 2 and rec["scoring"] == {"family": "exponential", "param": 3.0}
+    assert rec["noise"] == {"kind": "laplace", "scale": 0.2}
+
+
+def test_certify_and_attack_on_the_tiny_model(tmp_path, capsys):
+    code, out, err = main_in_process(capsys, "certify", "coffee", "--model", "tiny", "-T", "8", "--cell", "8",
+                                     "--norm", "inf", "--radius", "0.001", "--json", tmp_path / "c.json",
+                                     "--out", tmp_path / "c.png", "-q")
+    assert code == 0, err
+    assert "certified ℓ∞ radius" in out
+    rec = json.loads((tmp_path / "c.json").read_text())
+    assert rec["settings"]["norm"] == "inf" and rec["grid"] == [4, 4]
+    assert all(row["norm"] == "inf" for row in rec["certificates"])
+    code, out, err = main_in_process(capsys, "attack", "coffee", "--model", "tiny", "--methods", "vanilla,rrs",
+                                     "--steps", "2", "-T", "2", "--eot-samples", "2", "--norm", "l2",
+                                     "--epsilon", "0.5", "--json", tmp_path / "a.json", "--out", tmp_path / "a.png", "-q")
+    assert code == 0, err
+    rec = json.loads((tmp_path / "a.json").read_text())
+    for method in ("vanilla", "rrs"):
+        r = rec["results"][method]
+        assert r["l2"] <= 0.5 + 1e-5 and 0 <= r["no_attack_floor"] <= 1
+    _png_ok(tmp_path / "a.png")
+
+
+def test_model_errors_are_one_line(tmp_path, capsys):
+    from rrs import cli
+
+    assert cli.resolve_model("tiny").name == "tiny"
+    assert_one_line_error_in_process(main_in_process(capsys, "explain", "coffee", "--model", "nosuch"), "nosuch")
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"not really weights")
+    assert_one_line_error_in_process(main_in_process(capsys, "explain", "coffee", "--model", weights), "--arch")
+    assert_one_line_error_in_process(
+        main_in_process(capsys, "explain", "coffee", "--model", weights, "--arch", "resnet18"), "w.pth")
