@@ -298,7 +298,7 @@ def overlay_png(image, cell_map, title: str | None = None, opacity: float = 0.5,
                                                if top is not None else " cells"))
         elif top is not None:
             parts.append("outlined = the top-k cells")
-        caption = "; ".join(parts) + "."
+        caption = "; ".join(parts) + "." if parts else "The model input."
     _caption(fig, caption)
     return _png(fig)
 
