@@ -168,9 +168,12 @@ with left:
               "Higher = stronger guarantee; asking that fewer top cells stay (smaller β) allows larger changes. "
               "Dashed: the equal-level form, shown for comparison only — not a certificate for β<1.")
 with right:
-    table = [{"certificate": c["name"], f"radius at β={beta:.0%}": cr.radius(c["group"], beta) * unit_scale}
-             for c in cr.curves()]
-    st.dataframe(table, hide_index=True, width="stretch")
+    table = [{"certificate": c["name"].replace(" — not a certificate for β<1", " (not a certificate)"),
+              "radius": cr.radius(c["group"], beta) * unit_scale} for c in cr.curves()]
+    st.markdown(f"**Radii at β = {beta:.0%}**")
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"certificate": st.column_config.TextColumn(width="large"),
+                                "radius": st.column_config.NumberColumn(format="%.4g", width="small")})
     st.caption(f"Radii in {unit_label}. η = {cr.eta:g}; k = {mr.k} of {mr.n} cells; "
                f"dimension N = {mr.dim:,} input values.")
 ui.provenance(ctx, mr.elapsed + cr.elapsed, mr.device, settings.seed,

@@ -113,9 +113,13 @@ for method, res in results.items():
                   f"{r.topk_intersection - res.floor:+.2f} vs no-attack floor {res.floor:.2f}", good_up=True,
                   help="Share of the clean top-k cells still in the top-k after the attack.")
         ui.metric(st, "Spearman rank correlation", f"{r.spearman:.2f}", f"Kendall τ {r.kendall:.2f}")
-        ui.metric(st, "Label after the attack", res.adv_name,
-                  "kept" if r.label_preserved else f"changed from {res.clean_name}")
-        st.caption(f"confidence {r.clean_confidence:.1%} → {r.adv_confidence:.1%} · {res.elapsed:.1f} s")
+        with st.container(border=True):
+            st.markdown(f"**Label** {res.clean_name} → {res.adv_name}")
+            if r.label_preserved:
+                st.badge("label kept", icon=":material/check:", color="green")
+            else:
+                st.badge("label changed", icon=":material/close:", color="red")
+            st.caption(f"confidence {r.clean_confidence:.1%} → {r.adv_confidence:.1%} · {res.elapsed:.1f} s")
 
 # ----------------------------------------------------------------------------- summary
 st.subheader("Methods compared")
@@ -124,18 +128,23 @@ cats = [S.METHOD_LABELS[m] for m in results]
 series = [{"name": "no-attack floor (two clean seeds)", "values": [r["no_attack_floor"] for r in rows],
            "color": P.PALETTE[5]},
           {"name": "under attack", "values": [r["attacked_topk_intersection"] for r in rows], "color": P.PALETTE[3]}]
-left, right = st.columns([1.2, 1], gap="medium")
+left, right = st.columns([1.3, 1], gap="medium")
 with left:
     ui.figure(P.bars_figure(cats, series), "attack_bars",
               "Higher = steadier. The gap between a method's two bars is what the attack did; a low floor "
               "means the map varies by itself from run to run.")
 with right:
-    table = [{"method": r["method"], "floor": r["no_attack_floor"], "attacked": r["attacked_topk_intersection"],
-              "Spearman": r["spearman"], "label kept": r["label_preserved"],
-              "ℓ∞ (/255)": r["linf_255"], "time (s)": r["elapsed_s"]} for r in rows]
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={k: st.column_config.NumberColumn(format="%.2f")
-                                for k in ("floor", "attacked", "Spearman", "ℓ∞ (/255)", "time (s)")})
+    for r in rows:
+        ui.metric(st, r["method"], f"{r['attacked_topk_intersection']:.2f}",
+                  f"{r['attacked_topk_intersection'] - r['no_attack_floor']:+.2f} vs floor {r['no_attack_floor']:.2f}",
+                  good_up=True)
+table = [{"method": r["method"], "floor": r["no_attack_floor"], "attacked": r["attacked_topk_intersection"],
+          "Spearman": r["spearman"], "label kept": r["label_preserved"], "confidence after": r["confidence_after"],
+          "ℓ∞ (/255)": r["linf_255"], "ℓ2": r["l2"], "time (s)": r["elapsed_s"]} for r in rows]
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={k: st.column_config.NumberColumn(format="%.2f")
+                            for k in ("floor", "attacked", "Spearman", "confidence after", "ℓ∞ (/255)", "ℓ2",
+                                      "time (s)")})
 elapsed = sum(r["elapsed_s"] for r in rows)
 ui.provenance(ctx, elapsed, next(iter(results.values())).device, seed,
               f"{attack_settings.describe(dim)}; maps: σ = {sigma:g}, T = {samples}, cell {cell} px, top {k_percent:g}%")

@@ -67,6 +67,11 @@ else:
                  "y": [r["cdf_plugin"] * scale for r in crows], "color": P.TOPK},
                 {"name": "Gaussian-CDF, finite-sample", "x": [r["T"] for r in crows],
                  "y": [r["cdf_finite"] * scale for r in crows], "color": P.PALETTE[3]}]
+            flipped = sorted({f"{r['method']} (T = {r['T']})" for r in arows if not r["label_preserved"]})
+            if flipped:
+                st.warning("No step of the attack kept the label for: " + ", ".join(flipped) + ". Their "
+                           "numbers show the strongest label-flipping candidate; try a smaller budget or more "
+                           "steps.", icon=":material/warning:")
             best = {m: max((r for r in arows if r["method_id"] == m), key=lambda r: r["T"]) for m in methods}
             mcols = st.columns(min(len(methods), 4) + 1)
             for col, m in zip(mcols, methods):

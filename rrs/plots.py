@@ -264,13 +264,13 @@ def beta_curve_figure(curves: list[dict], title: str | None = None, height: int 
                      rangemode="tozero", gridcolor="#e5e5e5")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=36 if title else 10, b=10),
                       title=dict(text=title or "", x=0.02, font=dict(size=15)), font=_FONT,
-                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
+                      legend=dict(orientation="h", yanchor="top", y=-0.32, x=0),
                       plot_bgcolor="white", paper_bgcolor="rgba(0,0,0,0)")
     return fig
 
 
 def bars_figure(categories: list[str], series: list[dict], title: str | None = None,
-                height: int = 340, y_title: str = "top-k intersection", y_range=(0, 1.05)) -> go.Figure:
+                height: int = 340, y_title: str = "top-k intersection", y_range=(0, 1.15)) -> go.Figure:
     """Grouped bars: one group per category, one bar per series (``name``, ``values``, ``color``)."""
     fig = go.Figure()
     for i, s in enumerate(series):
@@ -284,7 +284,8 @@ def bars_figure(categories: list[str], series: list[dict], title: str | None = N
                       title=dict(text=title or "", x=0.02, font=dict(size=15)),
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
                       plot_bgcolor="white", paper_bgcolor="rgba(0,0,0,0)")
-    fig.update_yaxes(title=y_title, range=list(y_range) if y_range else None, gridcolor="#e5e5e5")
+    fig.update_yaxes(title=y_title, range=list(y_range) if y_range else None, gridcolor="#e5e5e5",
+                     tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0] if y_range and y_range[1] > 1 else None)
     return fig
 
 
@@ -307,7 +308,7 @@ def lines_figure(series: list[dict], x_title: str, y_title: str, title: str | No
                      rangemode="tozero")
     fig.update_layout(height=height, font=_FONT, margin=dict(l=10, r=10, t=36 if title else 10, b=10),
                       title=dict(text=title or "", x=0.02, font=dict(size=15)),
-                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
+                      legend=dict(orientation="h", yanchor="top", y=-0.32, x=0),
                       plot_bgcolor="white", paper_bgcolor="rgba(0,0,0,0)")
     return fig
 

@@ -37,7 +37,7 @@ __all__ = [
     "SCORING_PARAMS", "NORMS", "OBJECTIVES", "BudgetError", "MapSettings", "MapResult",
     "AttackSettings", "MethodAttack", "CertifyResult", "Verdict", "device_label",
     "image_digest", "working_image", "topk_mask", "as_array", "noise_preview", "plan_samples", "plan_eot", "batch_size_for",
-    "compute_map", "certify_map", "attack_method", "no_attack_floor",
+    "compute_map", "certify_map", "attack_method",
     "compare_vs_t", "format_radius", "radius_unit", "per_pixel_equivalent", "to_json", "to_csv",
     "MAX_SAMPLES", "MAX_EOT",
 ]
@@ -647,21 +647,6 @@ def _label_name(model, label) -> str:
         return str(label)
 
 
-def no_attack_floor(model, x: torch.Tensor, settings: MapSettings, target: int | None = None,
-                    progress=None) -> tuple[float, float]:
-    """Top-k intersection and Spearman between two clean runs with seeds ``seed+1`` and
-    ``seed+2`` (1, 1 for deterministic raw methods)."""
-    if not settings.smoothed:
-        if progress is not None:
-            progress(1, 1)
-        return 1.0, 1.0
-    a = compute_map(model, x, replace(settings, seed=settings.seed + 1), target=target,
-                    progress=None if progress is None else (lambda d, t: progress(d, 2 * t)))
-    b = compute_map(model, x, replace(settings, seed=settings.seed + 2), target=target,
-                    progress=None if progress is None else (lambda d, t: progress(t + d, 2 * t)))
-    return _metrics.topk_intersection(a.map, b.map, a.k), _metrics.spearman(a.map, b.map)
-
-
 def _target_map(shape: tuple[int, int]) -> torch.Tensor:
     """A target for the targeted attack: all mass in the bottom-right quarter."""
     rows, cols = shape
@@ -671,17 +656,17 @@ def _target_map(shape: tuple[int, int]) -> torch.Tensor:
 
 
 def attack_method(model, x: torch.Tensor, method: str, map_settings: MapSettings,
-                  attack_settings: AttackSettings, progress=None, attack_fn=None) -> MethodAttack:
-    """Attack ``method``'s map of ``x`` and measure it against the no-attack floor.
+                  attack_settings: AttackSettings, progress=None) -> MethodAttack:
+    """Attack ``method``'s map of ``x`` (:func:`rrs.attacks.attack`) and measure its floor.
 
     Args:
-        map_settings: σ, T (map samples), cell, k, scoring, seed (``method`` is overridden).
-        attack_settings: objective, norm, budget, steps, EOT samples, seed.
+        map_settings: σ, T (map samples), cell, k, scoring and the measuring seed
+            (``method`` is overridden); the clean and attacked maps share that seed, the
+            no-attack floor uses seeds ``seed+1`` and ``seed+2``.
+        attack_settings: objective, norm, budget, steps, EOT samples and the attack's seed.
         progress: optional ``progress(done, total)`` over the attack steps then the floor.
-        attack_fn: the attack (default :func:`rrs.attacks.attack`).
     """
-    if attack_fn is None:
-        from .attacks import attack as attack_fn
+    from .attacks import attack, no_attack_floor
     settings = replace(map_settings, method=method)
     start = time.perf_counter()
     eot, message = plan_eot(attack_settings.eot, x, model) if settings.smoothed else (1, "")
@@ -689,47 +674,45 @@ def attack_method(model, x: torch.Tensor, method: str, map_settings: MapSettings
     message = " ".join(m for m in (message, msg2) if m)
     cell = settings.effective_cell()
     device = model_device(model)
-    gen = torch.Generator(device=device).manual_seed(int(attack_settings.seed))
-    kwargs = dict(method=method if settings.smoothed else settings.attribution,
-                  objective=attack_settings.objective, norm=attack_settings.norm,
-                  epsilon=attack_settings.epsilon, steps=int(attack_settings.steps), cell=cell,
-                  random_start=bool(attack_settings.random_start), generator=gen)
-    if settings.smoothed:
-        kwargs.update(noise=settings.noise_obj(), samples=samples, eot_samples=eot)
-        if settings.base != "vanilla":
-            kwargs["base"] = settings.base
     clean_raw = raw_map(model, x, base=settings.attribution, cell=cell)[0]
     n = clean_raw.numel()
     k = settings.k_for(n)
-    kwargs["k"] = k
-    if settings.method == "rrs":
-        kwargs["scoring"] = settings.scoring_vector(n)
-    if attack_settings.objective == "targeted":
-        kwargs["target_map"] = _target_map(tuple(clean_raw.shape))
+    common = dict(k=k, cell=cell, base=settings.base if settings.smoothed else "vanilla",
+                  batch_size=batch_size_for(x, settings.attribution))
+    if settings.smoothed:
+        common.update(noise=settings.noise_obj(), samples=samples)
+        if settings.method == "rrs":
+            common["scoring"] = settings.scoring_vector(n)
+    name = method if settings.smoothed else settings.attribution
     steps = int(attack_settings.steps)
-    total = steps + 2
+    total = steps + 1
 
-    def attack_progress(done, tot=steps):
+    def step_progress(done, tot):
         if progress is not None:
             progress(min(done, tot) * steps / max(tot, 1), total)
 
-    kwargs["progress"] = attack_progress
-    result = attack_fn(model, x, **kwargs)
-    floor, floor_rho = no_attack_floor(
-        model, x, replace(settings, samples=samples), target=None,
-        progress=None if progress is None else (lambda d, t: progress(steps + 2 * d / max(t, 1), total)))
-    if not result.label_preserved and not message:
-        message = result.message or "The attack could not keep the label."
-    elif result.message:
+    result = attack(model, x, method=name, objective=attack_settings.objective, norm=attack_settings.norm,
+                    epsilon=attack_settings.epsilon, steps=steps, eot_samples=eot,
+                    random_start=bool(attack_settings.random_start),
+                    target_map=_target_map(tuple(clean_raw.shape)) if attack_settings.objective == "targeted" else None,
+                    generator=torch.Generator(device=device).manual_seed(int(attack_settings.seed)),
+                    progress=step_progress, eval_seed=int(settings.seed), **common)
+    floor = no_attack_floor(model, x, method=name, seeds=(settings.seed + 1, settings.seed + 2), **common)
+    if progress is not None:
+        progress(total, total)
+    if result.message:
         message = " ".join(m for m in (message, result.message) if m)
-    return MethodAttack(method, settings, attack_settings, result, float(floor), float(floor_rho), k, cell,
-                        time.perf_counter() - start, device_label(model), _label_name(model, result.clean_label),
-                        _label_name(model, result.adv_label), message)
+    elif not result.label_preserved:
+        message = " ".join(m for m in (message, "The attack could not keep the label.") if m)
+    return MethodAttack(method, settings, attack_settings, result, float(floor.topk_intersection),
+                        float(floor.spearman), int(result.k), cell, time.perf_counter() - start,
+                        device_label(model), result.clean_class_name or _label_name(model, result.clean_label),
+                        result.adv_class_name or _label_name(model, result.adv_label), message)
 
 
 def compare_vs_t(model, x: torch.Tensor, methods, ts, map_settings: MapSettings,
                  attack_settings: AttackSettings, beta: float = 1.0, norm: float = 2.0,
-                 eta: float = 0.05, progress=None, attack_fn=None) -> dict:
+                 eta: float = 0.05, progress=None) -> dict:
     """Robustness versus computation on one image (the paper's trade-off, live).
 
     For every smoothed method in ``methods`` and every ``T`` in ``ts``: the attacked top-k
@@ -748,7 +731,7 @@ def compare_vs_t(model, x: torch.Tensor, methods, ts, map_settings: MapSettings,
     attack_rows, cert_rows = [], []
     for i, (m, t) in enumerate(jobs):
         sub = None if progress is None else (lambda d, tot, i=i: progress(i + d / max(tot, 1), total))
-        res = attack_method(model, x, m, replace(map_settings, samples=t), attack_settings, sub, attack_fn)
+        res = attack_method(model, x, m, replace(map_settings, samples=t), attack_settings, sub)
         row = res.row()
         row["T"] = t
         attack_rows.append(row)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -290,31 +291,37 @@ def _model_section(sb):
         for lbl, msg in missing:
             st.caption(f"**{lbl}** — not available: {msg}")
         if M is not None and hasattr(M, "load_user_model"):
-            archs = _user_archs(M)
-            arch = st.selectbox("Architecture of your weights", archs, key="sb_user_arch",
-                                format_func=_model_label)
-            f = st.file_uploader("state_dict (.pt/.pth) or .safetensors", type=["pt", "pth", "bin", "safetensors"],
-                                 key="sb_user_file")
-            if f is not None and st.session_state.get("sb.user_file_id") != (f.file_id, arch):
-                st.session_state["sb.user_file_id"] = (f.file_id, arch)
-                data = f.getvalue()
-                digest = S.image_digest(data)
-                try:
-                    get_user_model(digest, arch, f.name, data)
-                except (ValueError, RuntimeError, OSError) as e:
-                    st.session_state["sb.user_error"] = str(e)
-                else:
-                    st.session_state.pop("sb.user_error", None)
-                    ukey = f"user:{digest}:{arch}"
-                    st.session_state["sb.user_model"] = {"key": ukey, "name": f.name, "arch": arch,
-                                                         "digest": digest, "data": data}
-                    set_setting("sb_model", ukey)
-                    st.rerun()
+            st.selectbox("Architecture of your weights", _user_archs(M), key="sb_user_arch",
+                         format_func=_model_label, on_change=_process_user_weights)
+            st.file_uploader("state_dict (.pt/.pth) or .safetensors", type=["pt", "pth", "bin", "safetensors"],
+                             key="sb_user_file", on_change=_process_user_weights,
+                             help="Weights only: pickled model objects are refused, never unpickled.")
             if st.session_state.get("sb.user_error"):
                 st.error(st.session_state["sb.user_error"], icon=":material/error:")
         else:
             st.caption("Loading your own weights needs rrs.models.load_user_model.")
     return key
+
+
+def _process_user_weights() -> None:
+    """Callback (runs before the script, so it may switch the model picker): load the
+    uploaded weights for the chosen architecture, or keep the current model and say why."""
+    f = st.session_state.get("sb_user_file")
+    arch = st.session_state.get("sb_user_arch")
+    if f is None or arch is None:
+        st.session_state.pop("sb.user_error", None)
+        return
+    data = f.getvalue()
+    digest = S.image_digest(data)
+    try:
+        get_user_model(digest, arch, f.name, data)
+    except (ValueError, RuntimeError, OSError) as e:
+        st.session_state["sb.user_error"] = f"{f.name}: {e}"
+        return
+    st.session_state.pop("sb.user_error", None)
+    key = f"user:{digest}:{arch}"
+    st.session_state["sb.user_model"] = {"key": key, "name": f.name, "arch": arch, "digest": digest, "data": data}
+    set_setting("sb_model", key)
 
 
 def _user_archs(M) -> list[str]:
@@ -479,7 +486,7 @@ def request_run(page_key: str, updates: dict) -> None:
 def noise_preview_image(ctx: Context, sigma: float, noise: str = "gaussian", container=None) -> None:
     """Next to a σ slider: the image with one noise draw at that σ."""
     c = container or st
-    c.image(_noise_preview(ctx.image_digest, ctx.size, float(sigma), noise, ctx.x), width=150,
+    c.image(_noise_preview(ctx.image_digest, ctx.size, float(sigma), noise, ctx.x), width="stretch",
             caption=f"one noise draw at σ = {sigma:g}")
 
 
@@ -575,6 +582,10 @@ def cached_compare(model_key: str, digest: str, size: int, methods: tuple, ts: t
 def metric(container, label: str, value, delta=None, help: str | None = None, good_up: bool | None = None):
     """``st.metric`` in the app's style: bordered; a delta is coloured only when it has a
     direction that is good or bad (``good_up``), otherwise shown as plain grey context."""
+    if good_up is not None and isinstance(delta, str):
+        lead = re.match(r"\s*([-+]?\d*\.?\d+)", delta)
+        if lead and float(lead.group(1)) == 0.0:
+            good_up = None          # no change: no arrow, no colour
     if good_up is None:
         container.metric(label, value, delta, delta_color="off", delta_arrow="off", help=help, border=True)
     else:

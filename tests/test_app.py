@@ -1,0 +1,482 @@
+"""The Streamlit app driven headless with ``streamlit.testing.v1.AppTest``.
+
+Most tests use the tiny shapes CNN (milliseconds per gradient) so every page, widget and
+error path is exercised quickly; the tests marked ``slow`` use the real default model.
+Numbers shown by the pages are checked against the library computed directly.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from rrs import plots as P
+from rrs import session as S
+from rrs.images import load_image, load_sample, to_tensor
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 300
+
+
+def new_app(model: str = "tiny", **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["sb_model"] = model
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict:
+    return {m.label: m for m in at.metric}
+
+
+def number(text: str) -> float:
+    m = re.search(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", str(text).replace(",", ""))
+    assert m, f"no number in {text!r}"
+    return float(m.group())
+
+
+def charts(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def shapes_png(index: int = 0, size: int = 64) -> bytes:
+    from rrs.tiny import make_shapes
+    images, _ = make_shapes(index + 1, size=size, generator=torch.Generator().manual_seed(3))
+    return png_bytes(S.working_image(images[index]))
+
+
+def tiny_model():
+    from rrs.models import load_tiny
+    return load_tiny("cpu")
+
+
+# ------------------------------------------------------------------------------- home
+
+@pytest.mark.slow
+def test_home_real_model_predicts_the_sample():
+    at = ok(new_app(model="efficientnet-lite0"))
+    m = metrics(at)
+    assert m["Prediction"].value in ("espresso", "cup")
+    conf = number(m["Confidence"].value)
+    assert 0 < conf <= 100
+    assert charts(at) == 1                       # the top-5 bar chart
+    # the gallery offers every bundled sample
+    labels = {b.label for b in at.button}
+    assert {"coffee", "chelsea", "astronaut"} <= labels
+
+
+def test_gallery_button_switches_the_image_and_the_sidebar_follows():
+    at = ok(new_app())
+    at.button(key="home_use_chelsea").click().run()
+    ok(at)
+    assert at.selectbox(key="sb_sample").value == "chelsea"
+    model = tiny_model()
+    x = to_tensor(load_sample("chelsea"), 32)
+    expected = S.compute_map(model, x, S.MapSettings(method="vanilla"))
+    assert metrics(at)["Prediction"].value == expected.label
+
+
+# ---------------------------------------------------------------------------- explain
+
+@pytest.mark.parametrize("method", list(S.METHOD_LABELS))
+def test_explain_every_method_shows_maps_and_numbers(method):
+    at = new_app()
+    at.switch_page("app_pages/1_Explain.py").run()
+    at.select_slider(key="explain_samples").set_value(4).run()   # while RRS (smoothed) is selected
+    at.selectbox(key="explain_method").set_value(method).run()
+    ok(at)
+    m = metrics(at)
+    smoothed = method in S.SMOOTH_METHODS
+    assert charts(at) == (2 if smoothed else 1)
+    assert number(m["Time"].value) >= 0
+    rows, cols = (int(v) for v in m["Map size"].value.split("×"))
+    k = int(number(m["Top-k"].value))
+    assert 1 <= k < rows * cols
+    # the page shows what the library computes for the same settings
+    model = tiny_model()
+    x = to_tensor(load_sample("coffee"), 32)
+    settings = S.MapSettings(method=method, samples=4, cell=at.select_slider(key="explain_cell").value)
+    expected = S.compute_map(model, x, settings)
+    assert (rows, cols) == expected.grid and k == expected.k
+    if smoothed:
+        shown = float(m["Top-k overlap with raw map"].value)
+        assert 0.0 <= shown <= 1.0
+        assert shown == pytest.approx(expected.raw_agreement(), abs=0.005)
+    assert {b.label for b in at.download_button} == {"PNG figure", "CSV numbers", "JSON (settings + results)"}
+
+
+def test_explain_settings_persist_across_pages_and_cache_makes_return_instant():
+    at = new_app()
+    at.switch_page("app_pages/1_Explain.py").run()
+    at.slider(key="explain_sigma").set_value(0.3).run()
+    at.select_slider(key="explain_cell").set_value(4).run()
+    first = metrics(ok(at))["Time"].value
+    at.switch_page("app_pages/2_Certify.py").run()
+    ok(at)
+    assert at.title[0].value == "Certify"
+    at.switch_page("app_pages/1_Explain.py").run()
+    ok(at)
+    assert at.slider(key="explain_sigma").value == pytest.approx(0.3)
+    assert at.select_slider(key="explain_cell").value == 4
+    # same settings → the cached result, with the original timing, is shown again
+    assert metrics(at)["Time"].value == first
+    assert metrics(at)["Map size"].value == "8×8"
+
+
+def test_fast_preset_changes_page_defaults():
+    at = new_app()
+    at.toggle(key="sb_fast").set_value(True).run()
+    at.switch_page("app_pages/1_Explain.py").run()
+    ok(at)
+    assert at.select_slider(key="explain_samples").value == 8
+    at.switch_page("app_pages/3_Attack.py").run()
+    assert at.slider(key="attack_steps").value == 5
+    assert at.slider(key="attack_eot").value == 2
+    at.toggle(key="sb_fast").set_value(False).run()
+    assert at.slider(key="attack_steps").value == 10
+
+
+# ---------------------------------------------------------------------------- uploads
+
+def test_upload_becomes_the_image_everywhere():
+    data = shapes_png(0)
+    at = new_app()
+    at.file_uploader(key="sb_upload").set_value(("circle.png", data, "image/png")).run()
+    ok(at)
+    assert any("Using your upload" in c.value and "circle.png" in c.value for c in at.sidebar.caption)
+    model = tiny_model()
+    x = to_tensor(load_image(data, name="circle.png"), 32)
+    expected = S.compute_map(model, x, S.MapSettings(method="vanilla"))
+    assert metrics(at)["Prediction"].value == expected.label
+    # the upload stays the image on another page
+    at.switch_page("app_pages/1_Explain.py").run()
+    ok(at)
+    assert metrics(at)["Prediction"].value == expected.label
+    assert any("circle.png" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("name,data,needle", [
+    ("notes.png", b"this is not an image at all" * 10, "not"),
+    ("tiny.png", None, "small"),
+    ("bomb.png", "bomb", "decompression bomb"),
+    ("empty.png", b"", "empty"),
+])
+def test_bad_uploads_give_a_clear_message_and_keep_the_session(name, data, needle):
+    if data is None:
+        data = png_bytes(np.zeros((4, 4, 3), np.uint8))
+    elif data == "bomb":
+        # a ~60-byte PNG declaring 100000 × 100000 pixels (a decompression bomb)
+        import struct
+        import zlib
+
+        def chunk(tag, body):
+            return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+        data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+    at = new_app()
+    before = metrics(at)["Prediction"].value
+    at.file_uploader(key="sb_upload").set_value((name, data, "image/png")).run()
+    ok(at)
+    errors = [e.value for e in at.error]
+    assert errors, "a bad upload must show an error in the page"
+    assert any(needle in e.lower() for e in errors), errors
+    assert all("Traceback" not in e for e in errors)
+    # the previous image is still in use and the app keeps working
+    assert metrics(at)["Prediction"].value == before
+    at.switch_page("app_pages/1_Explain.py").run()
+    ok(at)
+    assert charts(at) >= 1
+    # a good upload afterwards clears the error
+    at.file_uploader(key="sb_upload").set_value(("ok.png", shapes_png(1), "image/png")).run()
+    ok(at)
+    assert not at.error
+
+
+def test_wrong_model_file_is_refused_and_the_model_stays():
+    at = new_app()
+    at.selectbox(key="sb_user_arch").set_value("tiny").run()
+    at.file_uploader(key="sb_user_file").set_value(("weights.pth", png_bytes(np.zeros((8, 8, 3), np.uint8)),
+                                                     "application/octet-stream")).run()
+    ok(at)
+    errors = [e.value for e in at.error]
+    assert errors and any("png" in e.lower() or "state_dict" in e.lower() for e in errors), errors
+    assert at.selectbox(key="sb_model").value == "tiny"
+
+
+def test_user_weights_for_the_tiny_architecture_load_and_are_used():
+    from safetensors.torch import save
+    model = tiny_model()
+    data = save({k: v.contiguous() for k, v in model.net.state_dict().items()})
+    at = new_app()
+    at.selectbox(key="sb_user_arch").set_value("tiny").run()
+    at.file_uploader(key="sb_user_file").set_value(("mine.safetensors", data, "application/octet-stream")).run()
+    ok(at)
+    assert not at.error
+    assert at.selectbox(key="sb_model").value.startswith("user:")
+    assert "mine.safetensors" in at.selectbox(key="sb_model").format_func(at.selectbox(key="sb_model").value)
+    # same weights → same prediction as the bundled tiny model
+    x = to_tensor(load_sample("coffee"), 32)
+    assert metrics(at)["Prediction"].value == S.compute_map(model, x, S.MapSettings(method="vanilla")).label
+
+
+# ---------------------------------------------------------------------------- certify
+
+def test_certify_runs_and_matches_the_library():
+    at = new_app()
+    at.switch_page("app_pages/2_Certify.py").run()
+    ok(at)
+    assert at.info and "Press **Certify**" in at.info[0].value
+    at.number_input(key="certify_samples").set_value(512).run()
+    at.select_slider(key="certify_cell").set_value(4).run()
+    at.button(key="certify_run").click().run()
+    ok(at)
+    assert charts(at) == 5                      # 2 regions, 2 radius maps, radius-vs-β
+    m = metrics(at)
+    model = tiny_model()
+    x = to_tensor(load_sample("coffee"), 32)
+    settings = S.MapSettings(method="rrs", sigma=0.25, samples=512, cell=4, k_percent=10.0)
+    expected = S.certify_map(S.compute_map(model, x, settings), norm=2.0, eta=0.05)
+    rdp_fin, rdp_plug = (number(v) for v in m["RDP exact (finite / plug-in)"].value.split("/"))
+    assert rdp_plug == pytest.approx(expected.radius("rdp_plugin", 1.0), rel=2e-3, abs=1e-12)
+    assert rdp_fin == pytest.approx(expected.radius("rdp_finite", 1.0), rel=2e-3, abs=1e-12)
+    assert rdp_fin <= rdp_plug + 1e-12           # finite-sample never exceeds plug-in here
+    k = expected.map_result.k
+    cert_fin, cert_plug = (int(v) for v in m[f"Cells certified at L (of {k})"].value.split("/"))
+    assert 0 <= cert_fin <= k and 0 <= cert_plug <= k
+    # the equal-level form is labelled as not a certificate in the β table
+    table = at.dataframe[0].value
+    assert any("not a certificate" in str(c) for c in table["certificate"])
+    # a plain-language verdict is shown, with suggestions when weak
+    texts = [w.value for w in at.warning] + [s.value for s in at.success]
+    assert any("certif" in t.lower() or "guarantee" in t.lower() for t in texts)
+
+
+def test_certify_norms_and_suggestion_buttons():
+    at = new_app()
+    at.switch_page("app_pages/2_Certify.py").run()
+    at.number_input(key="certify_samples").set_value(64).run()
+    at.button(key="certify_run").click().run()
+    ok(at)
+    radii = {}
+    for norm in ("ℓ2", "ℓ∞", "ℓ1"):
+        at.radio(key="certify_norm").set_value(norm).run()
+        ok(at)
+        radii[norm] = metrics(at)["RDP exact (finite / plug-in)"].value
+    # ℓ∞ radii are shown in 1/255 steps: ℓ2 radius / √N × 255 (N = 3·32·32)
+    l2_plug = number(radii["ℓ2"].split("/")[1])
+    linf_plug = number(radii["ℓ∞"].split("/")[1])
+    assert linf_plug == pytest.approx(l2_plug / math.sqrt(3 * 32 * 32) * 255, rel=1e-2, abs=1e-9)
+    # with T = 64 the finite-sample certificate is vacuous: the page says so and offers more samples
+    assert any("No radius can be certified" in w.value for w in at.warning)
+    more = [b for b in at.button if b.key == "certify_try_samples"]
+    assert more
+    more[0].click().run()
+    ok(at)
+    assert at.number_input(key="certify_samples").value == 1024
+    assert charts(at) == 5                      # it ran right away with the new budget
+
+
+def test_certify_caps_a_huge_sample_budget_with_a_message():
+    at = new_app()
+    at.switch_page("app_pages/2_Certify.py").run()
+    at.number_input(key="certify_samples").set_value(900_000).run()
+    at.button(key="certify_run").click().run()
+    ok(at)
+    capped = [w.value for w in at.warning if "capped" in w.value]
+    assert capped and "8,192" in capped[0]
+    assert "8,192 samples" in metrics(at)["Time"].delta
+
+
+# ----------------------------------------------------------------------------- attack
+
+def test_attack_page_runs_and_reports_floor_and_labels():
+    at = new_app()
+    at.switch_page("app_pages/3_Attack.py").run()
+    at.multiselect(key="attack_methods").set_value(["vanilla", "rrs"]).run()
+    at.slider(key="attack_steps").set_value(3).run()
+    at.slider(key="attack_eot").set_value(1).run()
+    at.select_slider(key="attack_samples").set_value(4).run()
+    at.select_slider(key="attack_cell").set_value(4).run()
+    at.button(key="attack_run").click().run()
+    ok(at)
+    assert charts(at) == 2 * 2 + 1               # clean/attacked per method + bar chart
+    inter = [m for m in at.metric if m.label == "Top-k intersection"]
+    assert len(inter) == 2
+    for m in inter:
+        assert 0.0 <= float(m.value) <= 1.0
+        assert "no-attack floor" in m.delta
+    table = at.dataframe[0].value
+    assert len(table) == 2
+    assert list(table["floor"])[0] == pytest.approx(1.0)      # vanilla gradients are deterministic
+    assert all(0.0 <= v <= 1.0 for v in table["attacked"])
+    assert all(v <= 4 * (1 + 1e-5) for v in table["ℓ∞ (/255)"])   # the budget (float32) is respected
+    badges = [m.value for m in at.markdown if "label kept" in m.value or "label changed" in m.value]
+    assert len(badges) == 2
+    assert (list(table["label kept"]).count(True) == sum("label kept" in b for b in badges))
+    assert {"PNG figure", "Adversarial image", "CSV numbers", "JSON (settings + results)"} <= \
+        {b.label for b in at.download_button}
+
+
+def test_attack_needs_a_method():
+    at = new_app()
+    at.switch_page("app_pages/3_Attack.py").run()
+    at.multiselect(key="attack_methods").set_value([]).run()
+    ok(at)
+    assert any("at least one method" in i.value for i in at.info)
+
+
+# ---------------------------------------------------------------------------- compare
+
+def test_compare_page_live_and_stored_results():
+    at = new_app()
+    at.switch_page("app_pages/4_Compare.py").run()
+    ok(at)
+    stored = [i.value for i in at.info if "stored" in i.value.lower() or "make eval" in i.value]
+    try:
+        from rrs.evaluate import load_summary
+        has_summary = load_summary() is not None
+    except ImportError:
+        has_summary = False
+    if not has_summary:
+        assert stored and "make eval" in stored[0]
+    at.multiselect(key="compare_methods").set_value(["vanilla", "rrs"]).run()
+    at.multiselect(key="compare_ts").set_value([1, 4]).run()
+    at.slider(key="compare_steps").set_value(1).run()
+    at.slider(key="compare_eot").set_value(1).run()
+    at.select_slider(key="compare_cell").set_value(4).run()
+    at.button(key="compare_run").click().run()
+    ok(at)
+    assert charts(at) >= 2
+    table = at.dataframe[0].value
+    assert set(table["T"]) == {1, 4} and set(table["method"]) == {"Vanilla gradient", "RRS (Rényi-Robust-Smooth)"}
+    assert all(0 <= v <= 1 for v in table["attacked_topk_intersection"])
+    assert all(0 <= v <= 1 for v in table["no_attack_floor"])
+
+
+# ------------------------------------------------------------------------------ learn
+
+def test_learn_page_every_step_runs():
+    at = new_app()
+    at.switch_page("app_pages/5_Learn.py").run()
+    ok(at)
+    assert [h.value for h in at.subheader][:6] == [
+        "1. The model looks at a picture", "2. Where did it look?", "3. A tiny change moves the map",
+        "4. Smoothing: average over noisy copies", "5. Smoothing resists the attack",
+        "6. A guarantee: the certificate"]
+    assert charts(at) == 0
+    expected = [1, 2, 4, 5, 6, 7]              # figures after each step (step 3 draws two)
+    for i, n in zip(range(1, 7), expected):
+        at.button(key=f"learn_run{i}").click().run()
+        ok(at)
+        assert charts(at) == n, i
+    assert any("intersection" in m.label for m in at.metric)
+
+
+# ------------------------------------------------------------------------ real model
+
+@pytest.mark.slow
+def test_real_model_explain_and_certify_at_low_resolution():
+    at = new_app(model="efficientnet-lite0")
+    at.selectbox(key="sb_size").set_value(112).run()
+    at.switch_page("app_pages/1_Explain.py").run()
+    at.select_slider(key="explain_samples").set_value(4).run()
+    at.select_slider(key="explain_cell").set_value(16).run()
+    ok(at)
+    m = metrics(at)
+    assert m["Map size"].value == "7×7"
+    assert 0.0 <= float(m["Top-k overlap with raw map"].value) <= 1.0
+    assert charts(at) == 2
+    at.switch_page("app_pages/2_Certify.py").run()
+    at.number_input(key="certify_samples").set_value(32).run()
+    at.select_slider(key="certify_cell").set_value(16).run()
+    at.button(key="certify_run").click().run()
+    ok(at)
+    assert charts(at) == 5
+    fin, plug = (number(v) for v in metrics(at)["RDP exact (finite / plug-in)"].value.split("/"))
+    assert 0 <= fin <= plug
+
+
+# --------------------------------------------------------------- plain helpers (no UI)
+
+def test_mask_outline_draws_exactly_the_region_boundary():
+    mask = np.zeros((5, 6), bool)
+    mask[1, 1:3] = True
+    mask[2, 2] = True
+    xs, ys = P.mask_outline(mask, 4)
+    segs = set()
+    for i in range(0, len(xs), 3):
+        assert xs[i + 2] is None and ys[i + 2] is None
+        (x0, y0), (x1, y1) = (xs[i], ys[i]), (xs[i + 1], ys[i + 1])
+        assert x0 == x1 or y0 == y1              # axis-aligned only
+        # split runs into unit edges of one cell side
+        if y0 == y1:
+            for a in np.arange(min(x0, x1), max(x0, x1), 4):
+                segs.add(("h", float(a), float(y0)))
+        else:
+            for a in np.arange(min(y0, y1), max(y0, y1), 4):
+                segs.add(("v", float(x0), float(a)))
+    # brute force: every cell side between a masked and an unmasked (or outside) cell
+    pad = np.pad(mask, 1)
+    rows, cols = mask.shape
+    want = set()
+    for r in range(rows + 1):
+        for c in range(cols):
+            if pad[r, c + 1] != pad[r + 1, c + 1]:
+                want.add(("h", c * 4 - 0.5, r * 4 - 0.5))
+    for r in range(rows):
+        for c in range(cols + 1):
+            if pad[r + 1, c] != pad[r + 1, c + 1]:
+                want.add(("v", c * 4 - 0.5, r * 4 - 0.5))
+    assert segs == want
+
+
+def test_exports_hold_settings_and_numbers_to_recompute():
+    model = tiny_model()
+    x = to_tensor(load_sample("coffee"), 32)
+    settings = S.MapSettings(method="rrs", samples=4, cell=8, seed=7)
+    r = S.compute_map(model, x, settings)
+    doc = json.loads(S.to_json("explain", {"method": "rrs", "seed": 7, "norm": float("inf")},
+                               {**r.summary(), "map": r.map}, {"image": "coffee"}))
+    assert doc["settings"]["seed"] == 7 and doc["settings"]["norm"] == "inf"
+    again = S.compute_map(model, x, S.MapSettings(**{k: getattr(settings, k) for k in settings.__dataclass_fields__}))
+    assert np.allclose(np.array(doc["results"]["map"]), again.map)
+    text = S.to_csv(r.rows(), header={"settings": {"seed": 7}})
+    lines = text.splitlines()
+    assert lines[0].startswith("# settings:") and lines[1] == "row,col,value,raw,in_topk"
+    assert len(lines) == 2 + r.n
+    assert sum(line.endswith("True") for line in lines[2:]) == r.k
+
+
+def test_budget_caps_and_radius_formatting():
+    model = tiny_model()
+    assert S.plan_samples(100, model) == (100, "")
+    capped, msg = S.plan_samples(10**7, model)
+    assert capped == S.MAX_SAMPLES["cpu"] and "capped" in msg
+    with pytest.raises(S.BudgetError):
+        S.plan_samples(0, model)
+    x224 = torch.zeros(3, 224, 224)
+    eot, msg = S.plan_eot(1000, x224, model)
+    assert eot == S.MAX_EOT["cpu"] and "GB" in msg
+    assert S.format_radius(2 / 255, math.inf) == "2/255 (ℓ∞)"
+    assert "per value" in S.format_radius(0.5, 2.0, 3 * 224 * 224)
+    assert S.per_pixel_equivalent(1.0, 2.0, 4) == pytest.approx(0.5)
