@@ -448,6 +448,7 @@ class AttackResult:
     restarts: int = 1
     accepted_steps: int = 0
     rejected_steps: int = 0
+    shortened_steps: int = 0
     clean_objective: float = float("nan")
     adv_objective: float = float("nan")
     clean_class_name: str = ""
@@ -459,7 +460,7 @@ class AttackResult:
         keys = ("method", "base", "objective", "norm", "epsilon", "steps", "step_size",
                 "eot_samples", "samples", "k", "topk_intersection", "spearman", "kendall",
                 "l2", "linf", "clean_label", "adv_label", "clean_confidence", "adv_confidence",
-                "label_preserved", "accepted_steps", "rejected_steps", "clean_objective",
+                "label_preserved", "accepted_steps", "rejected_steps", "shortened_steps", "clean_objective",
                 "adv_objective", "elapsed", "message")
         return [(k, getattr(self, k)) for k in keys]
 
@@ -658,7 +659,7 @@ class _Objective:
             if self.name == "mass_center":
                 rows, cols = self.grid
                 scale = torch.tensor([rows, cols], device=p.device, dtype=p.dtype)
-                return -float(((_center(p.reshape(rows, cols)) - self.clean_center) * scale).norm())
+                return -float(((_center(p.reshape(rows, cols)) - self.clean_center) * scale).norm()) + 0.0
             return float(self(p))
 
 
@@ -754,6 +755,8 @@ class _Attack:
         self.clean_map = self.measure(x, clean)
         self.grid = tuple(self.clean_map.shape)
         n = self.clean_map.numel()
+        if n < 2:
+            raise ValueError(f"the map has only {n} cell; use a smaller cell size or a larger input")
         self.k = default_k(n) if k is None else k
         if not 1 <= self.k <= n - 1:
             raise ValueError(f"k must be in 1..{n - 1} for a map of {n} cells, got {self.k}")
@@ -984,7 +987,7 @@ def attack(model, x, method: str = "vanilla", objective: str = "topk", norm: str
     clean_label = st.clean.label
     total = steps * restarts
     history: list[float] = []
-    accepted = rejected = 0
+    accepted = rejected = shortened = 0
     best = None           # (real objective, x, check, map) among label-preserving iterates
     best_flipped = None   # (real objective or step index, x, check) among rejected ones
     done = 0
@@ -1023,7 +1026,7 @@ def attack(model, x, method: str = "vanilla", objective: str = "topk", norm: str
             st.label_weight = weight_backup
             alpha = alpha0
             ok = False
-            for _ in range(max_backtracks + 1):
+            for attempt in range(max_backtracks + 1):
                 cand = _project(x0, xc - alpha * _unit(d, norm), norm, eps)
                 cchk = st.check(cand, need_map=st.raw)
                 if not keep_label or cchk.label == clean_label:
@@ -1034,6 +1037,7 @@ def attack(model, x, method: str = "vanilla", objective: str = "topk", norm: str
                 alpha /= 2
             if ok:
                 accepted += 1
+                shortened += attempt > 0
                 xc, chk, g_cache, boost = cand, cchk, None, 1.0
                 if st.raw:
                     consider(xc, chk, chk.cell_map)
@@ -1088,7 +1092,7 @@ def attack(model, x, method: str = "vanilla", objective: str = "topk", norm: str
         method=method, objective=objective, norm=norm, epsilon=eps, steps=steps,
         elapsed=time.perf_counter() - start_time, base=base, step_size=alpha0,
         eot_samples=1 if st.raw else eot, samples=0 if st.raw else samples, cell=int(cell),
-        restarts=restarts, accepted_steps=accepted, rejected_steps=rejected,
+        restarts=restarts, accepted_steps=accepted, rejected_steps=rejected, shortened_steps=shortened,
         clean_objective=st.clean_objective, adv_objective=st.real_objective(attacked_map),
         clean_class_name=name(clean_label), adv_class_name=name(adv_chk.label),
         surrogate_beta=beta)
