@@ -477,22 +477,25 @@ def _job_attack(p, device, image_array=None):
     attack = _attack_fn()
     model, x, target, n, k = _prepare(p, device, image_array)
     method = p["method"]
-    _, clean_a = compute_map(model, x, target, method, p["cell"], p["T"], p["sigma"], _map_seed(p, "a"), n, k)
     att_method = {"rrs-topk": "rrs", "rrs-exp": "rrs"}.get(method, method)
     gen = torch.Generator().manual_seed(derive_seed(p["base_seed"], "attack", _setting(p), p["steps"],
                                                     p["eot_samples"], p["model"], p["sigma"]))
     t0 = time.perf_counter()
+    # The attacker sees the clean map measured with T samples and seed a (the same map as the
+    # floor's first run) and attacks its top-k set with EOT on fresh noise.
     res = attack(model, x, method=att_method, objective="topk", norm=p["norm"], epsilon=p["epsilon"],
-                 steps=p["steps"], k=k, cell=p["cell"],
+                 steps=p["steps"], k=k, cell=p["cell"], target=target,
                  noise=None if method == "vanilla" else Gaussian(p["sigma"]),
                  samples=p["T"], eot_samples=p["eot_samples"], random_start=p["random_start"],
-                 scoring=_scoring(method, n, k), generator=gen)
+                 scoring=_scoring(method, n, k), generator=gen, eval_seed=_map_seed(p, "a"),
+                 batch_size=min(int(p["T"]), 16))
     seconds = time.perf_counter() - t0
+    clean_a, att_a = res.clean_map.detach().cpu(), res.attacked_map.detach().cpu()
     x_adv = res.x_adv.detach().to(x.device).reshape(x.shape)
-    # The attacked map uses seed "b", the same noise as the floor's second clean run (common
-    # random numbers): attacked − floor then measures the attack, not Monte Carlo noise.
+    # The reported attacked map uses seed b, the same noise as the floor's second clean run
+    # (common random numbers), so attacked − floor measures the attack, not Monte Carlo noise,
+    # and the attacker never saw the noise it is measured with.
     _, att_b = compute_map(model, x_adv, target, method, p["cell"], p["T"], p["sigma"], _map_seed(p, "b"), n, k)
-    _, att_a = compute_map(model, x_adv, target, method, p["cell"], p["T"], p["sigma"], _map_seed(p, "a"), n, k)
     with torch.no_grad():
         adv_label = int(model(x_adv[None]).argmax(1)[0])
     extra = {"k": k, "n_cells": n}
@@ -555,10 +558,15 @@ def _job_certify(p, device, image_array=None):
 
 
 def _job_speed(p, device, image_array=None):
-    """Run the benchmarks in ``bench/`` (when present) and keep the ratios they print."""
+    """Run the benchmarks in ``bench/`` (when present) and keep the numbers they print.
+
+    ``bench/smoothing.py`` prints a table ``name seconds ×bare ×captum``; every other line with
+    a number followed by ``×``/``x`` is kept as a ratio, and the output's tail is stored.
+    """
     import re
     import subprocess
     rows = []
+    num = r"([0-9]+(?:\.[0-9]+)?)"
     for script in ("smoothing", "attack"):
         path = ROOT / "bench" / f"{script}.py"
         if not path.exists():
@@ -568,14 +576,29 @@ def _job_speed(p, device, image_array=None):
                               env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=3600)
         seconds = time.perf_counter() - t0
         if proc.returncode != 0:
-            rows.append(_row(p, "speed", f"{script}_failed", 1.0, note=proc.stderr.strip()[-300:]))
+            rows.append(_row(p, "speed", "bench_failed", 1.0, certificate=script,
+                             note=(proc.stderr or proc.stdout).strip()[-600:]))
             continue
         for line in proc.stdout.splitlines():
-            m = re.match(r"\s*(.+?)\s*[:=]\s*([0-9.]+)\s*(?:x|×)\b", line)
-            if m and ("ratio" in line.lower() or "×" in line or "x " in line):
-                rows.append(_row(p, "speed", "ratio", float(m.group(2)), certificate=f"{script}: {m.group(1)}"))
+            table = re.match(rf"^(\S.*?)\s+{num}\s+{num}\s+{num}\s*$", line)
+            if table and script == "smoothing":
+                name = table.group(1).strip()
+                rows.append(_row(p, "speed", "seconds", float(table.group(2)), certificate=f"{script}: {name}"))
+                rows.append(_row(p, "speed", "ratio_to_bare_loop", float(table.group(3)),
+                                 certificate=f"{script}: {name}"))
+                rows.append(_row(p, "speed", "ratio_to_captum", float(table.group(4)),
+                                 certificate=f"{script}: {name}"))
+                continue
+            cert = re.search(rf"{num} s without per-cell radii, {num} s with per-cell radii", line)
+            if cert:
+                rows.append(_row(p, "speed", "certify_seconds", float(cert.group(1)), certificate="without per-cell radii"))
+                rows.append(_row(p, "speed", "certify_seconds", float(cert.group(2)), certificate="with per-cell radii"))
+                continue
+            for m in re.finditer(rf"(?<![0-9.x]){num}\s*[×x](?=\s|$|[,;.)])", line):
+                label = line[:m.start()].strip(" :=,")[-80:] or line.strip()[:80]
+                rows.append(_row(p, "speed", "ratio", float(m.group(1)), certificate=f"{script}: {label}"))
         rows.append(_row(p, "speed", "bench_seconds", seconds, certificate=script,
-                         note=proc.stdout.strip()[-2000:]))
+                         note=proc.stdout.strip()[-2500:]))
     return rows
 
 
@@ -845,10 +868,11 @@ def run_evaluation(cfg: EvalConfig, out="docs/results", report: str | Path | Non
     return EvaluationResult(grid["executed"], grid["cached"], rows, _report.summarize(rows), files, seconds)
 
 
-def load_rows(path="docs/results"):
-    """Every stored result row under ``path/jobs`` (or ``path/rows.csv``) as a DataFrame."""
+def load_rows(path=None):
+    """Every stored result row under ``path/jobs`` (or ``path/rows.csv``) as a DataFrame
+    (default path: the repository's ``docs/results``); ``None`` when there are none."""
     import pandas as pd
-    path = Path(path)
+    path = ROOT / "docs" / "results" if path is None else Path(path)
     files = sorted((path / "jobs").glob("*.json")) if (path / "jobs").is_dir() else []
     if files:
         rows = []
@@ -863,15 +887,18 @@ def load_rows(path="docs/results"):
     return None
 
 
-def load_summary(path="docs/results"):
+def load_summary(path=None):
     """The stored summary table for the app's Compare page, or ``None`` when there is none.
+
+    ``path``: the results directory (or its ``summary.csv``); default the repository's
+    ``docs/results``.
 
     Columns: experiment, method, cell, T, norm, budget, attack, certificate, beta, metric,
     mean, ci_low, ci_high, n (number of images; the CI is a t-interval over per-image means
     of the seeds, see docs/results.md).
     """
     import pandas as pd
-    path = Path(path)
+    path = ROOT / "docs" / "results" if path is None else Path(path)
     csv = path / "summary.csv" if path.is_dir() else path
     if not csv.exists():
         return None
