@@ -65,7 +65,7 @@ if mr.message:
     st.warning(mr.message, icon=":material/warning:")
 
 # --------------------------------------------------------------------------- view controls
-v1, v2, v3, v4 = st.columns([1, 2.2, 1.4, 1.2])
+v1, v2, v3, v4 = st.columns([1.4, 2.2, 1.4, 1.2])
 norm_name = ui.widget(v1.radio, "Threat norm", "certify_norm", "ℓ2", options=list(S.NORMS), horizontal=True,
                       help="How the size of a change is measured: ℓ2 = overall energy, ℓ∞ = largest change "
                            "of any single value, ℓ1 = total change.")
@@ -115,18 +115,21 @@ fin_best = max(cr.radius("rdp_finite", beta), cr.radius("cdf_finite", beta))
 plug_best = max(cr.radius("rdp_plugin", beta), cr.radius("cdf_plugin", beta))
 cert_plug = int((cr.categories(radius, kind, False) == 2).sum())
 cert_fin = int((cr.categories(radius, kind, True) == 2).sum())
+unit_note = "in 1/255" if math.isinf(norm) else f"{cr.unit}"
 m = st.columns(5)
-ui.metric(m[0], f"Certified radius, finite-sample (β = {beta:.0%})", S.format_radius(fin_best, norm),
+ui.metric(m[0], "Guaranteed radius", S.format_radius(fin_best, norm),
           f"plug-in estimate {S.format_radius(plug_best, norm)}",
-          help="The finite-sample value is the guarantee; the plug-in value treats the sampled map as exact.")
-ui.metric(m[1], "RDP exact (finite / plug-in)",
-          f"{cr.radius('rdp_finite', beta) * unit_scale:.3g} / {cr.radius('rdp_plugin', beta) * unit_scale:.3g}",
-          "in 1/255" if math.isinf(norm) else f"{cr.unit} radius")
-ui.metric(m[2], "Gaussian-CDF (finite / plug-in)",
+          help=f"Finite-sample certificate at β = {beta:.0%} (best of RDP and Gaussian-CDF): holds with probability "
+               f"≥ {1 - cr.eta:.0%}. The plug-in value treats the sampled map as exact.")
+ui.metric(m[1], "RDP exact", f"{cr.radius('rdp_finite', beta) * unit_scale:.3g} / "
+          f"{cr.radius('rdp_plugin', beta) * unit_scale:.3g}", f"finite / plug-in, {unit_note}",
+          help="Rényi-DP certificate with the exact minimal divergence: finite-sample / plug-in radius.")
+ui.metric(m[2], "Gaussian-CDF",
           (f"{cr.radius('cdf_finite', beta) * unit_scale:.3g} / {cr.radius('cdf_plugin', beta) * unit_scale:.3g}"
            if cr.cdf_plugin is not None else "n/a"),
-          "needs Gaussian noise" if cr.cdf_plugin is None else ("in 1/255" if math.isinf(norm) else f"{cr.unit} radius"))
-ui.metric(m[3], f"Cells certified at L (of {mr.k})", f"{cert_fin} / {cert_plug}", "finite-sample / plug-in")
+          f"finite / plug-in, {unit_note}" if cr.cdf_plugin is not None else "needs Gaussian noise",
+          help="Per-cell Gaussian-CDF certificate (Salman et al. 2019): finite-sample / plug-in radius.")
+ui.metric(m[3], "Cells certified at L", f"{cert_fin} / {cert_plug}", f"finite / plug-in, of {mr.k} top cells")
 ui.metric(m[4], "Time", f"{mr.elapsed + cr.elapsed:.1f} s", f"{mr.samples_used:,} samples on {mr.device}")
 
 # ------------------------------------------------------------------------------- figures
@@ -168,12 +171,9 @@ with left:
               "Higher = stronger guarantee; asking that fewer top cells stay (smaller β) allows larger changes. "
               "Dashed: the equal-level form, shown for comparison only — not a certificate for β<1.")
 with right:
-    table = [{"certificate": c["name"].replace(" — not a certificate for β<1", " (not a certificate)"),
-              "radius": cr.radius(c["group"], beta) * unit_scale} for c in cr.curves()]
-    st.markdown(f"**Radii at β = {beta:.0%}**")
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"certificate": st.column_config.TextColumn(width="large"),
-                                "radius": st.column_config.NumberColumn(format="%.4g", width="small")})
+    table = [{"certificate": c["name"].replace(" — not a certificate for β<1", " (not a certificate for β<1)"),
+              f"radius at β = {beta:.0%}": f"{cr.radius(c['group'], beta) * unit_scale:.4g}"} for c in cr.curves()]
+    st.table(table)
     st.caption(f"Radii in {unit_label}. η = {cr.eta:g}; k = {mr.k} of {mr.n} cells; "
                f"dimension N = {mr.dim:,} input values.")
 ui.provenance(ctx, mr.elapsed + cr.elapsed, mr.device, settings.seed,

@@ -1,4 +1,11 @@
-"""Compare: robustness versus computation — attacked top-k intersection and certified radius versus T."""
+"""Compare: robustness versus computation — attacked top-k intersection and certified radius versus T.
+
+Stored results of the evaluation study (``make eval``) are read from ``docs/results`` (or the
+folder named by the ``RRS_RESULTS`` environment variable).
+"""
+import os
+from pathlib import Path
+
 import streamlit as st
 
 from rrs import plots as P
@@ -121,9 +128,10 @@ else:
 # ------------------------------------------------------------------------- stored results
 st.divider()
 st.subheader("Stored evaluation results")
+results_dir = Path(os.environ.get("RRS_RESULTS", Path(__file__).resolve().parent.parent / "docs" / "results"))
 try:
     from rrs.evaluate import load_summary
-    summary = load_summary()
+    summary = load_summary(results_dir)
 except ImportError:
     summary = None
 except Exception as e:  # a damaged results file must not break the page

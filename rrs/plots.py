@@ -129,9 +129,17 @@ def _runs(flags: np.ndarray):
     return zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))
 
 
-def _image_layout(fig: go.Figure, height: int, title: str | None, legend: bool = False) -> go.Figure:
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, scaleanchor="x", constrain="domain", autorange="reversed")
+def _image_layout(fig: go.Figure, height: int, title: str | None, legend: bool = False,
+                  size: tuple[int, int] | None = None) -> go.Figure:
+    if size is not None:
+        # fixed ranges: outlines on the border must not make autorange shrink the picture
+        h, w = size
+        fig.update_xaxes(visible=False, constrain="domain", range=[-0.5, w - 0.5], autorange=False)
+        fig.update_yaxes(visible=False, scaleanchor="x", constrain="domain", range=[h - 0.5, -0.5],
+                         autorange=False)
+    else:
+        fig.update_xaxes(visible=False, constrain="domain")
+        fig.update_yaxes(visible=False, scaleanchor="x", constrain="domain", autorange="reversed")
     fig.update_layout(height=height, margin=dict(l=4, r=4, t=34 if title else 6, b=4),
                       title=dict(text=title or "", x=0.02, y=0.98, yanchor="top", font=dict(size=15)),
                       font=_FONT, paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
@@ -187,7 +195,7 @@ def map_figure(image, cell_map, cell: int, opacity: float = 0.6, zmax: float | N
         **_cell_axes(rows, cols, cell)))
     if topk_mask is not None and np.any(topk_mask):
         _add_outline(fig, topk_mask, cell, TOPK, "top-k cells")
-    return _image_layout(fig, height, title)
+    return _image_layout(fig, height, title, size=img.shape[:2])
 
 
 def region_figure(image, categories, cell: int, opacity: float = 0.55, title: str | None = None,
@@ -220,7 +228,7 @@ def region_figure(image, categories, cell: int, opacity: float = 0.55, title: st
             _add_outline(fig, cat == v, cell, colors[v], names[v], width=1.5)
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=names[v],
                                      marker=dict(symbol="square", size=12, color=colors[v])))
-    return _image_layout(fig, height, title, legend=True)
+    return _image_layout(fig, height, title, legend=True, size=img.shape[:2])
 
 
 def radius_figure(image, radii, cell: int, opacity: float = 0.75, zmax: float | None = None,
@@ -240,7 +248,7 @@ def radius_figure(image, radii, cell: int, opacity: float = 0.75, zmax: float | 
         hovertemplate="cell row %{customdata[0]}, col %{customdata[1]}<br>radius %{z:.3g}<extra></extra>",
         colorbar=dict(title=dict(text=f"certified<br>radius ({unit})", side="right"), thickness=12, len=0.9),
         **_cell_axes(rows, cols, cell)))
-    return _image_layout(fig, height, title)
+    return _image_layout(fig, height, title, size=img.shape[:2])
 
 
 def beta_curve_figure(curves: list[dict], title: str | None = None, height: int = 360,

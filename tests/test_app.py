@@ -256,15 +256,18 @@ def test_certify_runs_and_matches_the_library():
     x = to_tensor(load_sample("coffee"), 32)
     settings = S.MapSettings(method="rrs", sigma=0.25, samples=512, cell=4, k_percent=10.0)
     expected = S.certify_map(S.compute_map(model, x, settings), norm=2.0, eta=0.05)
-    rdp_fin, rdp_plug = (number(v) for v in m["RDP exact (finite / plug-in)"].value.split("/"))
+    rdp_fin, rdp_plug = (number(v) for v in m["RDP exact"].value.split("/"))
     assert rdp_plug == pytest.approx(expected.radius("rdp_plugin", 1.0), rel=2e-3, abs=1e-12)
     assert rdp_fin == pytest.approx(expected.radius("rdp_finite", 1.0), rel=2e-3, abs=1e-12)
     assert rdp_fin <= rdp_plug + 1e-12           # finite-sample never exceeds plug-in here
     k = expected.map_result.k
-    cert_fin, cert_plug = (int(v) for v in m[f"Cells certified at L (of {k})"].value.split("/"))
-    assert 0 <= cert_fin <= k and 0 <= cert_plug <= k
+    cert_fin, cert_plug = (int(v) for v in m["Cells certified at L"].value.split("/"))
+    assert 0 <= cert_fin <= k and 0 <= cert_plug <= k and f"of {k} top cells" in m["Cells certified at L"].delta
+    # the finite-sample guarantee shown is the best of RDP and Gaussian-CDF
+    best = max(expected.radius("rdp_finite", 1.0), expected.radius("cdf_finite", 1.0))
+    assert number(m["Guaranteed radius"].value) == pytest.approx(best, rel=2e-3, abs=1e-12)
     # the equal-level form is labelled as not a certificate in the β table
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert any("not a certificate" in str(c) for c in table["certificate"])
     # a plain-language verdict is shown, with suggestions when weak
     texts = [w.value for w in at.warning] + [s.value for s in at.success]
@@ -281,7 +284,7 @@ def test_certify_norms_and_suggestion_buttons():
     for norm in ("ℓ2", "ℓ∞", "ℓ1"):
         at.radio(key="certify_norm").set_value(norm).run()
         ok(at)
-        radii[norm] = metrics(at)["RDP exact (finite / plug-in)"].value
+        radii[norm] = metrics(at)["RDP exact"].value
     # ℓ∞ radii are shown in 1/255 steps: ℓ2 radius / √N × 255 (N = 3·32·32)
     l2_plug = number(radii["ℓ2"].split("/")[1])
     linf_plug = number(radii["ℓ∞"].split("/")[1])
@@ -305,6 +308,24 @@ def test_certify_caps_a_huge_sample_budget_with_a_message():
     capped = [w.value for w in at.warning if "capped" in w.value]
     assert capped and "8,192" in capped[0]
     assert "8,192 samples" in metrics(at)["Time"].delta
+
+
+def test_certify_with_laplace_noise_has_no_gaussian_cdf():
+    at = new_app()
+    at.switch_page("app_pages/2_Certify.py").run()
+    at.number_input(key="certify_samples").set_value(128).run()
+    at.radio(key="certify_noise").set_value("laplace").run()
+    at.button(key="certify_run").click().run()
+    ok(at)
+    m = metrics(at)
+    assert m["Gaussian-CDF"].value == "n/a"
+    fin, plug = (number(v) for v in m["RDP exact"].value.split("/"))
+    model = tiny_model()
+    x = to_tensor(load_sample("coffee"), 32)
+    settings = S.MapSettings(method="rrs", sigma=0.25, samples=128, cell=8, k_percent=10.0, noise="laplace")
+    expected = S.certify_map(S.compute_map(model, x, settings), norm=2.0)
+    assert plug == pytest.approx(expected.radius("rdp_plugin", 1.0), rel=2e-3, abs=1e-12)
+    assert at.selectbox(key="certify_kind").options == ["RDP (exact)"]
 
 
 # ----------------------------------------------------------------------------- attack
@@ -373,6 +394,28 @@ def test_compare_page_live_and_stored_results():
     assert all(0 <= v <= 1 for v in table["no_attack_floor"])
 
 
+def test_compare_shows_stored_evaluation_results(tmp_path, monkeypatch):
+    from rrs.report import KEYS
+    rows = []
+    for method in ("rrs", "smoothgrad"):
+        for t in (1, 4, 16):
+            rows.append({**{k: None for k in KEYS}, "experiment": "robustness", "method": method, "cell": 16,
+                         "T": t, "norm": "linf", "budget": 4, "attack": "topk", "metric": "intersection",
+                         "mean": 0.1 * t ** 0.5 if method == "rrs" else 0.05 * t ** 0.5, "ci_low": 0.0,
+                         "ci_high": 1.0, "n": 12})
+    import pandas as pd
+    pd.DataFrame(rows).to_csv(tmp_path / "summary.csv", index=False)
+    monkeypatch.setenv("RRS_RESULTS", str(tmp_path))
+    at = new_app()
+    at.switch_page("app_pages/4_Compare.py").run()
+    ok(at)
+    assert not any("No stored results" in i.value for i in at.info)
+    assert at.selectbox(key="compare_stored_experiment").value == "robustness"
+    assert charts(at) == 1                       # the stored-results plot (live results need a run)
+    table = at.dataframe[0].value
+    assert len(table) == 6 and set(table["method"]) == {"rrs", "smoothgrad"}
+
+
 # ------------------------------------------------------------------------------ learn
 
 def test_learn_page_every_step_runs():
@@ -412,7 +455,7 @@ def test_real_model_explain_and_certify_at_low_resolution():
     at.button(key="certify_run").click().run()
     ok(at)
     assert charts(at) == 5
-    fin, plug = (number(v) for v in metrics(at)["RDP exact (finite / plug-in)"].value.split("/"))
+    fin, plug = (number(v) for v in metrics(at)["RDP exact"].value.split("/"))
     assert 0 <= fin <= plug
 
 
