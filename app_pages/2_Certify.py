@@ -100,7 +100,7 @@ radius = radius_shown / unit_scale
 v2.caption(S.format_radius(radius, norm, mr.dim))
 
 # ------------------------------------------------------------------------------- verdict
-verdict = cr.verdict(float(beta))
+verdict = cr.verdict(float(beta), ui.cells_options(ctx.size))
 box = {"ok": st.success, "tiny": st.warning, "vacuous": st.warning}[verdict.level]
 box(verdict.text, icon={"ok": ":material/verified:", "tiny": ":material/info:",
                         "vacuous": ":material/block:"}[verdict.level])

@@ -15,7 +15,7 @@ CERT_T = 256 if fast else 512
 MAP = S.MapSettings(method="vanilla", cell=CELL, k_percent=10.0, samples=T, sigma=0.15, seed=0)
 SMOOTH = S.MapSettings(method="rrs", cell=CELL, k_percent=10.0, samples=T, sigma=0.15, seed=0)
 ATTACK = S.AttackSettings(objective="topk", norm="linf", budget=4.0, steps=4 if fast else 8, eot=2, seed=0)
-CERT = S.MapSettings(method="rrs", cell=32 if ctx.size >= 128 else 8, k_percent=10.0, samples=CERT_T,
+CERT = S.MapSettings(method="rrs", cell=max(ui.cells_options(ctx.size)), k_percent=10.0, samples=CERT_T,
                      sigma=0.25, seed=0)
 
 
@@ -66,9 +66,13 @@ if step(2, "Where did it look?",
         "Draw the map"):
     r = _map(MAP)
     if r is not None:
-        ui.figure(P.map_figure(ctx.picture, r.map, r.cell, 0.6, topk_mask=r.topk_mask(), height=420,
-                               title="Vanilla gradient map"), "learn_fig2",
-                  "Bright = where the model looked; orange outline = the most important patches.")
+        a, b = st.columns([1.4, 1])
+        with a:
+            ui.figure(P.map_figure(ctx.picture, r.map, r.cell, 0.6, topk_mask=r.topk_mask(), height=400,
+                                   title="Vanilla gradient map"), "learn_fig2",
+                      "Bright = where the model looked; orange outline = the most important patches.")
+        b.info(f"The {r.k} outlined patches are what the map says mattered most for "
+               f"**{r.label}**. The next step shows how easily this can be changed.", icon=":material/lightbulb:")
 
 # ---------------------------------------------------------------------------------- 3
 if step(3, "A tiny change moves the map",
@@ -107,7 +111,7 @@ if step(4, "Smoothing: average over noisy copies",
         "Smooth the map"):
     r = _map(SMOOTH)
     if r is not None:
-        a, b = st.columns([1, 2])
+        a, b, _ = st.columns([0.8, 1.5, 0.3])
         a.image(S.noise_preview(ctx.x, SMOOTH.sigma), caption="one noisy copy (σ = 0.15)", width="stretch")
         with b:
             ui.figure(P.map_figure(ctx.picture, r.map, r.cell, 0.6, topk_mask=r.topk_mask(), height=380,
@@ -115,22 +119,37 @@ if step(4, "Smoothing: average over noisy copies",
                       "Bright = important on average over the noisy copies; orange = top-k patches.")
 
 # ---------------------------------------------------------------------------------- 5
-if step(5, "Smoothing resists the attack",
+if step(5, "Does smoothing resist the attack?",
         "Now the same attack against the RRS map. The attacker must fool the map for *all* noisy copies at "
         "once. We also run the smoothed map twice with different noise: even without an attack the two "
-        "runs differ a little — that is the **floor** the attacked value should be compared with.",
+        "runs differ a little — that is the **floor** the attacked value should be compared with. With few "
+        "noisy copies and fine patches the smoothed map is itself unsteady, so the outcome depends on the "
+        "settings — which is exactly why the next step, a guarantee, matters.",
         [("No-attack floor", "how much two honest runs with different noise agree.")],
         "Attack the smoothed map"):
     res = _attack("rrs", SMOOTH)
     plain = _attack("vanilla", MAP)
     if res is not None and plain is not None:
         rows = [plain.row(), res.row()]
-        ui.figure(P.bars_figure([r["method"] for r in rows],
-                                [{"name": "no-attack floor", "values": [r["no_attack_floor"] for r in rows],
-                                  "color": P.PALETTE[5]},
-                                 {"name": "under attack", "values": [r["attacked_topk_intersection"] for r in rows],
-                                  "color": P.PALETTE[3]}]), "learn_fig5",
-                  "Higher = steadier. Compare each method's attacked bar with its own floor.")
+        a, b = st.columns([1.4, 1])
+        with a:
+            ui.figure(P.bars_figure([r["method"] for r in rows],
+                                    [{"name": "no-attack floor", "values": [r["no_attack_floor"] for r in rows],
+                                      "color": P.PALETTE[5]},
+                                     {"name": "under attack",
+                                      "values": [r["attacked_topk_intersection"] for r in rows],
+                                      "color": P.PALETTE[3]}]), "learn_fig5",
+                      "Higher = steadier. Compare each method's attacked bar with its own floor.")
+        for r in rows:
+            ui.metric(b, r["method"], f"{r['attacked_topk_intersection']:.2f}",
+                      f"{r['attacked_topk_intersection'] - r['no_attack_floor']:+.2f} vs its floor "
+                      f"{r['no_attack_floor']:.2f}", good_up=True)
+        kept_plain, kept_rrs = rows[0]["attacked_topk_intersection"], rows[1]["attacked_topk_intersection"]
+        verdict = ("kept more of its important patches than" if kept_rrs > kept_plain + 1e-9 else
+                   "kept as many of its important patches as" if abs(kept_rrs - kept_plain) < 1e-9 else
+                   "kept fewer of its important patches than")
+        b.caption(f"Here the RRS map {verdict} the plain gradient map. Try the Attack page with more noise "
+                  "samples or coarser patches to see how that changes.")
 
 # ---------------------------------------------------------------------------------- 6
 if step(6, "A guarantee: the certificate",

@@ -499,8 +499,12 @@ class CertifyResult:
             r["radius_per_value"] = per_pixel_equivalent(r["radius"], self.norm, self.dim)
         return rows
 
-    def verdict(self, beta: float = 1.0) -> Verdict:
-        """Plain-language judgement of the finite-sample certificate at ``beta``."""
+    def verdict(self, beta: float = 1.0, cell_options=(1, 2, 4, 8, 16, 32)) -> Verdict:
+        """Plain-language judgement of the finite-sample certificate at ``beta``.
+
+        ``cell_options``: the cell sizes the caller can offer (the coarsest larger one is
+        suggested when the certificate is weak).
+        """
         s = self.map_result.settings
         best = max(self.radius("rdp_finite", beta), self.radius("cdf_finite", beta))
         plug = max(self.radius("rdp_plugin", beta), self.radius("cdf_plugin", beta))
@@ -509,8 +513,9 @@ class CertifyResult:
         if s.samples < cap:
             more = int(min(cap, max(4 * s.samples, 1024)))
             suggestions.append((f"Use {more:,} samples", {"samples": more}))
-        if s.attribution != "gradcam" and s.cell < 32 and self.map_result.input_size >= 64:
-            suggestions.append(("Use coarser 32-px cells", {"cell": 32}))
+        coarser = max((c for c in cell_options if c > s.cell), default=None)
+        if s.attribution != "gradcam" and coarser is not None:
+            suggestions.append((f"Use coarser {coarser}-px cells", {"cell": int(coarser)}))
         if s.sigma < 0.5:
             suggestions.append((f"Try σ = {min(0.5, round(s.sigma * 1.6, 2)):g}",
                                 {"sigma": float(min(0.5, round(s.sigma * 1.6, 2)))}))
@@ -532,8 +537,10 @@ class CertifyResult:
             return Verdict("tiny", f"The certificate is real but tiny: {format_radius(best, self.norm, self.dim)} — "
                            "less than changing a single pixel value by one 8-bit step (1/255). "
                            "What would make it larger:", tuple(suggestions))
+        how_many = (f"any of the {what}" if beta >= 1.0 else
+                    f"more than {100 * (1 - beta):.0f}% of the {what}")
         return Verdict("ok", f"Guaranteed: no change of size below {format_radius(best, self.norm, self.dim)} "
-                       f"can push more than {100 * (1 - beta):.0f}% of the {what} out of the top-k "
+                       f"can push {how_many} out of the top-k "
                        f"(with probability ≥ {1 - self.eta:.0%} over the sampling).", ())
 
 

@@ -173,6 +173,11 @@ def test_upload_becomes_the_image_everywhere():
     ok(at)
     assert metrics(at)["Prediction"].value == expected.label
     assert any("circle.png" in c.value for c in at.caption)
+    # and one click brings the sample back
+    at.button(key="sb_back_to_sample").click().run()
+    ok(at)
+    assert not any("Using your upload" in c.value for c in at.sidebar.caption)
+    assert any("*coffee*" in c.value for c in at.caption)
 
 
 @pytest.mark.parametrize("name,data,needle", [
@@ -424,7 +429,7 @@ def test_learn_page_every_step_runs():
     ok(at)
     assert [h.value for h in at.subheader][:6] == [
         "1. The model looks at a picture", "2. Where did it look?", "3. A tiny change moves the map",
-        "4. Smoothing: average over noisy copies", "5. Smoothing resists the attack",
+        "4. Smoothing: average over noisy copies", "5. Does smoothing resist the attack?",
         "6. A guarantee: the certificate"]
     assert charts(at) == 0
     expected = [1, 2, 4, 5, 6, 7]              # figures after each step (step 3 draws two)

@@ -266,8 +266,9 @@ def _image_section(sb):
     upload = st.session_state.get("sb.upload")
     if st.session_state.get("sb.source") == "upload" and upload:
         loaded = _load_upload(upload["digest"], upload["name"], upload["data"])
-        sb.caption(f"Using your upload **{upload['name']}** ({loaded.size[0]}×{loaded.size[1]}). "
-                   "Pick a sample above to switch back.")
+        sb.caption(f"Using your upload **{upload['name']}** ({loaded.size[0]}×{loaded.size[1]}).")
+        sb.button(f"Use the sample ({sample}) instead", key="sb_back_to_sample", on_click=_use_samples,
+                  icon=":material/undo:")
         return loaded, upload["name"], upload["digest"], "upload"
     loaded = _load_sample(sample)
     return loaded, sample, _sample_digest(sample), "sample"
@@ -508,7 +509,7 @@ def sigma_slider(ctx: Context, container, key: str, default: float = 0.15, noise
 
 def cells_options(size: int) -> list[int]:
     """Cell sizes that make sense at this working resolution."""
-    return [c for c in (1, 2, 4, 8, 16, 32) if c <= max(1, size // 4)]
+    return [c for c in (1, 2, 4, 8, 16, 32) if c <= max(1, size // 3)]
 
 
 def cell_label(c: int) -> str:
@@ -551,7 +552,9 @@ def thumbnail(name: str) -> np.ndarray:
 
 # -------------------------------------------------------------------- cached results
 
-@st.cache_data(show_spinner=False, max_entries=256)
+# Entry limits keep the cache within a few hundred MB (a 224×224 pixel-cell map with its
+# statistics is ~2 MB).
+@st.cache_data(show_spinner=False, max_entries=96)
 def cached_map(model_key: str, digest: str, size: int, settings: S.MapSettings, _model, _x, _progress=None):
     """:func:`rrs.session.compute_map`, cached by model, image, resolution and every setting."""
     return S.compute_map(_model, _x, settings, progress=_progress)
@@ -564,14 +567,14 @@ def cached_certificate(model_key: str, digest: str, size: int, settings: S.MapSe
     return S.certify_map(_map_result, norm=norm, eta=eta)
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
+@st.cache_data(show_spinner=False, max_entries=64)
 def cached_attack(model_key: str, digest: str, size: int, method: str, settings: S.MapSettings,
                   attack: S.AttackSettings, _model, _x, _progress=None):
     """:func:`rrs.session.attack_method`, cached by every setting of the map and the attack."""
     return S.attack_method(_model, _x, method, settings, attack, progress=_progress)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=16)
 def cached_compare(model_key: str, digest: str, size: int, methods: tuple, ts: tuple, settings: S.MapSettings,
                    attack: S.AttackSettings, beta: float, norm: float, eta: float, _model, _x, _progress=None):
     """:func:`rrs.session.compare_vs_t`, cached by every parameter."""
