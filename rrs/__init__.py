@@ -3,6 +3,11 @@
 Liu, Chen, Liu, Xia, Gan. *Certifiably Robust Interpretation via Rényi Differential
 Privacy*. Artificial Intelligence, 2022. The specification followed here, with its
 corrections, is the project's ``method.md``.
+
+Modules: ``noise``, ``scoring``, ``attributions``, ``smoothing``, ``certify``, ``metrics``,
+``attacks``, ``models``, ``tiny``, ``images``, ``figures`` (PNG), ``plots`` (plotly),
+``evaluate``. Note that ``rrs.certify`` is the module; its all-in-one function is
+``rrs.certify.certify`` (re-exported here as ``certify_map``).
 """
 from .noise import Gaussian, Laplace
 from .scoring import topk_uniform, exponential, linear, power, from_values, make_scoring
@@ -13,10 +18,12 @@ from .certify import (min_renyi_divergence, equal_level_divergence, certified_ra
                       certified_radius_from_bounds, cell_radii, cell_radii_from_bounds,
                       certified_region, probability_bounds, gaussian_cdf_overlap,
                       gaussian_cdf_radius, gaussian_cdf_cell_radii, equal_level_radius,
-                      Certificate,
-                      CellCertificate, CellStats, CertificationReport, displaced_count)
-from .certify import certify as certify_map  # `rrs.certify` stays the module
+                      Certificate, CellCertificate, CellStats, CertificationReport, displaced_count)
+from .certify import certify as certify_map
 from .metrics import topk_intersection, spearman, kendall, topk_indices
-from .models import Classifier, load_default, predict_topk
+from .models import (Classifier, ModelError, MODELS, load_default, load_model, load_tiny,
+                     load_user_model, available_models, predict_topk)
+from .images import ImageError, LoadedImage, load_image, load_sample, list_samples, to_tensor, to_pil
+from .attacks import attack, AttackResult, no_attack_floor, surrogate_model
 
 __version__ = "0.1.0"
