@@ -72,24 +72,13 @@ def naive_surrogate(model, beta=10.0):
     return sur
 
 
-def timed(fn, repeat):
-    fn()  # warm-up (allocator, mkldnn primitives)
-    cpu, wall = [], []
-    for _ in range(repeat):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn()
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return min(cpu), min(wall)
-
-
 def make_state(model, x, method, eot, sur, work_size=None):
     """An attack's internal state (clean map, objective) without running the attack."""
     y = model(x[None]).argmax(1)
     return attacks._Attack(
         model, sur, x[None], y, method, "vanilla", "topk", "linf", 8 / 255, None, 1, "sum",
         rrs.Gaussian(0.15), 8, eot, 8, None, 0.1, 0.01, False, None,
-        torch.Generator().manual_seed(0), 0.2, 16, True, 1.0, 1.0, 3, 0, work_size, None)
+        torch.Generator().manual_seed(0), 0.5, 16, True, 1.0, 1.0, 3, 0, work_size, None)
 
 
 def main(argv=None):
@@ -107,40 +96,74 @@ def main(argv=None):
     y = model(x[None]).argmax(1)
     xb = x[None]
 
-    rows = []
-    base_cpu, base_wall = timed(lambda: rrs.vanilla_gradient(model, xb, y), args.repeat)
-    rows.append(("plain vanilla gradient (batch 1)", base_cpu, base_wall))
-    fwd = timed(lambda: model(xb), args.repeat)
-    rows.append(("  real forward only (label check)", *fwd))
-
+    # Every measurement is a closure; they run in interleaved rounds so that all of them see
+    # the same (possibly changing) load of a shared machine, and the minimum per item is kept.
+    items = [("plain vanilla gradient (batch 1)", lambda: rrs.vanilla_gradient(model, xb, y)),
+             ("  real forward only (label check)", lambda: model(xb))]
+    combos = []  # (row name, summary key, [item names summed])
     fast = attacks.surrogate_model(model, 10.0)
-    variants = [("optimised surrogate", fast)]
+    variants = [("after", fast)]
     if not args.no_naive:
-        variants.append(("naive surrogate (before)", naive_surrogate(model)))
-
+        variants.append(("before", naive_surrogate(model)))
     for label, sur in variants:
         st = make_state(model, x, "vanilla", 1, sur)
-        sg = timed(lambda: st.surrogate_grad(xb), args.repeat)
-        ck = timed(lambda: st.check(xb, need_map=True), args.repeat)
-        rows.append((f"vanilla step, {label}: surrogate double backward", *sg))
-        rows.append((f"vanilla step, {label}: + real check and map", sg[0] + ck[0], sg[1] + ck[1]))
+        items.append((f"vanilla step [{label}]: surrogate double backward", lambda st=st: st.surrogate_grad(xb)))
+        items.append((f"  real check and map [{label}]", lambda st=st: st.check(xb, need_map=True)))
+        combos.append((f"vanilla step [{label}]: + real label check and map", ("vanilla", label),
+                       [items[-2][0], items[-1][0]]))
         for eot in (4, 8):
             st = make_state(model, x, "rrs", eot, sur)
-            sg = timed(lambda: st.surrogate_grad(xb), args.repeat)
-            ck = timed(lambda: st.check(xb, need_map=False), args.repeat)
-            rows.append((f"RRS EOT-{eot} step, {label} (incl. label check)", sg[0] + ck[0], sg[1] + ck[1]))
+            items.append((f"  RRS EOT-{eot} surrogate [{label}]", lambda st=st: st.surrogate_grad(xb)))
+            items.append((f"  RRS label check [{label}] ({eot})", lambda st=st: st.check(xb, need_map=False)))
+            combos.append((f"RRS EOT-{eot} step [{label}]: incl. real label check", (f"rrs{eot}", label),
+                           [items[-2][0], items[-1][0]]))
     if args.work_size and args.work_size < args.size:
-        for method, eot in (("vanilla", 1), ("rrs", 8)):
+        for method, eot in (("vanilla", 1), ("rrs", 4)):
             st = make_state(model, x, method, eot, fast, work_size=args.work_size)
-            sg = timed(lambda: st.surrogate_grad(xb), args.repeat)
-            ck = timed(lambda: st.check(xb, need_map=method == "vanilla"), args.repeat)
-            rows.append((f"{method} step at work_size={args.work_size} (EOT {eot})", sg[0] + ck[0], sg[1] + ck[1]))
+            items.append((f"  {method} surrogate at {args.work_size}", lambda st=st: st.surrogate_grad(xb)))
+            items.append((f"  {method} check at {args.work_size}",
+                          lambda st=st, raw=method == "vanilla": st.check(xb, need_map=raw)))
+            combos.append((f"{method} step at work_size={args.work_size} (EOT {eot})", (f"{method}-work", "after"),
+                           [items[-2][0], items[-1][0]]))
+    best = {name: (float("inf"), float("inf")) for name, _ in items}
+    for _, fn in items:
+        fn()  # warm-up (allocator, oneDNN primitives)
+    for _ in range(args.repeat):
+        for name, fn in items:
+            c0, w0 = time.process_time(), time.perf_counter()
+            fn()
+            c, w = time.process_time() - c0, time.perf_counter() - w0
+            best[name] = (min(best[name][0], c), min(best[name][1], w))
+    base_cpu = best[items[0][0]][0]
+    rows = [(name, *best[name]) for name, _ in items[:3]]
+    summary = {}
+    for row, key, parts in combos:
+        c = sum(best[p][0] for p in parts)
+        w = sum(best[p][1] for p in parts)
+        rows.append((row, c, w))
+        summary[key] = c / base_cpu
+    rows = [rows[0], rows[1]] + [r for r in rows[2:] if not r[0].startswith("  ")] + \
+        [r for r in rows[2:] if r[0].startswith("  ")]
 
     print(f"default model {model.name}, input {args.size}×{args.size}, torch threads "
           f"{torch.get_num_threads()}, min of {args.repeat}")
-    print(f"{'':64s} {'CPU s':>8s} {'wall s':>8s} {'× grad (CPU)':>13s}")
+    print(f"{'':58s} {'CPU s':>8s} {'wall s':>8s} {'÷ grad (CPU)':>13s}")
     for name, c, w in rows:
-        print(f"{name:64s} {c:8.3f} {w:8.3f} {c / base_cpu:13.2f}")
+        print(f"{name:58s} {c:8.3f} {w:8.3f} {c / base_cpu:13.2f}")
+    print()
+
+    def line(key, text, per=1):
+        after, before = summary.get((key, "after")), summary.get((key, "before"))
+        if after is None:
+            return
+        extra = f", {after / per:.2f}× per EOT sample" if per > 1 else ""
+        was = f" (before: {before:.2f}×)" if before is not None else ""
+        print(f"{text}: {after:.2f}× a plain gradient{extra}{was}")
+    line("vanilla", "attack step, raw vanilla gradient")
+    line("rrs4", "attack step, RRS with EOT 4", 4)
+    line("rrs8", "attack step, RRS with EOT 8", 8)
+    line("vanilla-work", f"attack step, raw vanilla at work_size {args.work_size}")
+    line("rrs-work", f"attack step, RRS EOT 4 at work_size {args.work_size}", 4)
 
     if args.profile:
         from torch.profiler import ProfilerActivity, profile

@@ -63,34 +63,45 @@ ATTACK_METHODS = RAW_METHODS + tuple(SMOOTH_METHODS)
 # second derivatives because aten's softplus is slow on CPU (log1p is not vectorised here:
 # ~15× a clamp), and an attack step runs it forward, backward and double-backward.
 
-class _SmoothClampGrad(torch.autograd.Function):
-    """``f'(x) = σ(β(x − lo)) − σ(β(x − hi))``; its backward uses ``f''``.
+def _clamp_derivatives(x, beta, lo, hi, second: bool):
+    """``f'(x)`` and, if asked, ``f''(x)`` of the smooth clamp, with few allocations.
 
-    ``f''/β = s1(1 − s1) − s2(1 − s2) = (s1 − s2)(1 − s1 − s2)``. In-place arithmetic keeps
-    the number of freshly allocated activation-sized tensors low: at EOT batch sizes those
-    allocations (page faults) cost as much as the arithmetic.
+    ``f' = σ(β(x − lo)) − σ(β(x − hi))`` and ``f''/β = s1(1 − s1) − s2(1 − s2)
+    = (s1 − s2)(1 − s1 − s2)``. In-place arithmetic keeps freshly allocated activation-sized
+    tensors few: at EOT batch sizes those allocations (page faults) cost as much as the
+    arithmetic.
+    """
+    t = torch.mul(x, beta)
+    s1 = torch.sigmoid(t) if lo == 0 else torch.sub(t, beta * lo).sigmoid_()
+    if math.isinf(hi):
+        dd = torch.mul(s1, s1).sub_(s1).mul_(-beta) if second else None
+        return s1, dd
+    s2 = t.sub_(beta * hi).sigmoid_()
+    d = torch.sub(s1, s2)
+    dd = s1.add_(s2).sub_(1.0).mul_(d).mul_(-beta) if second else None
+    return d, dd
+
+
+class _SmoothClampBackward(torch.autograd.Function):
+    """``grad ↦ grad·f'(x)`` as one differentiable node (used when the graph is kept).
+
+    Its backward gives ``gg·f'(x)`` for ``grad`` and ``gg·grad·f''(x)`` for ``x``: one node
+    and three multiplications instead of a multiplication node plus a derivative node.
     """
 
     @staticmethod
-    def forward(ctx, x, beta, lo, hi):
-        need = ctx.needs_input_grad[0]
-        t = torch.mul(x, beta)
-        s1 = torch.sigmoid(t) if lo == 0 else torch.sub(t, beta * lo).sigmoid_()
-        if math.isinf(hi):
-            second = torch.mul(s1, s1).sub_(s1).mul_(-beta) if need else None
-            d = s1
-        else:
-            s2 = t.sub_(beta * hi).sigmoid_()
-            d = torch.sub(s1, s2)
-            second = s1.add_(s2).sub_(1.0).mul_(d).mul_(-beta) if need else None
-        if need:
-            ctx.save_for_backward(second)
-        return d
+    def forward(ctx, grad, x, beta, lo, hi):
+        d, dd = _clamp_derivatives(x, beta, lo, hi, second=ctx.needs_input_grad[1])
+        ctx.save_for_backward(grad, d, dd)
+        return grad * d
 
     @staticmethod
-    def backward(ctx, grad):
-        (second,) = ctx.saved_tensors
-        return grad * second, None, None, None
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gg):
+        grad, d, dd = ctx.saved_tensors
+        g_grad = gg * d if ctx.needs_input_grad[0] else None
+        g_x = torch.mul(gg, grad).mul_(dd) if ctx.needs_input_grad[1] else None
+        return g_grad, g_x, None, None, None
 
 
 class _SmoothClampFn(torch.autograd.Function):
@@ -111,7 +122,9 @@ class _SmoothClampFn(torch.autograd.Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         beta, lo, hi = ctx.conf
-        return grad * _SmoothClampGrad.apply(x, beta, lo, hi), None, None, None
+        if torch.is_grad_enabled():  # create_graph=True: second derivatives will be asked
+            return _SmoothClampBackward.apply(grad, x, beta, lo, hi), None, None, None
+        return grad * _clamp_derivatives(x, beta, lo, hi, second=False)[0], None, None, None
 
 
 def smooth_clamp(x: torch.Tensor, beta: float, lo: float = 0.0, hi: float = math.inf) -> torch.Tensor:
@@ -511,7 +524,7 @@ def _check_positive(name, value):
     return v
 
 
-def _check_image(x, device) -> torch.Tensor:
+def _check_image(x, device, dtype=torch.float32) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"x must be a torch tensor (C, H, W) in [0, 1], got {type(x).__name__}")
     if x.dim() == 4:
@@ -524,7 +537,14 @@ def _check_image(x, device) -> torch.Tensor:
         raise ValueError("x has non-finite values")
     if x.min() < 0 or x.max() > 1:
         raise ValueError("x must be in pixel space [0, 1] (normalisation lives inside the model)")
-    return x.detach().to(device=device, dtype=torch.float32)[None]
+    return x.detach().to(device=device, dtype=dtype)[None]
+
+
+def _model_dtype(model) -> torch.dtype:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
 
 
 # ===================================================================== map transforms
@@ -750,7 +770,7 @@ class _Attack:
         self.temperature, self.max_levels = temperature, max_levels
         self.scoring, self.tau, self.phi, self.normalize = scoring, tau, phi, normalize
 
-        clean = self.check(x, need_map=True)
+        clean = self.check(x, need_map=self.raw)
         self.clean = clean
         self.clean_map = self.measure(x, clean)
         self.grid = tuple(self.clean_map.shape)
@@ -873,7 +893,7 @@ def attack(model, x, method: str = "vanilla", objective: str = "topk", norm: str
            *, base: str = "vanilla", target=None, reduction: str = "sum", tau: float = 0.1,
            phi: float = 0.01, normalize: bool = False, restarts: int = 1,
            keep_label: bool = True, label_weight: float = 1.0, label_margin: float = 1.0,
-           max_backtracks: int = 3, rank_temperature: float = 0.2, rank_levels: int = 16,
+           max_backtracks: int = 3, rank_temperature: float = 0.5, rank_levels: int = 16,
            eval_seed: int = 0, eval_every: int = 0, work_size: int | None = None,
            batch_size: int = 16, base_kwargs: dict | None = None) -> AttackResult:
     """Attack the interpretation map of ``x`` while keeping its label (Ghorbani et al. 2019).
@@ -973,7 +993,7 @@ def attack(model, x, method: str = "vanilla", objective: str = "topk", norm: str
         target_map = None
 
     device = model_device(model)
-    x0 = _check_image(x, device)
+    x0 = _check_image(x, device, _model_dtype(model))
     if target is None:
         with torch.no_grad():
             y = model(x0).argmax(1)
@@ -1115,7 +1135,7 @@ def no_attack_floor(model, x, method: str = "rrs", k: int | None = None, cell: i
         raise ValueError(f"seeds must be two different integers, got {seeds!r}")
     samples = _check_int("samples", samples)
     device = model_device(model)
-    x0 = _check_image(x, device)
+    x0 = _check_image(x, device, _model_dtype(model))
     if target is None:
         with torch.no_grad():
             target = model(x0).argmax(1)
