@@ -235,6 +235,19 @@ def _pair(v):
 _RELU_FUNCS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
 _CLAMP_FUNCS = {F.relu6: (0.0, 6.0)}
 _HARDTANH_FUNCS = {F.hardtanh, F.hardtanh_}
+_ALWAYS_INPLACE = {torch.relu_, torch.Tensor.relu_, F.hardtanh_}
+_ACTIVATIONS = _RELU_FUNCS | set(_CLAMP_FUNCS) | _HARDTANH_FUNCS | {F.hardsigmoid, F.hardswish}
+#: position of the ``inplace`` argument of the functional activations
+_INPLACE_ARG = {F.relu: 1, F.relu6: 1, F.hardtanh: 3, F.hardsigmoid: 1, F.hardswish: 1}
+
+
+def _is_inplace(func, args, kwargs) -> bool:
+    if func in _ALWAYS_INPLACE:
+        return True
+    pos = _INPLACE_ARG.get(func)
+    if pos is None:
+        return False
+    return bool(kwargs.get("inplace", args[pos] if len(args) > pos else False))
 
 
 class _SurrogateMode(TorchFunctionMode):
@@ -251,20 +264,32 @@ class _SurrogateMode(TorchFunctionMode):
             out = self._conv(*args, **kwargs)
             if out is not None:
                 return out
-        elif func in _RELU_FUNCS:
-            return smooth_clamp(args[0], self.beta)
-        elif func in _CLAMP_FUNCS:
+            return func(*args, **kwargs)
+        out = self._activation(func, args, kwargs)
+        if out is None:
+            return func(*args, **kwargs)
+        if _is_inplace(func, args, kwargs):
+            # the smooth function keeps its input for the backward, so compute it on a copy
+            # and then write the result where the caller expects it
+            return args[0].copy_(out)
+        return out
+
+    def _activation(self, func, args, kwargs):
+        if func not in _ACTIVATIONS:
+            return None
+        x = args[0].clone() if _is_inplace(func, args, kwargs) else args[0]
+        if func in _RELU_FUNCS:
+            return smooth_clamp(x, self.beta)
+        if func in _CLAMP_FUNCS:
             lo, hi = _CLAMP_FUNCS[func]
-            return smooth_clamp(args[0], self.beta, lo, hi)
-        elif func in _HARDTANH_FUNCS:
+            return smooth_clamp(x, self.beta, lo, hi)
+        if func in _HARDTANH_FUNCS:
             lo = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
             hi = kwargs.get("max_val", args[2] if len(args) > 2 else 1.0)
-            return smooth_clamp(args[0], self.beta, lo, hi)
-        elif func is F.hardsigmoid:
-            return smooth_clamp(args[0] + 3.0, self.beta, 0.0, 6.0) / 6.0
-        elif func is F.hardswish:
-            return args[0] * smooth_clamp(args[0] + 3.0, self.beta, 0.0, 6.0) / 6.0
-        return func(*args, **kwargs)
+            return smooth_clamp(x, self.beta, lo, hi)
+        if func is F.hardsigmoid:
+            return smooth_clamp(x + 3.0, self.beta, 0.0, 6.0) / 6.0
+        return x * smooth_clamp(x + 3.0, self.beta, 0.0, 6.0) / 6.0   # hardswish
 
     @staticmethod
     def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -427,8 +452,11 @@ class AttackResult:
     pixel units. ``history`` holds the surrogate objective at every step (the quantity
     minimised; for ``mass_center`` the negated displacement in cells), ``clean_objective`` /
     ``adv_objective`` the same objective on the real measured maps. ``label_preserved`` is
-    False only when no step kept the label (then ``x_adv`` is the strongest label-flipping
-    candidate and ``message`` says so).
+    False only when no step kept the label (then ``x_adv`` is the first candidate step, which
+    changes the label, and ``message`` says so) or when ``keep_label=False`` was asked.
+    ``accepted_steps``/``rejected_steps`` count PGD steps (a step is rejected when even
+    ``max_backtracks`` halvings change the label), ``shortened_steps`` the accepted ones that
+    needed halving.
     """
 
     x_adv: torch.Tensor
@@ -658,20 +686,20 @@ class _Objective:
         if self.name == "targeted":
             return ((p - self.target) ** 2).sum() * p.numel()
         rows, cols = self.grid
-        c = _center(p.reshape(rows, cols))
-        shift = c - self.clean_center
+        scale = torch.tensor([rows, cols], device=p.device, dtype=p.dtype)
+        shift = (_center(p.reshape(rows, cols)) - self.clean_center) * scale   # in cells
         if self.direction is None or shift.detach().norm() > 1e-3:
             d = shift.detach()
             if d.norm() <= 1e-3:
                 # no displacement yet (raw maps start at the clean map): push away from
                 # the image centre, a fixed and reproducible direction
-                d = self.clean_center - 0.5
+                d = (self.clean_center - 0.5) * scale
                 if d.norm() <= 1e-6:
-                    d = torch.tensor([0.0, 1.0], device=p.device)
+                    d = torch.tensor([0.0, 1.0], device=p.device, dtype=p.dtype)
             self.direction = d / d.norm()
-        # the gradient of ‖shift‖ at a non-zero shift, and a defined one at zero
-        scale = torch.tensor([rows, cols], device=p.device, dtype=p.dtype)
-        return -((shift * self.direction) * scale).sum()
+        # −⟨shift, u⟩ with u = shift/‖shift‖ held fixed: the gradient of −‖shift‖ where the
+        # shift is non-zero, and a defined one where it is zero
+        return -(shift * self.direction.to(p.dtype)).sum()
 
     def value(self, p: torch.Tensor) -> float:
         """The reported objective: top-k mass, −displacement in cells, or target distance."""
@@ -789,8 +817,9 @@ class _Attack:
         self._transform = None
 
     # ------------------------------------------------------------------ real model side
-    def check(self, xc, need_map: bool) -> _Check:
-        """Label, confidence and logit margin on the real model (+ raw map, + margin grad)."""
+    def check(self, xc, need_map: bool, force_margin: bool = False) -> _Check:
+        """Label, confidence and logit margin on the real model (+ raw map, + margin grad
+        when the margin is below ``label_margin`` or ``force_margin``)."""
         want_margin_grad = self.keep_label and self.label_weight > 0
         with torch.enable_grad():
             inp = xc.detach().requires_grad_(need_map or want_margin_grad)
@@ -810,7 +839,7 @@ class _Attack:
             wanted = []
             if fused:
                 wanted.append(logits[0, y])
-            active = want_margin_grad and float(margin.detach()) < self.label_margin
+            active = want_margin_grad and (force_margin or float(margin.detach()) < self.label_margin)
             if active:
                 wanted.append(margin)
             if wanted:
@@ -875,11 +904,18 @@ class _Attack:
             (g,) = torch.autograd.grad(loss, xb)
         return g, self._work_objective.value(p.detach())
 
-    def direction(self, g_obj, chk: _Check):
-        """Descent direction: normalised objective gradient plus the keep-label term."""
+    def direction(self, g_obj, chk: _Check, boost: float = 1.0):
+        """Descent direction: normalised objective gradient plus the keep-label term.
+
+        The margin term's weight ramps from 0 (margin ≥ ``label_margin``) to
+        ``label_weight`` (margin ≤ 0); after rejected steps (``boost`` > 1) it is at least
+        ``label_weight·boost``, so the next step leans towards the clean class.
+        """
         d = g_obj / g_obj.norm().clamp_min(1e-30)
         if chk.margin_grad is not None and self.keep_label:
             ramp = min(1.0, max(0.0, (self.label_margin - chk.margin) / self.label_margin))
+            if boost > 1:
+                ramp = max(ramp, 1.0) * boost
             gm = chk.margin_grad
             d = d - self.label_weight * ramp * gm / gm.norm().clamp_min(1e-30)
         return d
@@ -1009,7 +1045,7 @@ def attack(model, x, method: str = "vanilla", objective: str = "topk", norm: str
     history: list[float] = []
     accepted = rejected = shortened = 0
     best = None           # (real objective, x, check, map) among label-preserving iterates
-    best_flipped = None   # (real objective or step index, x, check) among rejected ones
+    best_flipped = None   # (x, check) of the first rejected candidate
     done = 0
 
     def consider(xc, chk, cell_map):
@@ -1027,7 +1063,6 @@ def attack(model, x, method: str = "vanilla", objective: str = "topk", norm: str
                     xc = cand
                     break
         chk = st.check(xc, need_map=st.raw)
-        cur_map = chk.cell_map if st.raw else None
         g_cache = None
         boost = 1.0
         last_measured = None
@@ -1040,10 +1075,7 @@ def attack(model, x, method: str = "vanilla", objective: str = "topk", norm: str
             else:
                 g_obj, sval = g_cache
                 history.append(sval)
-            weight_backup = st.label_weight
-            st.label_weight = weight_backup * boost
-            d = st.direction(g_obj, chk)
-            st.label_weight = weight_backup
+            d = st.direction(g_obj, chk, boost)
             alpha = alpha0
             ok = False
             for attempt in range(max_backtracks + 1):
@@ -1068,6 +1100,8 @@ def attack(model, x, method: str = "vanilla", objective: str = "topk", norm: str
             else:
                 rejected += 1
                 boost = min(boost * 2.0, 64.0)  # lean harder on the label next time
+                if keep_label and chk.margin_grad is None:
+                    chk = st.check(xc, need_map=st.raw, force_margin=True)
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -1082,8 +1116,7 @@ def attack(model, x, method: str = "vanilla", objective: str = "topk", norm: str
             message = "label not enforced (keep_label=False) and it changed"
     elif best_flipped is not None:
         x_adv, adv_chk = best_flipped
-        adv_map = st.measure(x_adv)
-        adv_chk = st.check(x_adv, need_map=False)
+        adv_map = st.measure(x_adv, adv_chk)
         label_preserved = adv_chk.label == clean_label
         message = ("no step kept the label: every candidate changed the prediction even after "
                    f"{max_backtracks} step halvings; the result shows the first label-changing "

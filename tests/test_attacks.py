@@ -138,6 +138,27 @@ class ModuleNet(nn.Module):
         return self.fc3(F.relu6(h - 1.0))
 
 
+class InplaceNet(nn.Module):
+    """Functional in-place activations whose return value is ignored (``x.relu_()``)."""
+
+    def __init__(self):
+        super().__init__()
+        g = gen(21)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(12, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+        self.fc4 = nn.Linear(16, 3)
+        for p in self.parameters():
+            with torch.no_grad():
+                p.copy_(torch.randn(p.shape, generator=g))
+
+    def forward(self, x):
+        h = self.fc1(x.flatten(1))
+        h.relu_()
+        h = self.fc2(h)
+        F.hardtanh(h, -2.0, 2.0, True)
+        h = F.relu(self.fc3(h), inplace=True)
+        return self.fc4(h)
+
+
 def _hvp(model, x, v):
     """Hessian-vector product of the class-0 logit with respect to the input."""
     x = x.clone().requires_grad_(True)
@@ -146,10 +167,12 @@ def _hvp(model, x, v):
     return torch.zeros_like(x) if h is None else h
 
 
-@pytest.mark.parametrize("make", [lambda: ModuleNet().eval(), lambda: TinyConvNet(seed=3).eval()])
+@pytest.mark.parametrize("make", [lambda: ModuleNet().eval(), lambda: TinyConvNet(seed=3).eval(),
+                                  lambda: InplaceNet().eval()])
 def test_surrogate_has_second_derivatives_where_relu_net_has_none(make):
     model = make()
-    x = torch.rand(2, 3, 2, 2, generator=gen(4)) if isinstance(model, ModuleNet) else torch.rand(2, 3, 8, 8, generator=gen(4))
+    small = isinstance(model, (ModuleNet, InplaceNet))
+    x = torch.rand(2, 3, 2, 2, generator=gen(4)) if small else torch.rand(2, 3, 8, 8, generator=gen(4))
     v = torch.randn(x.shape, generator=gen(5))
     assert _hvp(model, x, v).abs().max() == 0          # piecewise linear: zero almost everywhere
     sur = surrogate_model(model, 10.0)
@@ -311,10 +334,13 @@ class Boundary(nn.Module):
         return torch.stack([1.0 + 0.01 * q - dist / (3 / 255), 0.01 * q], 1)
 
 
-def test_steps_that_flip_the_label_are_shortened_or_rejected():
+@pytest.mark.parametrize("label_margin,label_weight", [(1.0, 1.0), (1e-3, 1.0), (1.0, 0.0)])
+def test_steps_that_flip_the_label_are_shortened_or_rejected(label_margin, label_weight):
+    # (1e-3, 1): the margin term only starts after a rejection; (1, 0): halving alone
     x0 = torch.rand(3, 8, 8, generator=gen(13))
     model = Boundary(x0).eval()
-    r = attack(model, x0, "vanilla", epsilon=8 / 255, steps=10, generator=gen(0))
+    r = attack(model, x0, "vanilla", epsilon=8 / 255, steps=10, generator=gen(0),
+               label_margin=label_margin, label_weight=label_weight)
     assert r.label_preserved and r.adv_label == 0
     assert 0 < r.linf < 3 / 255
     assert r.shortened_steps + r.rejected_steps > 0      # the constraint was active
@@ -343,6 +369,17 @@ def test_no_label_preserving_step_is_reported_clearly():
     assert not r.label_preserved and r.adv_label != r.clean_label
     assert r.accepted_steps == 0 and r.rejected_steps == 3
     assert "label" in r.message
+
+
+def test_work_size_and_eval_every_options(net):
+    x = torch.rand(3, 32, 32, generator=gen(15))
+    r = attack(net, x, "vanilla", steps=4, work_size=16, generator=gen(0))
+    assert r.clean_map.shape == (32, 32)           # measured at full resolution
+    assert r.adv_objective < r.clean_objective and r.label_preserved
+    r = attack(net, x, "smoothgrad", steps=4, samples=4, eot_samples=2, eval_every=1, generator=gen(0))
+    assert r.accepted_steps == 4 and r.label_preserved
+    table = dict(r.rows())
+    assert table["method"] == "smoothgrad" and table["topk_intersection"] == r.topk_intersection
 
 
 # --------------------------------------------------------------------------- floor
