@@ -593,6 +593,14 @@ def _rank_levels(v: np.ndarray, max_levels: int):
     return ranks, np.full(max_levels, drops.sum() / max_levels)
 
 
+def _resample_scoring(v: np.ndarray, n: int) -> np.ndarray:
+    """A scoring vector for ``n`` cells with the same shape over rank fractions (e.g. top
+    5% uniform stays top 5% uniform); used when the attack works at a lower resolution."""
+    idx = np.minimum(((np.arange(n) + 0.5) * v.size / n).astype(int), v.size - 1)
+    w = v[idx]
+    return w / w.sum()
+
+
 def _log_threshold(sorted_desc: torch.Tensor, rank: int) -> torch.Tensor:
     """Log of the midpoint (geometric) between the ``rank``-th and next value, per row."""
     n = sorted_desc.shape[1]
@@ -611,6 +619,9 @@ class _Transform:
         self.normalize = normalize
         if method == "rrs":
             vec = scoring(n) if callable(scoring) else (default_scoring(n) if scoring is None else scoring)
+            vec = np.asarray(vec, dtype=float)
+            if vec.ndim == 1 and vec.size != n:
+                vec = _resample_scoring(vec, n)   # a lower working resolution
             vec = validate_scoring(vec, n=n)
             self.ranks, self.weights = _rank_levels(vec, max_levels)
             self.need = int(min(n, self.ranks.max() + 1))
@@ -794,7 +805,6 @@ class _Attack:
         self.eval_seed = eval_seed
         self.work_size = work_size
         self.base_kwargs = base_kwargs or {}
-        self.grad_evals = 0
         self.temperature, self.max_levels = temperature, max_levels
         self.scoring, self.tau, self.phi, self.normalize = scoring, tau, phi, normalize
 
@@ -827,7 +837,6 @@ class _Attack:
             if need_map and not fused:
                 attr = self.attribution(self.model, inp, self.y, **self.base_kwargs)
                 cell_map = to_cells(attr.detach(), self.cell, self.reduction)[0]
-                self.grad_evals += 1
             logits = self.model(inp) if inp.requires_grad else self.model(inp.detach())
             y = int(self.y)
             probs = logits.detach().softmax(1)[0]
@@ -835,7 +844,6 @@ class _Attack:
             others = logits[0].clone()
             others[y] = -math.inf
             margin = logits[0, y] - others.max()
-            grads = []
             wanted = []
             if fused:
                 wanted.append(logits[0, y])
@@ -845,7 +853,6 @@ class _Attack:
             if wanted:
                 outs = [torch.autograd.grad(w, inp, retain_graph=i + 1 < len(wanted))[0]
                         for i, w in enumerate(wanted)]
-                self.grad_evals += 1
             if fused:
                 g = outs[0] * inp.detach() if self.base == "input_x_gradient" else outs[0]
                 cell_map = to_cells(g, self.cell, self.reduction)[0]
@@ -866,7 +873,6 @@ class _Attack:
                      noise=self.noise, samples=self.samples, batch_size=self.batch_size,
                      cell=self.cell, reduction=self.reduction, generator=gen,
                      base_kwargs=self.base_kwargs, **self.smooth_kwargs)
-        self.grad_evals += self.samples
         return res.map[0]
 
     def real_objective(self, cell_map) -> float:

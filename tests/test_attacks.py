@@ -376,6 +376,10 @@ def test_work_size_and_eval_every_options(net):
     r = attack(net, x, "vanilla", steps=4, work_size=16, generator=gen(0))
     assert r.clean_map.shape == (32, 32)           # measured at full resolution
     assert r.adv_objective < r.clean_objective and r.label_preserved
+    r = attack(net, x, "rrs", steps=2, samples=4, eot_samples=2, work_size=16,
+               scoring=topk_uniform(32 * 32, 51), generator=gen(0))  # vector for the full grid
+    assert r.clean_map.shape == (32, 32) and r.accepted_steps == 2
+    assert float(attacks._resample_scoring(topk_uniform(1024, 51), 256).max()) == pytest.approx(1 / 13)
     r = attack(net, x, "smoothgrad", steps=4, samples=4, eot_samples=2, eval_every=1, generator=gen(0))
     assert r.accepted_steps == 4 and r.label_preserved
     table = dict(r.rows())
