@@ -363,6 +363,25 @@ def test_attack_page_runs_and_reports_floor_and_labels():
         {b.label for b in at.download_button}
 
 
+def test_attack_that_cannot_keep_the_label_says_so():
+    at = new_app(sb_sample="brick")
+    at.switch_page("app_pages/3_Attack.py").run()
+    at.multiselect(key="attack_methods").set_value(["vanilla"]).run()
+    at.slider(key="attack_budget_linf").set_value(32).run()
+    at.slider(key="attack_steps").set_value(1).run()
+    at.select_slider(key="attack_cell").set_value(4).run()
+    at.button(key="attack_run").click().run()
+    ok(at)
+    warnings = [w.value for w in at.warning]
+    assert any("label" in w for w in warnings), warnings
+    assert any("label changed" in m.value for m in at.markdown)
+    assert list(at.dataframe[0].value["label kept"]) == [False]
+    # the session keeps working
+    at.switch_page("app_pages/1_Explain.py").run()
+    ok(at)
+    assert charts(at) == 2
+
+
 def test_attack_needs_a_method():
     at = new_app()
     at.switch_page("app_pages/3_Attack.py").run()
@@ -525,6 +544,10 @@ def test_budget_caps_and_radius_formatting():
     x224 = torch.zeros(3, 224, 224)
     eot, msg = S.plan_eot(1000, x224, model)
     assert eot == S.MAX_EOT["cpu"] and "GB" in msg
+    # with 1 GiB free, at most half of it is used: two 250 MB samples at 224×224
+    assert S.plan_eot(10, x224, model, memory_bytes=2 ** 30)[0] == 2
+    assert S.plan_eot(10, torch.zeros(3, 112, 112), model, memory_bytes=2 ** 30)[0] == 8
+    assert S.plan_eot(3, x224, model, memory_bytes=2 ** 34) == (3, "")
     assert S.format_radius(2 / 255, math.inf) == "2/255 (ℓ∞)"
     assert "per value" in S.format_radius(0.5, 2.0, 3 * 224 * 224)
     assert S.per_pixel_equivalent(1.0, 2.0, 4) == pytest.approx(0.5)
