@@ -115,21 +115,23 @@ fin_best = max(cr.radius("rdp_finite", beta), cr.radius("cdf_finite", beta))
 plug_best = max(cr.radius("rdp_plugin", beta), cr.radius("cdf_plugin", beta))
 cert_plug = int((cr.categories(radius, kind, False) == 2).sum())
 cert_fin = int((cr.categories(radius, kind, True) == 2).sum())
-unit_note = "in 1/255" if math.isinf(norm) else f"{cr.unit}"
+unit_note = "1/255 (ℓ∞)" if math.isinf(norm) else cr.unit
 m = st.columns(5)
-ui.metric(m[0], "Guaranteed radius", S.format_radius(fin_best, norm),
-          f"plug-in estimate {S.format_radius(plug_best, norm)}",
+ui.metric(m[0], "Guaranteed radius", f"{fin_best * unit_scale:.3g}",
+          f"{unit_note}; plug-in estimate {plug_best * unit_scale:.3g}",
           help=f"Finite-sample certificate at β = {beta:.0%} (best of RDP and Gaussian-CDF): holds with probability "
-               f"≥ {1 - cr.eta:.0%}. The plug-in value treats the sampled map as exact.")
-ui.metric(m[1], "RDP exact", f"{cr.radius('rdp_finite', beta) * unit_scale:.3g} / "
-          f"{cr.radius('rdp_plugin', beta) * unit_scale:.3g}", f"finite / plug-in, {unit_note}",
-          help="Rényi-DP certificate with the exact minimal divergence: finite-sample / plug-in radius.")
-ui.metric(m[2], "Gaussian-CDF",
-          (f"{cr.radius('cdf_finite', beta) * unit_scale:.3g} / {cr.radius('cdf_plugin', beta) * unit_scale:.3g}"
-           if cr.cdf_plugin is not None else "n/a"),
-          f"finite / plug-in, {unit_note}" if cr.cdf_plugin is not None else "needs Gaussian noise",
-          help="Per-cell Gaussian-CDF certificate (Salman et al. 2019): finite-sample / plug-in radius.")
-ui.metric(m[3], "Cells certified at L", f"{cert_fin} / {cert_plug}", f"finite / plug-in, of {mr.k} top cells")
+               f"≥ {1 - cr.eta:.0%}. The plug-in value treats the sampled map as exact (not a guarantee).")
+ui.metric(m[1], "RDP exact", f"{cr.radius('rdp_finite', beta) * unit_scale:.3g}",
+          f"plug-in {cr.radius('rdp_plugin', beta) * unit_scale:.3g}",
+          help="Rényi-DP certificate with the exact minimal divergence: finite-sample radius (plug-in below).")
+if cr.cdf_plugin is not None:
+    ui.metric(m[2], "Gaussian-CDF", f"{cr.radius('cdf_finite', beta) * unit_scale:.3g}",
+              f"plug-in {cr.radius('cdf_plugin', beta) * unit_scale:.3g}",
+              help="Per-cell Gaussian-CDF certificate (Salman et al. 2019): finite-sample radius (plug-in below).")
+else:
+    ui.metric(m[2], "Gaussian-CDF", "n/a", "needs Gaussian noise")
+ui.metric(m[3], "Cells certified at L", f"{cert_fin} of {mr.k}", f"plug-in {cert_plug} of {mr.k}",
+          help="Top cells guaranteed (finite-sample) to stay in the top-k at the radius drawn below.")
 ui.metric(m[4], "Time", f"{mr.elapsed + cr.elapsed:.1f} s", f"{mr.samples_used:,} samples on {mr.device}")
 
 # ------------------------------------------------------------------------------- figures

@@ -160,4 +160,5 @@ else:
         ui.figure(P.lines_figure(stored[:12], "noise samples T", metric, title=f"Stored: {exp} — {metric}"),
                   "compare_stored", "Means over the evaluation's images and seeds (see docs/results.md for "
                                     "the 95% confidence intervals and settings).")
-    st.dataframe(view, hide_index=True, width="stretch")
+        view = view[view["metric"] == metric]
+    st.dataframe(view.dropna(axis=1, how="all"), hide_index=True, width="stretch")
