@@ -63,7 +63,7 @@ if result.message:
 rows, cols = result.grid
 m = st.columns(5)
 ui.metric(m[0], "Prediction", result.label, f"{result.confidence:.1%} confident")
-ui.metric(m[1], "Map size", f"{rows}×{cols}", f"{result.n:,} cells of {result.cell} px" if attribution != "gradcam"
+ui.metric(m[1], "Map size", f"{rows}×{cols}", f"{result.n:,} cells of {result.pixel_cell} px" if attribution != "gradcam"
           else f"{result.n} Grad-CAM cells")
 ui.metric(m[2], "Top-k", f"{result.k:,} cells", f"{k_percent:g}% of the map")
 if smoothed:
@@ -78,12 +78,12 @@ top_raw = result.topk_mask("raw")
 top_map = result.topk_mask("map")
 left, right = st.columns(2, gap="medium")
 with left:
-    ui.figure(P.map_figure(ctx.picture, result.raw, result.cell, opacity, topk_mask=top_raw,
+    ui.figure(P.map_figure(ctx.picture, result.raw, result.pixel_cell, opacity, topk_mask=top_raw,
                            title=f"Raw: {S.BASE_LABELS[attribution]}"), "explain_raw",
               "Bright = where the model looked (one gradient, no noise); orange outline = the top-k cells.")
 with right:
     if smoothed:
-        ui.figure(P.map_figure(ctx.picture, result.map, result.cell, opacity, topk_mask=top_map,
+        ui.figure(P.map_figure(ctx.picture, result.map, result.pixel_cell, opacity, topk_mask=top_map,
                                title=f"Smoothed: {S.METHOD_LABELS[method]}, T = {result.samples_used}"),
                   "explain_smoothed",
                   "Bright = where the model looked on average over noisy copies; orange outline = the top-k cells.")
@@ -101,8 +101,21 @@ if smoothed:
                    "topk": top_map})
 footer = f"{settings.describe()} · image {ctx.image_name} ({ctx.image_digest}) · {ctx.model_key} · {result.device}"
 header = {"settings": ui.settings_dict(settings), "provenance": ctx.provenance()}
-ui.exports(f"rrs_explain_{ctx.image_name}_{method}", "explain_export",
-           png=ui.maps_png(ctx, panels, result.cell, opacity, footer, title=f"{ctx.image_name}: {result.label}"),
+
+
+def _png() -> bytes:
+    """The maps as one PNG (rrs.figures, the command line's renderer, when present)."""
+    try:
+        from rrs.figures import comparison_png
+    except ImportError:
+        return ui.maps_png(ctx, panels, result.pixel_cell, opacity, footer, title=f"{ctx.image_name}: {result.label}")()
+    maps = {p["title"]: p["map"] for p in panels}
+    return comparison_png(ctx.x, maps, normalize="max", opacity=opacity, k=result.k,
+                          cell=None if attribution == "gradcam" else result.cell,
+                          title=f"{ctx.image_name}: {result.label}", caption=footer)
+
+
+ui.exports(f"rrs_explain_{ctx.image_name}_{method}", "explain_export", png=_png,
            csv=S.to_csv(result.rows(), header=header),
            json_text=S.to_json("explain", ui.settings_dict(settings),
                                {**result.summary(), "map": result.map, "raw": result.raw},

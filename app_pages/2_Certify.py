@@ -141,11 +141,11 @@ cat_fin = cr.categories(radius, kind, finite=True)
 L_text = S.format_radius(radius, norm, mr.dim)
 left, right = st.columns(2, gap="medium")
 with left:
-    ui.figure(P.region_figure(ctx.picture, cat_plug, mr.cell, opacity, title="Plug-in (estimate)"),
+    ui.figure(P.region_figure(ctx.picture, cat_plug, mr.pixel_cell, opacity, title="Plug-in (estimate)"),
               "certify_region_plug", f"Blue cells stay in the top-k for any change of size at most {L_text}, "
                                      "if the sampled map were exact; orange = top-k but not certified.")
 with right:
-    ui.figure(P.region_figure(ctx.picture, cat_fin, mr.cell, opacity,
+    ui.figure(P.region_figure(ctx.picture, cat_fin, mr.pixel_cell, opacity,
                               title=f"Finite-sample (probability ≥ {1 - cr.eta:.0%})"),
               "certify_region_fin", f"Blue cells are guaranteed to stay in the top-k for any change of size at "
                                     f"most {L_text}; orange = top-k but not certified.")
@@ -156,11 +156,11 @@ shared = float(np.nanmax(np.concatenate([grid_plug.ravel(), grid_fin.ravel(), [0
 unit_label = "1/255, ℓ∞" if math.isinf(norm) else cr.unit
 left, right = st.columns(2, gap="medium")
 with left:
-    ui.figure(P.radius_figure(ctx.picture, grid_plug, mr.cell, 0.8, zmax=shared, unit=unit_label,
+    ui.figure(P.radius_figure(ctx.picture, grid_plug, mr.pixel_cell, 0.8, zmax=shared, unit=unit_label,
                               title="Per-cell radius, plug-in"), "certify_radii_plug",
               "Brighter = the cell stays in the top-k under larger changes (estimate); other cells not drawn.")
 with right:
-    ui.figure(P.radius_figure(ctx.picture, grid_fin, mr.cell, 0.8, zmax=shared, unit=unit_label,
+    ui.figure(P.radius_figure(ctx.picture, grid_fin, mr.pixel_cell, 0.8, zmax=shared, unit=unit_label,
                               title="Per-cell radius, finite-sample"), "certify_radii_fin",
               "Brighter = the cell is guaranteed to stay in the top-k under larger changes; same colour scale.")
 
@@ -197,7 +197,7 @@ cell_rows = [{"cell": int(i), "row": int(i) // mr.grid[1], "col": int(i) % mr.gr
               "radius_plugin": float(radii_plug[i]), "radius_finite": float(radii_fin[i]),
               "rdp_radius_finite": float(cr.cell_radii("rdp", True)[i])} for i in cr.report.selected]
 ui.exports(f"rrs_certify_{ctx.image_name}", "certify_export",
-           png=ui.maps_png(ctx, panels, mr.cell, opacity, footer, title=f"{ctx.image_name}: certified top-{mr.k}"),
+           png=ui.maps_png(ctx, panels, mr.pixel_cell, opacity, footer, title=f"{ctx.image_name}: certified top-{mr.k}"),
            extra_png=("PNG radius vs β", lambda: P.curves_png(curve_series, "β", f"certified radius ({unit_label})",
                                                                "Certified radius versus β", reverse_x=True,
                                                                footer=footer), "beta_curve"),

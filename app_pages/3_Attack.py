@@ -101,11 +101,11 @@ for method, res in results.items():
     zmax = P.display_scale(clean, attacked)
     a, b, c = st.columns([1, 1, 0.8], gap="medium")
     with a:
-        ui.figure(P.map_figure(ctx.picture, clean, res.cell, opacity, zmax=zmax,
+        ui.figure(P.map_figure(ctx.picture, clean, res.pixel_cell, opacity, zmax=zmax,
                                topk_mask=S.topk_mask(clean, res.k), title="Clean map", height=330),
                   f"attack_clean_{method}", "Bright = where the model looked on the clean image; orange = top-k cells.")
     with b:
-        ui.figure(P.map_figure(S.working_image(r.x_adv), attacked, res.cell, opacity, zmax=zmax,
+        ui.figure(P.map_figure(S.working_image(r.x_adv), attacked, res.pixel_cell, opacity, zmax=zmax,
                                topk_mask=S.topk_mask(attacked, res.k), title="Attacked map", height=330),
                   f"attack_adv_{method}", "The same method on the adversarial image, same colour scale.")
     with c:
@@ -167,10 +167,12 @@ def _attack_png() -> bytes:
         for m, res in results.items():
             panels += [{"title": f"{S.METHOD_LABELS[m]}: clean", "map": res.result.clean_map},
                        {"title": f"{S.METHOD_LABELS[m]}: attacked", "map": res.result.attacked_map}]
-        return P.maps_png(ctx.picture, panels, next(iter(results.values())).cell, footer=footer, columns=2)
+        return P.maps_png(ctx.picture, panels, next(iter(results.values())).pixel_cell, footer=footer, columns=2)
     metrics_text = {S.METHOD_LABELS[m]: f"top-k ∩ {res.result.topk_intersection:.2f} (floor {res.floor:.2f})"
                     for m, res in results.items()}
-    cells = {S.METHOD_LABELS[m]: res.cell for m, res in results.items()}
+    # Grad-CAM's feature grid is stretched over the image (cell=None), pixel cells align exactly
+    cells = {S.METHOD_LABELS[m]: (None if res.map_settings.attribution == "gradcam" else res.cell)
+             for m, res in results.items()}
     return attack_png(ctx.x, adv_images, clean_maps, adv_maps, k=k_used, metrics=metrics_text, cell=cells,
                       title=f"{ctx.image_name}: interpretation attack", caption=footer)
 

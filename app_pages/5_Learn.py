@@ -68,7 +68,7 @@ if step(2, "Where did it look?",
     if r is not None:
         a, b = st.columns([1.4, 1])
         with a:
-            ui.figure(P.map_figure(ctx.picture, r.map, r.cell, 0.6, topk_mask=r.topk_mask(), height=400,
+            ui.figure(P.map_figure(ctx.picture, r.map, r.pixel_cell, 0.6, topk_mask=r.topk_mask(), height=400,
                                    title="Vanilla gradient map"), "learn_fig2",
                       "Bright = where the model looked; orange outline = the most important patches.")
         b.info(f"The {r.k} outlined patches are what the map says mattered most for "
@@ -90,11 +90,11 @@ if step(3, "A tiny change moves the map",
         zmax = P.display_scale(clean, attacked)
         a, b = st.columns(2)
         with a:
-            ui.figure(P.map_figure(ctx.picture, clean, res.cell, 0.6, zmax=zmax, topk_mask=S.topk_mask(clean, res.k),
+            ui.figure(P.map_figure(ctx.picture, clean, res.pixel_cell, 0.6, zmax=zmax, topk_mask=S.topk_mask(clean, res.k),
                                    title=f"Before: {res.clean_name}", height=340), "learn_fig3a",
                       "The map of the original picture.")
         with b:
-            ui.figure(P.map_figure(S.working_image(r.x_adv), attacked, res.cell, 0.6, zmax=zmax,
+            ui.figure(P.map_figure(S.working_image(r.x_adv), attacked, res.pixel_cell, 0.6, zmax=zmax,
                                    topk_mask=S.topk_mask(attacked, res.k), title=f"After: {res.adv_name}",
                                    height=340), "learn_fig3b",
                       "The map after the invisible change — same answer, different map.")
@@ -114,7 +114,7 @@ if step(4, "Smoothing: average over noisy copies",
         a, b, _ = st.columns([0.8, 1.5, 0.3])
         a.image(S.noise_preview(ctx.x, SMOOTH.sigma), caption="one noisy copy (σ = 0.15)", width="stretch")
         with b:
-            ui.figure(P.map_figure(ctx.picture, r.map, r.cell, 0.6, topk_mask=r.topk_mask(), height=380,
+            ui.figure(P.map_figure(ctx.picture, r.map, r.pixel_cell, 0.6, topk_mask=r.topk_mask(), height=380,
                                    title=f"RRS map from {T} noisy copies"), "learn_fig4",
                       "Bright = important on average over the noisy copies; orange = top-k patches.")
 
@@ -168,13 +168,13 @@ if step(6, "A guarantee: the certificate",
         shown = float(sorted(radii[cr.report.selected])[len(cr.report.selected) // 2]) * 0.9
         a, b = st.columns([1.2, 1])
         with a:
-            ui.figure(P.region_figure(ctx.picture, cr.categories(shown, "best", finite=False), r.cell, 0.55,
+            ui.figure(P.region_figure(ctx.picture, cr.categories(shown, "best", finite=False), r.pixel_cell, 0.55,
                                       title=f"Certified at ℓ2 radius {shown:.3f} (plug-in)", height=400),
                       "learn_fig6", "Blue = guaranteed to stay important for any change up to this size "
                                     "(estimate); orange = important but not guaranteed.")
         with b:
             verdict = cr.verdict(1.0)
             st.markdown(verdict.text.replace("What would help:", "").replace("What would make it larger:", ""))
-            st.caption(f"{CERT_T} noisy copies, {r.cell}-px patches, σ = {CERT.sigma}. The finite-sample "
+            st.caption(f"{CERT_T} noisy copies, {r.pixel_cell}-px patches, σ = {CERT.sigma}. The finite-sample "
                        "guarantee needs many more copies — try the Certify page.")
         ui.provenance(ctx, r.elapsed + cr.elapsed, r.device, CERT.seed, CERT.describe())

@@ -343,6 +343,11 @@ class MapResult:
         return int(self.map.size)
 
     @property
+    def pixel_cell(self) -> int:
+        """Cell side in pixels for drawing (a Grad-CAM feature cell spans several pixels)."""
+        return _pixel_cell(self.cell, self.map.shape[0], self.input_size)
+
+    @property
     def dim(self) -> int:
         return 3 * self.input_size * self.input_size
 
@@ -369,6 +374,12 @@ class MapResult:
                 "cells": self.n, "grid": list(self.grid), "k": self.k, "cell_px": self.cell,
                 "samples_used": self.samples_used, "raw_vs_map_topk_intersection": self.raw_agreement(),
                 "elapsed_s": self.elapsed, "device": self.device, "input_size": self.input_size}
+
+
+def _pixel_cell(cell: int, rows: int, size: int) -> int:
+    # pixel cells tile the image exactly (ragged border); a coarser grid (Grad-CAM's feature
+    # map) is spread over the image: ceil(size / rows) pixels per cell
+    return int(cell) if rows * int(cell) >= size else -(-int(size) // int(rows))
 
 
 def _predict(model, x) -> tuple[int, str, float]:
@@ -645,6 +656,11 @@ class MethodAttack:
     clean_name: str = ""
     adv_name: str = ""
     message: str = ""
+
+    @property
+    def pixel_cell(self) -> int:
+        """Cell side in pixels for drawing (a Grad-CAM feature cell spans several pixels)."""
+        return _pixel_cell(self.cell, int(self.result.clean_map.shape[0]), int(self.result.x_adv.shape[-1]))
 
     def row(self) -> dict:
         r = self.result

@@ -123,6 +123,8 @@ def test_explain_every_method_shows_maps_and_numbers(method):
         assert 0.0 <= shown <= 1.0
         assert shown == pytest.approx(expected.raw_agreement(), abs=0.005)
     assert {b.label for b in at.download_button} == {"PNG figure", "CSV numbers", "JSON (settings + results)"}
+    # the heatmap covers the whole picture (Grad-CAM's feature cells span several pixels)
+    assert expected.pixel_cell * rows >= 32 and (expected.pixel_cell - 1) * rows < 32
 
 
 def test_explain_settings_persist_across_pages_and_cache_makes_return_instant():
