@@ -45,16 +45,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["EvalConfig", "AttackSetting", "EvaluationError", "PRESETS", "METHOD_NAMES",
-           "build_jobs", "job_key", "run_job", "run_grid", "run_evaluation", "load_rows",
-           "load_summary", "register_cli", "main", "EvaluationResult"]
+__all__ = ["EvalConfig", "AttackSetting", "EvaluationError", "PRESETS", "METHOD_NAMES", "EXPERIMENTS",
+           "config_for", "build_jobs", "estimate_cost", "job_key", "derive_seed", "run_job", "run_grid", "run_evaluation",
+           "load_rows", "load_summary", "register_cli", "main", "EvaluationResult"]
 
 #: Bump when a job's meaning changes, so stored results of the old meaning are not reused.
 SCHEMA = 1
 
+EXPERIMENTS = ("robustness", "accuracy", "certificates")
 #: Methods compared: the raw gradient, the two smoothing baselines, RRS with two scoring
 #: families (top-k' uniform with k' = ⌈n/10⌉, and exponential decay with length = k cells).
-EXPERIMENTS = ("robustness", "accuracy", "certificates")
 METHOD_NAMES = ("vanilla", "smoothgrad", "sparsified", "rrs-topk", "rrs-exp")
 SMOOTHED = ("smoothgrad", "sparsified", "rrs-topk", "rrs-exp")
 #: Methods whose map has values in a known range, so certificates apply.
@@ -92,13 +92,15 @@ class EvalConfig:
         k_fraction: top-k size as a fraction of the cells (``k = max(1, round(f·n))``).
         methods: subset of :data:`METHOD_NAMES`.
         robustness_T: cell size → ``T`` used for the robustness-versus-budget grid.
-        budgets: ``(norm, epsilon)`` pairs, norm ``"linf"`` or ``"l2"``.
+        budgets: ``(norm, epsilon)`` pairs, norm ``"linf"`` or ``"l2"``; patch_budgets: the
+            budgets for patch cells (``None``: the same).
         attack / strong_attack: the standard and the stronger attack;
         strong_budgets: budgets (at pixel cells unless ``strong_cells``) for the strong one.
         T_values / T_cell / T_budget: the robustness-versus-T grid.
         accuracy_*: the accuracy-versus-T grid (reference map with ``accuracy_T_ref`` samples,
             split in two halves whose agreement is also reported).
-        cert_*: the certificate grid (norm ℓ2, failure probability ``cert_eta``).
+        cert_*: the certificate grid (norm ℓ2, failure probability ``cert_eta``; ``cert_seeds``
+            repetitions, ``None`` = ``seeds``).
         bench: run ``bench/smoothing.py`` and ``bench/attack.py`` when present.
     """
 
@@ -112,6 +114,7 @@ class EvalConfig:
     robustness_T: tuple = ((1, 16), (16, 64))
     budgets: tuple = (("linf", 2 / 255), ("linf", 4 / 255), ("linf", 8 / 255),
                       ("l2", 1.0), ("l2", 3.0))
+    patch_budgets: tuple | None = None
     attack: AttackSetting = AttackSetting("standard", 8, 4)
     strong_attack: AttackSetting | None = AttackSetting("strong", 20, 8)
     strong_budgets: tuple = (("linf", 4 / 255),)
@@ -127,6 +130,7 @@ class EvalConfig:
     cert_betas: tuple = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
     cert_eta: float = 0.05
     cert_methods: tuple = CERT_METHODS
+    cert_seeds: int | None = 1
     bench: bool = True
     experiments: tuple = ("robustness", "accuracy", "certificates")
     preset: str = "full"
@@ -143,7 +147,8 @@ class EvalConfig:
             raise EvaluationError(f"sigma must be > 0, got {self.sigma}")
         if not (0 < self.k_fraction < 1):
             raise EvaluationError(f"k_fraction must be in (0, 1), got {self.k_fraction}")
-        for norm, eps in tuple(self.budgets) + tuple(self.strong_budgets) + (tuple(self.T_budget),):
+        for norm, eps in (tuple(self.budgets) + tuple(self.patch_budgets or ()) + tuple(self.strong_budgets)
+                          + (tuple(self.T_budget),)):
             if norm not in ("linf", "l2"):
                 raise EvaluationError(f"budget norm must be 'linf' or 'l2', got {norm!r}")
             if not (eps > 0):
@@ -174,20 +179,21 @@ def _preset(name: str, model: str) -> EvalConfig:
         images = tuple(f"shape-{i}" for i in range(12)) if tiny else ALL_SAMPLES
         return EvalConfig(model=model, images=images, preset="full")
     if name == "quick":
-        # Sized for < 15 min on two busy CPU cores with EfficientNet-Lite0 at 224×224: three
-        # images, one seed, one ℓ∞ and one ℓ2 budget, short EOT attacks, T up to 16 at pixel
-        # cells; patch cells (16×16) get a larger T because there the floor is meaningful.
+        # Sized for < 15 min on two idle CPU cores with EfficientNet-Lite0 at 224×224 (≈ 11k
+        # gradient evaluations at ≈ 65 ms): three images, one seed, short EOT attacks; pixel
+        # cells at T=8 under ℓ∞ and ℓ2, 16×16 patch cells (where the floor is meaningful) at
+        # T=32 under the standard and a stronger attack; T ∈ {1, 4, 8}; certificates at T=128.
         images = tuple(f"shape-{i}" for i in range(3)) if tiny else QUICK_SAMPLES
         return EvalConfig(
             model=model, images=images, seeds=1, preset="quick",
             robustness_T=((1, 8), (16, 32)),
-            budgets=(("linf", 4 / 255), ("l2", 2.0)),
+            budgets=(("linf", 4 / 255), ("l2", 2.0)), patch_budgets=(("linf", 4 / 255),),
             attack=AttackSetting("standard", 5, 2),
-            strong_attack=AttackSetting("strong", 12, 4),
+            strong_attack=AttackSetting("strong", 8, 4),
             strong_budgets=(("linf", 4 / 255),), strong_cells=(16,),
             T_values=(1, 4, 8), T_cell=1, T_budget=("linf", 4 / 255),
-            accuracy_T_ref=128, accuracy_T_values=(1, 4, 16, 64), accuracy_cells=(1, 16),
-            cert_T=256, cert_cells=(1, 8, 16), bench=False)
+            accuracy_T_ref=64, accuracy_T_values=(1, 4, 16), accuracy_cells=(16,),
+            cert_T=128, cert_cells=(1, 8, 16), cert_methods=("rrs-topk", "sparsified"), bench=False)
     if name == "test":
         # Seconds on the tiny model: used by tests/test_evaluate.py.
         images = tuple(f"shape-{i}" for i in range(2))
@@ -260,7 +266,8 @@ def build_jobs(cfg: EvalConfig) -> list[dict]:
 def _robustness_jobs(cfg, image, methods, robustness):
     for cell, T in cfg.robustness_T:
         for method in methods:
-            for norm, eps in cfg.budgets:
+            budgets = cfg.budgets if cell == 1 or cfg.patch_budgets is None else cfg.patch_budgets
+            for norm, eps in budgets:
                 robustness(image, method, cell, T, norm, eps, cfg.attack)
             if cfg.strong_attack is not None and cell in cfg.strong_cells:
                 for norm, eps in cfg.strong_budgets:
@@ -285,10 +292,32 @@ def _certify_jobs(cfg, image, methods, add):
     for cell in cfg.cert_cells:
         for method in methods:
             if method in cfg.cert_methods:
-                for s in range(cfg.seeds):
+                for s in range(cfg.seeds if cfg.cert_seeds is None else cfg.cert_seeds):
                     add(dict(_common(cfg, image), kind="certify", method=method, cell=int(cell),
                              T=int(cfg.cert_T), betas=[float(b) for b in cfg.cert_betas],
                              eta=float(cfg.cert_eta), seed=s))
+
+
+def estimate_cost(jobs: list[dict]) -> float:
+    """Rough cost of ``jobs`` in plain-gradient evaluations (for planning a run).
+
+    Attack steps are counted as in ``bench/attack.py`` on EfficientNet-Lite0: ≈ 4 gradients per
+    raw-gradient step and ≈ 3 per EOT sample (+ 1.5 for the label check) per smoothed step;
+    every map costs T gradients (the attack measures two, the job one more).
+    """
+    total = 0.0
+    for j in jobs:
+        kind, T = j.get("kind"), j.get("T", 1)
+        if kind == "floor":
+            total += 2 * T
+        elif kind == "attack":
+            step = 4.0 if j["method"] == "vanilla" else 3.0 * j["eot_samples"] + 1.5
+            total += j["steps"] * step + 3 * T
+        elif kind == "accuracy":
+            total += j["T_ref"] + j["seeds"] * sum(j["T_values"])
+        elif kind == "certify":
+            total += T
+    return total
 
 
 # ------------------------------------------------------------------- models and images
@@ -581,6 +610,12 @@ def _job_speed(p, device, image_array=None):
             continue
         for line in proc.stdout.splitlines():
             table = re.match(rf"^(\S.*?)\s+{num}\s+{num}\s+{num}\s*$", line)
+            if table and script == "attack":
+                name = table.group(1).strip()
+                rows.append(_row(p, "speed", "cpu_seconds", float(table.group(2)), certificate=f"{script}: {name}"))
+                rows.append(_row(p, "speed", "ratio_to_gradient_cpu", float(table.group(4)),
+                                 certificate=f"{script}: {name}"))
+                continue
             if table and script == "smoothing":
                 name = table.group(1).strip()
                 rows.append(_row(p, "speed", "seconds", float(table.group(2)), certificate=f"{script}: {name}"))
@@ -700,9 +735,18 @@ def _run_ray(pending, out, ray_address, device, threads, progress, executed_cb):
     if not ray.is_initialized():
         kwargs = {"include_dashboard": False, "log_to_driver": False}
         if ray_address:
-            # a remote cluster gets this package shipped with the tasks
-            kwargs["runtime_env"] = {"py_modules": [str(ROOT / "rrs")]}
-            ray.init(address=ray_address, **kwargs)
+            # A cluster gets the code and the small assets (tiny model weights) shipped with the
+            # tasks; the images travel as arrays. Its nodes need requirements.txt installed.
+            kwargs["runtime_env"] = {"working_dir": str(ROOT),
+                                     "excludes": [".venv", ".git", "docs", "tests", "pages", "ui", "bench",
+                                                  "**/__pycache__", "*.png", "*.jpg"]}
+            try:
+                ray.init(address=ray_address, **kwargs)
+            except ConnectionError as exc:
+                raise EvaluationError(
+                    f"could not connect to the Ray cluster at {ray_address} ({exc}); check the address "
+                    "(`ray status` on the head node) and, if the cluster uses token authentication, set "
+                    "RAY_AUTH_MODE=token with its token available (~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
         else:
             kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": str(ROOT)}}
             ray.init(**kwargs)
@@ -966,6 +1010,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--notes", default=None, help="free text recorded with this run (e.g. machine load)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per job (default: 1 for the tiny model, else torch's default)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="only print the number of jobs (and how many are stored) and the estimated cost")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     return parser
@@ -976,6 +1022,14 @@ def run_from_args(args) -> int:
     preset = args.preset or ("quick" if args.quick else "full")
     cfg = config_for(preset, args.model, args.images, args.seeds, args.seed, args.methods, args.bench,
                      args.experiments)
+    if args.dry_run:
+        jobs = build_jobs(cfg)
+        stored = [j for j in jobs if _load_job(Path(args.out), job_key(j)) is not None]
+        todo = [j for j in jobs if j not in stored]
+        print(f"evaluate (dry run): preset {cfg.preset}, model {cfg.model}, {len(cfg.images)} images, "
+              f"{len(jobs)} jobs ({len(stored)} stored in {args.out}); to compute ≈ {estimate_cost(todo):,.0f} "
+              "gradient evaluations")
+        return 0
     res = run_evaluation(cfg, args.out, args.report, resume=not args.no_resume, ray=args.ray,
                          ray_address=args.ray_address, device=args.device, notes=args.notes,
                          show_progress=not args.quiet, threads=args.threads)

@@ -154,6 +154,10 @@ def paired_comparisons(rows, metric: str = "intersection"):
 
 # ------------------------------------------------------------------------------ plots
 
+def _budgets_for(cfg, cell):
+    return cfg.budgets if cell == 1 or cfg.patch_budgets is None else cfg.patch_budgets
+
+
 def _fmt_budget(norm, eps) -> str:
     if eps is None or (isinstance(eps, float) and math.isnan(eps)):
         return "–"
@@ -196,38 +200,44 @@ def _save(fig, path: Path, files: list):
 def plot_budget(summary, cfg, path, files):
     import matplotlib.pyplot as plt
     s = _sel(summary, experiment="robustness")
-    cells = [c for c, _ in cfg.robustness_T]
-    norms = [n for n in ("linf", "l2") if n in {b[0] for b in cfg.budgets}]
-    if s.empty or not norms:
+    panels = [(cell, T, norm) for cell, T in cfg.robustness_T for norm in ("linf", "l2")
+              if any(n == norm for n, _ in _budgets_for(cfg, cell))]
+    if s.empty or not panels:
         return
-    fig, axes = plt.subplots(len(cells), len(norms), figsize=(5.2 * len(norms), 3.6 * len(cells)), squeeze=False)
-    for i, (cell, T) in enumerate(cfg.robustness_T):
-        for j, norm in enumerate(norms):
-            ax = axes[i][j]
-            for method in _methods(s):
-                t = 1 if method == "vanilla" else T
-                c = METHOD_COLORS[method]
-                d = _sel(s, method=method, cell=cell, T=t, norm=norm, attack="standard", metric="intersection")
-                d = d.sort_values("budget")
-                if d.empty:
-                    continue
-                scale = 255 if norm == "linf" else 1
-                _errorbar(ax, d["budget"].to_numpy(float) * scale, d, color=c, marker="o",
-                          label=METHOD_LABELS[method])
-                strong = _sel(s, method=method, cell=cell, T=t, norm=norm, attack="strong", metric="intersection")
-                if not strong.empty:
-                    _errorbar(ax, strong["budget"].to_numpy(float) * scale, strong, color=c, marker="x",
-                              linestyle="none", markersize=9)
-                f = _sel(s, method=method, cell=cell, T=t, metric="floor_intersection")
-                if not f.empty:
-                    ax.axhline(float(f["mean"].iloc[0]), color=c, linestyle="--", linewidth=1, alpha=0.8)
-            ax.set_ylim(-0.03, 1.03)
-            ax.set_xlabel("budget (ℓ∞, ×1/255)" if norm == "linf" else "budget (ℓ2, pixel units)")
-            ax.set_ylabel("top-k intersection")
-            ax.set_title(f"{'pixel' if cell == 1 else f'{cell}×{cell} patch'} cells, T={T}", fontsize=10)
-            ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.suptitle("Top-k intersection under attack (solid, o = standard, x = strong) vs "
+    ncols = min(2, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (cell, T, norm) in zip(axes.flat, panels):
+        methods = _methods(s)
+        scale = 255 if norm == "linf" else 1
+        top = max([e for n, e in _budgets_for(cfg, cell) if n == norm] or [1.0]) * scale
+        for idx, method in enumerate(methods):
+            t = 1 if method == "vanilla" else T
+            c = METHOD_COLORS[method]
+            # small horizontal offsets keep the methods' error bars apart
+            off = (idx - (len(methods) - 1) / 2) * 0.02 * top
+            d = _sel(s, method=method, cell=cell, T=t, norm=norm, attack="standard", metric="intersection")
+            d = d.sort_values("budget")
+            if d.empty:
+                continue
+            _errorbar(ax, d["budget"].to_numpy(float) * scale + off, d, color=c, marker="o",
+                      label=METHOD_LABELS[method])
+            strong = _sel(s, method=method, cell=cell, T=t, norm=norm, attack="strong", metric="intersection")
+            if not strong.empty:
+                _errorbar(ax, strong["budget"].to_numpy(float) * scale + off, strong, color=c, marker="x",
+                          linestyle="none", markersize=9)
+            f = _sel(s, method=method, cell=cell, T=t, metric="floor_intersection")
+            if not f.empty:
+                ax.axhline(float(f["mean"].iloc[0]), color=c, linestyle="--", linewidth=1, alpha=0.8)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel("budget (ℓ∞, ×1/255)" if norm == "linf" else "budget (ℓ2, pixel units)")
+        ax.set_ylabel("top-k intersection")
+        ax.set_title(f"{'pixel' if cell == 1 else f'{cell}×{cell} patch'} cells, T={T}", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("Top-k intersection under attack (o = standard, x = strong attack; bars = 95% CI) vs "
                  "no-attack floor (dashed)", fontsize=10)
     _save(fig, path, files)
     plt.close(fig)
@@ -352,7 +362,7 @@ def plot_cells(summary, cfg, path, files):
         ax.bar(xs, flo, width * 0.95, color="none", edgecolor="k", linestyle="--", label=f"floor, {label} (T={T})")
         ax.bar(xs, att, width * 0.95, alpha=0.6, label=f"attacked, {label} (T={T})")
     ax.set_xticks(np.arange(len(methods)) + width * (len(cells) - 1) / 2)
-    ax.set_xticklabels([METHOD_LABELS[m].replace(" (", "\n(") for m in methods], fontsize=7)
+    ax.set_xticklabels([METHOD_LABELS[m].replace(" ", "\n", 1) for m in methods], fontsize=7)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("top-k intersection")
     ax.set_title(f"Attacked vs floor, {_fmt_budget(norm, eps)}", fontsize=10)
@@ -361,12 +371,13 @@ def plot_cells(summary, cfg, path, files):
     beta = sorted(cfg.cert_betas)[len(cfg.cert_betas) // 2]
     c = _sel(s, experiment="certificates", metric="radius", beta=beta)
     for method in _methods(c):
-        for cert in ("rdp-plugin", "rdp-finite", "cdf-finite"):
+        for cert in ("rdp-plugin", "rdp-finite", "cdf-plugin", "cdf-finite"):
             d = _sel(c, method=method, certificate=cert).sort_values("cell")
             if d.empty:
                 continue
             _errorbar(ax, d["cell"].to_numpy(float), d, color=METHOD_COLORS[method], marker="o",
-                      linestyle={"rdp-plugin": "-", "rdp-finite": "-.", "cdf-finite": ":"}[cert],
+                      linestyle={"rdp-plugin": "-", "rdp-finite": "-.", "cdf-plugin": ":",
+                                 "cdf-finite": (0, (1, 3))}[cert],
                       label=f"{METHOD_LABELS[method]} — {CERT_LABELS[cert]}")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("cell size (pixels per side)")
@@ -544,7 +555,7 @@ def _findings(summary, rows, cfg) -> list[str]:
                        f"radius over β and methods — RDP plug-in {mx('rdp-plugin'):.3g}, RDP finite-sample "
                        f"{fin:.3g}{' (vacuous everywhere at this T)' if fin == 0 else ''}, Gaussian-CDF plug-in "
                        f"{mx('cdf-plugin'):.3g}, Gaussian-CDF finite-sample {mx('cdf-finite'):.3g}.")
-        atk = [float(e) for n, e in cfg.budgets if n == "l2"]
+        atk = [float(e) for c, _ in cfg.robustness_T for n, e in _budgets_for(cfg, c) if n == "l2"]
         top = float(cert[cert.certificate != "equal-level"]["mean"].max())
         if atk and "robustness" in cfg.experiments:
             scale = (f"the largest mean certified radius ({top:.3g}) is {min(atk) / top:.0f}× smaller than the "
@@ -586,7 +597,9 @@ def write_markdown(summary, rows, cfg, run, path: Path, out: Path, pngs) -> None
            ". The clean map and the floor's first run use seed a; the floor's second run and the attacked map "
            "use seed b (common random numbers), so `drop` isolates the attack. `attacked ∩ (same noise)` reuses "
            "seed a on the attacked image.",
-           f"- Budgets: " + ", ".join(_fmt_budget(n, e) for n, e in cfg.budgets) +
+           f"- Budgets: " + ", ".join(_fmt_budget(n, e) for n, e in cfg.budgets) + (
+               f" (patch cells: {', '.join(_fmt_budget(n, e) for n, e in cfg.patch_budgets)})"
+               if cfg.patch_budgets is not None else "") +
            f"; cells/T: " + ", ".join(f"{'pixel' if c == 1 else f'{c}×{c}'} T={t}" for c, t in cfg.robustness_T) +
            f"; vs T: T ∈ {list(cfg.T_values)} at {_fmt_budget(*cfg.T_budget)}, cell {cfg.T_cell}.",
            f"- Accuracy: reference map with T={cfg.accuracy_T_ref} samples (two independent halves, whose "
@@ -598,23 +611,23 @@ def write_markdown(summary, rows, cfg, run, path: Path, out: Path, pngs) -> None
            "interval is taken over images (with one image: over seeds). Bounded metrics are clipped to their "
            "range. Win/tie/lose: 95% t-interval of the per-image paired difference excludes 0 or not.", ""]
     m = run["machine"]
-    md += ["## Machine and run", "",
-           f"- CPU: {m['cpu']} ({m['cores']} cores, torch threads {m['torch_threads']}), CUDA: {m['cuda']}; "
-           f"torch {m['torch']}, numpy {m['numpy']}, Python {m['python']}; {m['platform']}.",
-           f"- This run: {run['jobs']} jobs, {run['executed']} computed, {run['cached']} reused from earlier runs, "
-           f"wall time {run['wall_seconds']:.0f} s, {'Ray' if run['ray'] else 'in-process'}, device {run['device']}. "
-           f"Load average at start {_fmt_load(run.get('loadavg_start'))}, at end {_fmt_load(m.get('loadavg'))} "
-           "(the machine was shared with other work, so timings include contention)."]
+    md += ["## Machine and runs", "",
+           f"- CPU: {m['cpu']} ({m['cores']} cores), CUDA: {m['cuda']}; torch {m['torch']}, numpy {m['numpy']}, "
+           f"Python {m['python']}; {m['platform']}.",
+           f"- {run['jobs']} jobs in this study; the runs that computed them (each job is computed once and "
+           "stored; later runs reuse it):"]
     runs_file = out / "runs.jsonl"
-    if runs_file.exists():
-        hist = [json.loads(x) for x in runs_file.read_text().splitlines() if x.strip()]
-        if len(hist) > 1:
-            md.append("- Earlier runs into this directory: " + "; ".join(
-                f"{h['machine']['date']}: {h['executed']} computed, {h['wall_seconds']:.0f} s"
-                for h in hist[:-1][-5:]))
-    if run.get("notes"):
-        md.append(f"- Notes: {run['notes']}")
-    md += [""]
+    hist = [json.loads(x) for x in runs_file.read_text().splitlines() if x.strip()] if runs_file.exists() else [run]
+    for h in hist:
+        if h.get("executed", 0) == 0:
+            continue
+        md.append(f"  - {h['machine']['date']}: {h['executed']} jobs computed ({h['cached']} reused) in "
+                  f"{h['wall_seconds']:.0f} s wall, {'Ray' if h.get('ray') else 'in-process'}, device "
+                  f"{h.get('device')}, torch threads {h.get('threads') or h['machine'].get('torch_threads')}; load "
+                  f"average (1/5/15 min) at start {_fmt_load(h.get('loadavg_start'))}, at end "
+                  f"{_fmt_load(h['machine'].get('loadavg'))}" + (f"; {h['notes']}" if h.get("notes") else "") + ".")
+    md += ["- The machine (2 cores) was shared with other work during these runs, so wall times include "
+           "contention; per-job times are in `jobs/*.json` (`elapsed`).", ""]
 
     md += _section_robustness(s, rows, cfg) if "robustness" in cfg.experiments else []
     md += _section_accuracy(s, cfg) if "accuracy" in cfg.experiments else []
@@ -631,7 +644,7 @@ def _section_robustness(s, rows, cfg):
            "∩ = top-k intersection with the clean map (1 = same top-k set). floor = the same metric between two "
            "clean runs with different seeds — what sampling noise alone does.", ""]
     for cell, T in cfg.robustness_T:
-        for norm, eps in cfg.budgets:
+        for norm, eps in _budgets_for(cfg, cell):
             md += [f"### {'Pixel' if cell == 1 else f'{cell}×{cell} patch'} cells, T={T}, {_fmt_budget(norm, eps)}, standard attack", "",
                    _robust_table(s, cfg, cell, T, norm, eps, "standard"), ""]
         if cfg.strong_attack is not None and cell in cfg.strong_cells:
