@@ -330,71 +330,28 @@ def _resolve_device(device) -> str:
 
 @functools.lru_cache(maxsize=4)
 def get_model(name: str, device: str = "cpu"):
-    """The classifier ``name`` on ``device``, loaded once per process."""
+    """The classifier ``name`` (``rrs.models`` registry) on ``device``, loaded once per process."""
     from . import models
-    if name == "tiny":
-        if not hasattr(models, "load_tiny"):
-            raise EvaluationError("the tiny model is not available in this version of rrs.models")
-        return models.load_tiny(device=device)
-    if hasattr(models, "load_model"):
-        return models.load_model(name, device=device)
-    if name == models.DEFAULT_MODEL:
-        return models.load_default(device=device)
-    raise EvaluationError(f"unknown model {name!r}")
-
-
-def _load_sample_local(name: str):
-    from PIL import Image
-    folder = ROOT / "assets" / "samples"
-    for path in sorted(folder.glob(f"{name}.*")):
-        if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-            with Image.open(path) as img:
-                img.load()
-                return img.convert("RGB")
-    raise EvaluationError(f"no bundled sample image named {name!r} in {folder}")
-
-
-def _to_tensor_local(img, size: int) -> torch.Tensor:
-    from PIL import Image
-    w, h = img.size
-    scale = size / min(w, h)
-    img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
-    w, h = img.size
-    left, top = (w - size) // 2, (h - size) // 2
-    img = img.crop((left, top, left + size, top + size))
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+    return models.load_model(name, device=device)
 
 
 def sample_names() -> list[str]:
-    """Names of the bundled sample images (``rrs.images.list_samples`` when available)."""
-    try:
-        from . import images
-        return [name for name, _ in images.list_samples()]
-    except (ImportError, AttributeError):
-        folder = ROOT / "assets" / "samples"
-        return sorted(p.stem for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    """Names of the bundled sample images."""
+    from .images import list_samples
+    return [name for name, _ in list_samples()]
 
 
 @functools.lru_cache(maxsize=64)
-def _image_array(model_name: str, image: str, size: int) -> np.ndarray:
+def _image_array(image: str, size: int) -> np.ndarray:
     if image.startswith("shape-"):
         return _shape_image(int(image.split("-", 1)[1]), size)
-    try:
-        from . import images
-        loaded = images.load_sample(image)
-        img = getattr(loaded, "original", loaded)
-        return images.to_tensor(img, size).numpy()
-    except (ImportError, AttributeError):
-        return _to_tensor_local(_load_sample_local(image), size).numpy()
+    from .images import load_sample, to_tensor
+    return to_tensor(load_sample(image), size).numpy()
 
 
 def _shape_image(index: int, size: int) -> np.ndarray:
     """Synthetic shape image number ``index`` for the tiny model (``rrs.tiny.make_shapes``)."""
-    try:
-        from . import tiny
-    except ImportError:
-        raise EvaluationError("synthetic shape images need rrs.tiny (not available)") from None
+    from . import tiny
     # The evaluation's shape images are one fixed draw (generator seed 2022) of at least 12
     # images, so image i is the same whatever else is evaluated.
     count = max(12, index + 1)
@@ -405,7 +362,7 @@ def _shape_image(index: int, size: int) -> np.ndarray:
 def get_image(model, image: str) -> torch.Tensor:
     """The image ``(3, S, S)`` in ``[0, 1]`` at the model's input size."""
     size = int(getattr(model, "input_size", 224))
-    return torch.from_numpy(_image_array(getattr(model, "name", ""), image, size).copy())
+    return torch.from_numpy(_image_array(image, size).copy())
 
 
 # ------------------------------------------------------------------------------ maps
@@ -749,7 +706,7 @@ def _run_ray(pending, out, ray_address, device, threads, progress, executed_cb):
                     "RAY_AUTH_MODE=token with its token available (~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
         else:
             kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": str(ROOT)}}
-            ray.init(**kwargs)
+            ray.init(address="local", **kwargs)  # always a fresh local instance, never a stale one
         started_here = True
     try:
         gpus = 1 if torch.cuda.is_available() else 0

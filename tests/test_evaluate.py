@@ -135,7 +135,7 @@ def test_ray_matches_in_process(tmp_path):
             or (j["kind"] == "attack" and j["method"] == "rrs-topk")][:10]
     assert {j["kind"] for j in jobs} >= {"floor", "attack"}
     local = ev.run_grid(jobs, tmp_path / "local", show_progress=False, threads=1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         remote = ev.run_grid(jobs, tmp_path / "ray", ray=True, show_progress=False)
     finally:
