@@ -543,16 +543,41 @@ def _job_certify(p, device, image_array=None):
     return rows
 
 
+def parse_bench_output(p: dict, script: str, text: str) -> list[dict]:
+    """Result rows from the printed output of ``bench/<script>.py`` (see :func:`_job_speed`)."""
+    import re
+    num = r"([0-9]+(?:\.[0-9]+)?)"
+    rows = []
+    for line in text.splitlines():
+        table = re.match(rf"^(\S.*?)\s+{num}\s+{num}\s+{num}\s*$", line)
+        if table:
+            name = f"{script}: {table.group(1).strip()}"
+            if script == "attack":
+                rows.append(_row(p, "speed", "cpu_seconds", float(table.group(2)), certificate=name))
+                rows.append(_row(p, "speed", "ratio_to_gradient_cpu", float(table.group(4)), certificate=name))
+            else:
+                rows.append(_row(p, "speed", "seconds", float(table.group(2)), certificate=name))
+                rows.append(_row(p, "speed", "ratio_to_bare_loop", float(table.group(3)), certificate=name))
+                rows.append(_row(p, "speed", "ratio_to_captum", float(table.group(4)), certificate=name))
+            continue
+        cert = re.search(rf"{num} s without per-cell radii, {num} s with per-cell radii", line)
+        if cert:
+            rows.append(_row(p, "speed", "certify_seconds", float(cert.group(1)),
+                             certificate=f"{script}: certify one map, without per-cell radii"))
+            rows.append(_row(p, "speed", "certify_seconds", float(cert.group(2)),
+                             certificate=f"{script}: certify one map, with per-cell radii"))
+    return rows
+
+
 def _job_speed(p, device, image_array=None):
     """Run the benchmarks in ``bench/`` (when present) and keep the numbers they print.
 
-    ``bench/smoothing.py`` prints a table ``name seconds ×bare ×captum``; every other line with
-    a number followed by ``×``/``x`` is kept as a ratio, and the output's tail is stored.
+    ``bench/smoothing.py`` prints a table ``name seconds ×bare ×captum`` and the certificate
+    time; ``bench/attack.py`` a table ``name CPU-s wall-s ÷grad``. Those numbers become rows
+    and each script's output (tail) is stored with them.
     """
-    import re
     import subprocess
     rows = []
-    num = r"([0-9]+(?:\.[0-9]+)?)"
     for script in ("smoothing", "attack"):
         path = ROOT / "bench" / f"{script}.py"
         if not path.exists():
@@ -565,30 +590,7 @@ def _job_speed(p, device, image_array=None):
             rows.append(_row(p, "speed", "bench_failed", 1.0, certificate=script,
                              note=(proc.stderr or proc.stdout).strip()[-600:]))
             continue
-        for line in proc.stdout.splitlines():
-            table = re.match(rf"^(\S.*?)\s+{num}\s+{num}\s+{num}\s*$", line)
-            if table and script == "attack":
-                name = table.group(1).strip()
-                rows.append(_row(p, "speed", "cpu_seconds", float(table.group(2)), certificate=f"{script}: {name}"))
-                rows.append(_row(p, "speed", "ratio_to_gradient_cpu", float(table.group(4)),
-                                 certificate=f"{script}: {name}"))
-                continue
-            if table and script == "smoothing":
-                name = table.group(1).strip()
-                rows.append(_row(p, "speed", "seconds", float(table.group(2)), certificate=f"{script}: {name}"))
-                rows.append(_row(p, "speed", "ratio_to_bare_loop", float(table.group(3)),
-                                 certificate=f"{script}: {name}"))
-                rows.append(_row(p, "speed", "ratio_to_captum", float(table.group(4)),
-                                 certificate=f"{script}: {name}"))
-                continue
-            cert = re.search(rf"{num} s without per-cell radii, {num} s with per-cell radii", line)
-            if cert:
-                rows.append(_row(p, "speed", "certify_seconds", float(cert.group(1)), certificate="without per-cell radii"))
-                rows.append(_row(p, "speed", "certify_seconds", float(cert.group(2)), certificate="with per-cell radii"))
-                continue
-            for m in re.finditer(rf"(?<![0-9.x]){num}\s*[×x](?=\s|$|[,;.)])", line):
-                label = line[:m.start()].strip(" :=,")[-80:] or line.strip()[:80]
-                rows.append(_row(p, "speed", "ratio", float(m.group(1)), certificate=f"{script}: {label}"))
+        rows += parse_bench_output(p, script, proc.stdout)
         rows.append(_row(p, "speed", "bench_seconds", seconds, certificate=script,
                          note=proc.stdout.strip()[-2500:]))
     return rows

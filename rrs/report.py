@@ -733,9 +733,17 @@ def _section_speed(s, rows):
                "(`--bench` adds them; `make bench` runs them alone). Certificate times are in section 4; the "
                "attack cost per job is in `rows.csv` (metric `attack_seconds`).", ""]
     else:
-        md += [_table(["benchmark", "quantity", "value"],
-                      [[r["certificate"], r["metric"].replace("_", " "), f"{r['mean']:.3g}"]
-                       for _, r in sp.iterrows() if r["metric"] not in ("bench_seconds",)]), ""]
+        table = sp[sp.metric != "bench_seconds"].pivot_table(index="certificate", columns="metric", values="mean",
+                                                             sort=False)
+        labels = {"seconds": "wall s", "ratio_to_bare_loop": "× bare loop", "ratio_to_captum": "× Captum",
+                  "cpu_seconds": "CPU s", "ratio_to_gradient_cpu": "÷ one gradient (CPU)",
+                  "certify_seconds": "certificate s"}
+        metrics = [m for m in labels if m in table.columns]
+        md += ["Numbers printed by the project's benchmarks (run as part of this study with `--bench`; the "
+               "machine was shared, see the outputs below for threads and settings):", "",
+               _table(["benchmark"] + [labels[m] for m in metrics],
+                      [[name] + [("–" if not np.isfinite(v) else f"{v:.3g}") for v in r[metrics].to_numpy(float)]
+                       for name, r in table.iterrows()]), ""]
         for _, r in rows[(rows.experiment == "speed") & (rows.metric == "bench_seconds")].iterrows():
             if isinstance(r.get("note"), str):
                 md += [f"`bench/{r['certificate']}.py` output (tail):", "", "```", r["note"], "```", ""]

@@ -238,3 +238,27 @@ def test_cli_registered_in_rrs_command_line(tmp_path):
 def test_load_summary_missing(tmp_path):
     assert ev.load_summary(tmp_path) is None
     assert ev.load_summary(tmp_path / "nope") is None
+
+
+def test_bench_output_parsed():
+    smoothing = """device=cpu threads=2 T=32 batch=16 input=224x224
+method                  seconds   × bare  × captum
+bare loop                 2.000    1.000     0.800
+rrs rrs                   2.200    1.100     0.880
+certificates for one 224x224 map (n=50176, k=2508, 6 β levels): 0.150 s without per-cell radii, 0.340 s with per-cell radii
+"""
+    attack = """                                                              CPU s   wall s  ÷ grad (CPU)
+plain vanilla gradient (batch 1)                              0.056    0.056          1.00
+RRS EOT-4 step [after]: incl. real label check                0.561    0.748         10.01
+"""
+    rows = ev.parse_bench_output({}, "smoothing", smoothing) + ev.parse_bench_output({}, "attack", attack)
+    got = {(r["certificate"], r["metric"]): r["value"] for r in rows}
+    assert got == {("smoothing: bare loop", "seconds"): 2.0, ("smoothing: bare loop", "ratio_to_bare_loop"): 1.0,
+                   ("smoothing: bare loop", "ratio_to_captum"): 0.8, ("smoothing: rrs rrs", "seconds"): 2.2,
+                   ("smoothing: rrs rrs", "ratio_to_bare_loop"): 1.1, ("smoothing: rrs rrs", "ratio_to_captum"): 0.88,
+                   ("smoothing: certify one map, without per-cell radii", "certify_seconds"): 0.15,
+                   ("smoothing: certify one map, with per-cell radii", "certify_seconds"): 0.34,
+                   ("attack: plain vanilla gradient (batch 1)", "cpu_seconds"): 0.056,
+                   ("attack: plain vanilla gradient (batch 1)", "ratio_to_gradient_cpu"): 1.0,
+                   ("attack: RRS EOT-4 step [after]: incl. real label check", "cpu_seconds"): 0.561,
+                   ("attack: RRS EOT-4 step [after]: incl. real label check", "ratio_to_gradient_cpu"): 10.01}
