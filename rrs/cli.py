@@ -574,7 +574,7 @@ def cmd_attack(args) -> int:
     _print_prediction(model, top5, target)
     device = _device_of(model)
     results, floors, maps_clean, maps_adv, advs, notes = {}, {}, {}, {}, {}, {}
-    k = None
+    ks = {}
     for method in args.methods:
         base = method if method in RAW_METHODS else args.base
         target_map = None
@@ -583,9 +583,9 @@ def cmd_attack(args) -> int:
                 raise CliError("--objective targeted needs --target-box x0,y0,x1,y1 (the region to pull the map to)")
             grid_map = _map_for(args, model, x, target, base, base)[0]
             target_map = _target_box_map(args.target_box, tuple(grid_map.shape), model.input_size)
-        if k is None:
-            n = _cell_count(args, model, x, target, base)
-            k = _resolve_count(args.k, n, 0.05, "k", upper=n - 1)
+        # k depends on the method's cell grid (Grad-CAM cells are the feature grid)
+        n = _cell_count(args, model, x, target, base)
+        k = ks[method] = _resolve_count(args.k, n, 0.05, "k", upper=n - 1)
         t0 = time.perf_counter()
         with _progress(args, args.steps, f"attack {method}") as bar:
             r = _call_attack(attack, model, x, method, args, k, target_map, bar,
@@ -604,13 +604,13 @@ def cmd_attack(args) -> int:
         notes[method] = time.perf_counter() - t0
     eps_text = args.epsilon_text
     norm_name = {"linf": "ℓ∞", "l2": "ℓ2"}[args.norm]
-    print(f"top-{k} attack ({args.objective}, {norm_name} ε = {eps_text}, {args.steps} steps"
+    print(f"top-k attack ({args.objective}, {norm_name} ε = {eps_text}, {args.steps} steps"
           + (f", EOT {args.eot_samples}" if any(m in SMOOTH_METHODS for m in args.methods) else "") + "):")
-    head = f"  {'method':<24}{'floor':>7}{'attacked':>10}{'spearman':>10}{'kendall':>9}  label"
+    head = f"  {'method':<24}{'k':>6}{'floor':>7}{'attacked':>10}{'spearman':>10}{'kendall':>9}  label"
     print(head)
     for method, r in results.items():
         kept = "kept" if r.label_preserved else "CHANGED"
-        print(f"  {METHOD_LABELS[method]:<24}{floors[method]:>7.3f}{r.topk_intersection:>10.3f}"
+        print(f"  {METHOD_LABELS[method]:<24}{ks[method]:>6}{floors[method]:>7.3f}{r.topk_intersection:>10.3f}"
               f"{r.spearman:>10.3f}{r.kendall:>9.3f}  {kept} ({_label(model, r.clean_label)} "
               f"{r.clean_confidence:.2f} → {_label(model, r.adv_label)} {r.adv_confidence:.2f}); "
               f"ℓ2 {r.l2:.3g}, ℓ∞ {r.linf * 255:.2f}/255; {notes[method]:.1f} s")
@@ -621,8 +621,9 @@ def cmd_attack(args) -> int:
     if args.out:
         labels = {m: METHOD_LABELS[m] for m in results}
         png = attack_png(x, {labels[m]: advs[m] for m in results}, {labels[m]: maps_clean[m] for m in results},
-                         {labels[m]: maps_adv[m] for m in results}, k=k, normalize="max",
-                         metrics={labels[m]: f"top-{k} ∩ {r.topk_intersection:.2f} (floor {floors[m]:.2f})"
+                         {labels[m]: maps_adv[m] for m in results},
+                         k={labels[m]: ks[m] for m in results}, normalize="max",
+                         metrics={labels[m]: f"top-{ks[m]} ∩ {r.topk_intersection:.2f} (floor {floors[m]:.2f})"
                                   for m, r in results.items()},
                          cell={labels[m]: _fig_cell(m if m in RAW_METHODS else args.base, args.cell) for m in results},
                          title=f"{args.objective} attack, {norm_name} ε = {eps_text} — {image.name}")

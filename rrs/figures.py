@@ -374,7 +374,7 @@ def attack_png(clean_image, adv_image, clean_maps: dict, adv_maps: dict, k: int 
         adv_image: the adversarial input, or ``{label: image}`` when each method was attacked
             separately.
         clean_maps, adv_maps: ``{label: (rows, cols) map}`` with the same labels.
-        k: top-k size for the change panel (``None``: no change panel).
+        k: top-k size for the change panel, one int or a dict per label (``None``: no panel).
         metrics: optional ``{label: short text}`` shown in the row's attacked-map title
             (e.g. ``"top-k ∩ 0.12, label kept"``).
         amplify: perturbation gain (default: the largest change shown at full contrast).
@@ -417,8 +417,9 @@ def attack_png(clean_image, adv_image, clean_maps: dict, adv_maps: dict, k: int 
         peak = float(np.abs(diff).max())
         gain = float(amplify) if amplify is not None else (0.5 / peak if peak > 0 else 1.0)
         _show(row[2], np.clip(0.5 + gain * diff, 0, 1), f"perturbation ×{gain:.0f}")
-        if k is not None:
-            kk = min(int(k), cm.size)
+        k_row = k.get(lbl) if isinstance(k, dict) else k
+        if k_row is not None:
+            kk = min(int(k_row), cm.size)
             _show(row[3], _change_panel(clean, topk_mask(cm, kk), topk_mask(am, kk), c), f"top-{kk} change")
         _colorbar(fig, list(row[:2]), scale, cmap, "attribution (row scale)")
     if k is not None:
