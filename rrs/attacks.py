@@ -42,7 +42,7 @@ from torch.overrides import TorchFunctionMode
 from .attributions import ATTRIBUTIONS, find_cam_layer, get_attribution, to_cells
 from .metrics import kendall, spearman, topk_indices, topk_intersection
 from .noise import Gaussian, Noise
-from .scoring import validate_scoring
+from .scoring import _check_positive, validate_scoring
 from .smoothing import METHODS as SMOOTH_METHODS
 from .smoothing import default_scoring, model_device, smooth
 
@@ -540,16 +540,6 @@ def _check_int(name, value, low=1):
     if value < low:
         raise ValueError(f"{name} must be an integer ≥ {low}, got {value}")
     return value
-
-
-def _check_positive(name, value):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
 
 
 def _check_image(x, device, dtype=torch.float32) -> torch.Tensor:
