@@ -46,11 +46,12 @@ import numpy as np
 import torch
 
 __all__ = ["EvalConfig", "AttackSetting", "EvaluationError", "PRESETS", "METHOD_NAMES", "EXPERIMENTS",
-           "config_for", "build_jobs", "estimate_cost", "job_key", "derive_seed", "run_job", "run_grid", "run_evaluation",
+           "config_for", "build_jobs", "estimate_cost", "tie_aware_intersection", "job_key", "derive_seed", "run_job", "run_grid", "run_evaluation",
            "load_rows", "load_summary", "register_cli", "main", "EvaluationResult"]
 
-#: Bump when a job's meaning changes, so stored results of the old meaning are not reused.
-SCHEMA = 1
+#: Per job kind: bump when a job's meaning changes, so stored results of the old meaning are
+#: not reused. Version 2 of the map-comparing jobs reports the tie-aware intersection.
+SCHEMAS = {"floor": 2, "attack": 2, "accuracy": 2, "certify": 1, "speed": 1}
 
 EXPERIMENTS = ("robustness", "accuracy", "certificates")
 #: Methods compared: the raw gradient, the two smoothing baselines, RRS with two scoring
@@ -227,7 +228,7 @@ def derive_seed(*parts) -> int:
 
 
 def _common(cfg: EvalConfig, image: str) -> dict:
-    return {"schema": SCHEMA, "model": cfg.model, "image": image, "sigma": cfg.sigma,
+    return {"model": cfg.model, "image": image, "sigma": cfg.sigma,
             "k_fraction": cfg.k_fraction, "base_seed": cfg.base_seed}
 
 
@@ -238,6 +239,7 @@ def build_jobs(cfg: EvalConfig) -> list[dict]:
     jobs: dict[str, dict] = {}
 
     def add(p):
+        p = dict(p, schema=SCHEMAS[p["kind"]])
         jobs.setdefault(job_key(p), p)
 
     def robustness(image, method, cell, T, norm, eps, setting):
@@ -259,7 +261,7 @@ def build_jobs(cfg: EvalConfig) -> list[dict]:
             _certify_jobs(cfg, image, methods, add)
     out = list(jobs.values())
     if cfg.bench:
-        out.append({"schema": SCHEMA, "kind": "speed", "model": cfg.model})
+        out.append({"schema": SCHEMAS["speed"], "kind": "speed", "model": cfg.model})
     return out
 
 
@@ -367,6 +369,29 @@ def get_image(model, image: str) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------ maps
 
+def topk_membership(m, k: int) -> np.ndarray:
+    """Probability that each cell is in the top-k of ``m`` when ties are broken uniformly at random.
+
+    Cells above the k-th value have probability 1; the ``t`` cells equal to it share the
+    ``r`` remaining places (probability ``r/t`` each); cells below have 0.
+    """
+    v = np.asarray(m.detach().double().cpu().numpy() if hasattr(m, "detach") else m, dtype=float).reshape(-1)
+    kth = np.partition(v, v.size - k)[v.size - k]
+    above, tied = v > kth, v == kth
+    return above + tied * ((k - above.sum()) / tied.sum())
+
+
+def tie_aware_intersection(a, b, k: int) -> float:
+    """Expected ``|top_k(a) ∩ top_k(b)| / k`` with ties broken uniformly at random (independently).
+
+    Equals :func:`rrs.metrics.topk_intersection` when neither map has a tie at its k-th value.
+    Smoothed maps with few samples have many ties — an RRS map with top-k' uniform scoring
+    and T=1 takes only two values — and breaking them by index (the library's deterministic
+    rule) makes two unrelated maps agree on the low-index cells, inflating the intersection.
+    """
+    return float(np.dot(topk_membership(a, k), topk_membership(b, k)) / k)
+
+
 def _k_for(n: int, fraction: float) -> int:
     return int(min(n - 1, max(1, round(fraction * n))))
 
@@ -445,7 +470,8 @@ def _job_floor(p, device, image_array=None):
     model, x, target, n, k = _prepare(p, device, image_array)
     _, a = compute_map(model, x, target, p["method"], p["cell"], p["T"], p["sigma"], _map_seed(p, "a"), n, k)
     _, b = compute_map(model, x, target, p["method"], p["cell"], p["T"], p["sigma"], _map_seed(p, "b"), n, k)
-    return [_row(p, "robustness", "floor_intersection", topk_intersection(a, b, k), k=k, n_cells=n),
+    return [_row(p, "robustness", "floor_intersection", tie_aware_intersection(a, b, k), k=k, n_cells=n),
+            _row(p, "robustness", "floor_intersection_index", topk_intersection(a, b, k), k=k, n_cells=n),
             _row(p, "robustness", "floor_spearman", spearman(a, b), k=k, n_cells=n)]
 
 
@@ -486,9 +512,10 @@ def _job_attack(p, device, image_array=None):
         adv_label = int(model(x_adv[None]).argmax(1)[0])
     extra = {"k": k, "n_cells": n}
     return [
-        _row(p, "robustness", "intersection", topk_intersection(clean_a, att_b, k), **extra),
+        _row(p, "robustness", "intersection", tie_aware_intersection(clean_a, att_b, k), **extra),
+        _row(p, "robustness", "intersection_index", topk_intersection(clean_a, att_b, k), **extra),
         _row(p, "robustness", "spearman", spearman(clean_a, att_b), **extra),
-        _row(p, "robustness", "intersection_same_noise", topk_intersection(clean_a, att_a, k), **extra),
+        _row(p, "robustness", "intersection_same_noise", tie_aware_intersection(clean_a, att_a, k), **extra),
         _row(p, "robustness", "label_preserved", float(adv_label == int(target[0])), **extra),
         _row(p, "robustness", "perturbation_l2", float((x_adv - x).norm()), **extra),
         _row(p, "robustness", "perturbation_linf", float((x_adv - x).abs().max()), **extra),
@@ -497,7 +524,6 @@ def _job_attack(p, device, image_array=None):
 
 
 def _job_accuracy(p, device, image_array=None):
-    from .metrics import topk_intersection
     model, x, target, n, k = _prepare(p, device, image_array)
     half = p["T_ref"] // 2
     rows = []
@@ -506,12 +532,12 @@ def _job_accuracy(p, device, image_array=None):
     rb, ref_b = compute_map(model, x, target, p["method"], p["cell"], half, p["sigma"], _map_seed(q, "b"), n, k)
     ref = (ref_a + ref_b) / 2  # = the map with T_ref samples (a mean of means of equal size)
     rows.append(_row(dict(p, T=p["T_ref"]), "accuracy", "reference_half_agreement",
-                     topk_intersection(ref_a, ref_b, k), k=k, n_cells=n, T_ref=p["T_ref"]))
+                     tie_aware_intersection(ref_a, ref_b, k), k=k, n_cells=n, T_ref=p["T_ref"]))
     for s in range(p["seeds"]):
         for T in p["T_values"]:
             q = dict(p, T=T, seed=s)
             _, m = compute_map(model, x, target, p["method"], p["cell"], T, p["sigma"], _map_seed(q, "acc"), n, k)
-            rows.append(_row(q, "accuracy", "intersection_vs_reference", topk_intersection(m, ref, k),
+            rows.append(_row(q, "accuracy", "intersection_vs_reference", tie_aware_intersection(m, ref, k),
                              k=k, n_cells=n, T_ref=p["T_ref"]))
     return rows
 

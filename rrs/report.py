@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["summarize", "paired_comparisons", "best_vs_best", "write_outputs", "mean_ci", "KEYS"]
+__all__ = ["summarize", "paired_comparisons", "best_vs_best", "valid_rows", "write_outputs", "mean_ci", "KEYS"]
 
 #: Columns identifying one reported quantity.
 KEYS = ["experiment", "method", "cell", "T", "norm", "budget", "attack", "certificate", "beta", "metric"]
 
-_RANGES = {"intersection": (0, 1), "floor_intersection": (0, 1), "intersection_same_noise": (0, 1),
+_RANGES = {"intersection": (0, 1), "floor_intersection": (0, 1), "intersection_index": (0, 1),
+           "floor_intersection_index": (0, 1), "intersection_same_noise": (0, 1),
            "intersection_vs_reference": (0, 1), "reference_half_agreement": (0, 1),
            "label_preserved": (0, 1), "spearman": (-1, 1), "floor_spearman": (-1, 1),
            "drop": (-1, 1), "radius": (0, math.inf), "cell_radius_median": (0, math.inf)}
@@ -57,6 +58,29 @@ def mean_ci(values, level: float = 0.95, bounds=None) -> tuple[float, float, flo
     return m, lo, hi, n
 
 
+_ATTACK_KEY = ["image", "method", "cell", "T", "seed", "norm", "budget", "attack"]
+_ATTACK_METRICS = ("intersection", "intersection_index", "spearman", "intersection_same_noise", "perturbation_l2", "perturbation_linf")
+
+
+def valid_rows(rows):
+    """Drop the map metrics of attack runs that could not keep the label.
+
+    Ghorbani et al.'s attack is only meaningful when the prediction stays the same; when
+    ``rrs.attacks.attack`` finds no label-preserving step it returns a label-changing point,
+    whose map change is not an interpretation attack. Such runs keep their
+    ``label_preserved`` row (so the report counts them) and lose the rest.
+    """
+    if rows is None or rows.empty or "metric" not in rows:
+        return rows
+    lab = rows[(rows.metric == "label_preserved") & (rows.value < 1)]
+    if lab.empty:
+        return rows
+    bad = set(map(tuple, lab[_ATTACK_KEY].astype(str).to_numpy()))
+    key = rows[_ATTACK_KEY].astype(str).apply(tuple, axis=1)
+    drop = key.isin(bad) & rows.metric.isin(_ATTACK_METRICS)
+    return rows[~drop.to_numpy()]
+
+
 def _with_drop(rows):
     """Add ``drop = floor − attacked`` rows (same image, method, cell, T, seed)."""
     import pandas as pd
@@ -87,7 +111,7 @@ def summarize(rows):
     cols = KEYS + ["mean", "ci_low", "ci_high", "n", "n_images", "n_seeds", "ci_method"]
     if rows is None or len(rows) == 0:
         return pd.DataFrame(columns=cols)
-    rows = _with_drop(rows.copy())
+    rows = _with_drop(valid_rows(rows.copy()))
     for k in KEYS + ["image", "seed"]:
         if k not in rows:
             rows[k] = None
@@ -111,7 +135,7 @@ def paired_comparisons(rows, metric: str = "intersection"):
     (for ``drop`` lower is better), ``ties`` otherwise.
     """
     import pandas as pd
-    rows = _with_drop(rows)
+    rows = _with_drop(valid_rows(rows))
     cols = ["cell", "T", "norm", "budget", "attack", "metric", "rrs", "other", "rrs_mean", "other_mean",
             "diff", "ci_low", "ci_high", "n", "ratio", "verdict"]
     if rows is None or rows.empty:
@@ -441,6 +465,7 @@ def best_vs_best(rows, metric: str = "intersection", attack: str = "standard"):
             "ci_low", "ci_high", "n", "verdict"]
     if rows is None or rows.empty:
         return pd.DataFrame(columns=cols)
+    rows = valid_rows(rows)
     r = rows[(rows.metric == metric) & (rows.attack == attack)]
     out = []
     for key, g in r.groupby(["cell", "T", "norm", "budget"], dropna=False, sort=True):
@@ -527,10 +552,16 @@ def _findings(summary, rows, cfg) -> list[str]:
             parts.append(f"{METHOD_LABELS[method]} {d['mean'].mean():.2f}"
                          + (f" (standard {std['mean'].mean():.2f})" if len(std) else ""))
         out.append("**Stronger attack** (more steps and EOT samples) — mean drop: " + "; ".join(parts) + ".")
-    lab = _sel(summary, experiment="robustness", metric="label_preserved")
+    lab = rows[rows.metric == "label_preserved"] if "metric" in rows else rows.iloc[:0]
     if not lab.empty:
-        out.append(f"The attack kept the label in {lab['mean'].min():.0%}–{lab['mean'].max():.0%} of runs per "
-                   "setting (it keeps only label-preserving iterates; see `label kept`).")
+        failed = lab[lab.value < 1]
+        text = f"The attack kept the label in {len(lab) - len(failed)} of {len(lab)} runs"
+        if len(failed):
+            per_image = failed.groupby("image").size().sort_values(ascending=False)
+            text += (f"; the other {len(failed)} (images: " + ", ".join(f"{i} ({n})" for i, n in per_image.items())
+                     + ") found no label-preserving step — typically an image the model classifies with low "
+                     "confidence — and are left out of the robustness statistics (their `label kept` is 0)")
+        out.append(text + ".")
     acc = _sel(summary, experiment="accuracy", metric="intersection_vs_reference")
     if not acc.empty:
         parts = []
@@ -609,7 +640,8 @@ def write_markdown(summary, rows, cfg, run, path: Path, out: Path, pngs) -> None
            "Bonferroni over cells for finite-sample).",
            "- Statistics: mean and 95% confidence interval; seeds of one image are averaged and a Student-t "
            "interval is taken over images (with one image: over seeds). Bounded metrics are clipped to their "
-           "range. Win/tie/lose: 95% t-interval of the per-image paired difference excludes 0 or not.", ""]
+           "range. Win/tie/lose: 95% t-interval of the per-image paired difference excludes 0 or not. Attack runs "
+           "that could not keep the label are left out of the map metrics (counted under `label kept`).", ""]
     m = run["machine"]
     md += ["## Machine and runs", "",
            f"- CPU: {m['cpu']} ({m['cores']} cores), CUDA: {m['cuda']}; torch {m['torch']}, numpy {m['numpy']}, "
@@ -641,8 +673,13 @@ def write_markdown(summary, rows, cfg, run, path: Path, out: Path, pngs) -> None
 
 def _section_robustness(s, rows, cfg):
     md = ["## 1. Robustness under the top-k attack (with no-attack floors)", "",
-           "∩ = top-k intersection with the clean map (1 = same top-k set). floor = the same metric between two "
-           "clean runs with different seeds — what sampling noise alone does.", ""]
+           "∩ = top-k intersection with the clean map (1 = same top-k set), *tie-aware*: the expected value "
+           "when ties at the k-th value are broken uniformly at random (`rrs.evaluate.tie_aware_intersection`). "
+           "Smoothed maps with few samples have many ties (an RRS map with top-k' uniform scoring takes only "
+           "T+1 values), and the library's deterministic index tie-break would make unrelated maps agree on "
+           "low-index cells; the index-tie-break values are in `summary.csv` as `intersection_index` / "
+           "`floor_intersection_index`. floor = the same metric between two clean runs with different seeds — "
+           "what sampling noise alone does.", ""]
     for cell, T in cfg.robustness_T:
         for norm, eps in _budgets_for(cfg, cell):
             md += [f"### {'Pixel' if cell == 1 else f'{cell}×{cell} patch'} cells, T={T}, {_fmt_budget(norm, eps)}, standard attack", "",

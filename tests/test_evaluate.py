@@ -93,7 +93,10 @@ def test_rows_match_direct_computation(study):
     maps = [smooth(model, x[None], target, method="smoothgrad", noise=Gaussian(cfg.sigma), samples=4,
                    generator=torch.Generator().manual_seed(ev._map_seed(p, w))).map[0] for w in "ab"]
     k = max(1, round(cfg.k_fraction * 32 * 32))
-    assert r.value.iloc[0] == topk_intersection(maps[0], maps[1], k)
+    assert r.value.iloc[0] == ev.tie_aware_intersection(maps[0], maps[1], k)
+    ri = rows[(rows.metric == "floor_intersection_index") & (rows.method == "smoothgrad") & (rows.cell == 1)
+              & (rows["T"] == 4) & (rows.seed == 1) & (rows.image == "shape-1")]
+    assert ri.value.iloc[0] == topk_intersection(maps[0], maps[1], k)
     sp = rows[(rows.metric == "floor_spearman") & (rows.method == "smoothgrad") & (rows.cell == 1)
               & (rows["T"] == 4) & (rows.seed == 1) & (rows.image == "shape-1")]
     assert sp.value.iloc[0] == pytest.approx(spearman(maps[0], maps[1]))
@@ -262,3 +265,34 @@ RRS EOT-4 step [after]: incl. real label check                0.561    0.748    
                    ("attack: plain vanilla gradient (batch 1)", "ratio_to_gradient_cpu"): 1.0,
                    ("attack: RRS EOT-4 step [after]: incl. real label check", "cpu_seconds"): 0.561,
                    ("attack: RRS EOT-4 step [after]: incl. real label check", "ratio_to_gradient_cpu"): 10.01}
+
+
+def test_label_changing_attacks_are_left_out():
+    base = {"experiment": "robustness", "method": "smoothgrad", "cell": 1, "T": 4, "seed": 0, "norm": "linf",
+            "budget": 0.03, "attack": "standard", "certificate": None, "beta": None}
+    rows = pd.DataFrame([dict(base, image="a", metric="intersection", value=0.5),
+                         dict(base, image="a", metric="label_preserved", value=1.0),
+                         dict(base, image="b", metric="intersection", value=0.0),
+                         dict(base, image="b", metric="label_preserved", value=0.0)])
+    s = report.summarize(rows)
+    inter = s[s.metric == "intersection"].iloc[0]
+    assert (inter["mean"], inter.n) == (0.5, 1)
+    kept = s[s.metric == "label_preserved"].iloc[0]
+    assert (kept["mean"], kept.n) == (0.5, 2)
+
+
+def test_tie_aware_intersection():
+    rng = np.random.default_rng(0)
+    a, b = rng.random(50), rng.random(50)
+    assert ev.tie_aware_intersection(a, b, 7) == topk_intersection(a, b, 7)  # no ties: the usual metric
+    # two-valued maps (RRS top-k' uniform at T=1): four tied cells compete for two places
+    a = np.array([1, 1, 1, 1, 0, 0, 0, 0.])
+    b = np.array([0, 0, 1, 1, 1, 1, 0, 0.])
+    assert topk_intersection(a, b, 2) == 0.0  # index tie-break: {0, 1} vs {2, 3}
+    assert ev.tie_aware_intersection(a, b, 2) == pytest.approx(2 * 0.5 * 0.5 / 2)
+    assert ev.tie_aware_intersection(a, a, 2) == pytest.approx(4 * 0.25 / 2)
+    # equals the average over random tie-breaks (Monte Carlo)
+    a = np.round(rng.random(40) * 4) / 4
+    b = np.round(rng.random(40) * 4) / 4
+    mc = np.mean([topk_intersection(a + 1e-9 * rng.random(40), b + 1e-9 * rng.random(40), 6) for _ in range(20000)])
+    assert ev.tie_aware_intersection(a, b, 6) == pytest.approx(mc, abs=0.01)
