@@ -1,30 +1,13 @@
-"""rrs app: the Home page and the router that draws the shared sidebar for every page.
+"""rrs app: the Home page (Streamlit's entry point; the other pages are in ``pages/``).
 
-Run with ``make run`` (or ``streamlit run app.py``). Pages live in ``app_pages/`` — not in
-``pages/``, which Streamlit would treat as an old-style multipage folder and, on a fresh
-server, run a deep-linked page without this router. Shared Streamlit helpers are in
-``ui/common.py``; all computation is in the ``rrs`` library.
+Run with ``make run`` (or ``streamlit run app.py``). Every page starts with ``ui.page``,
+which draws the shared sidebar (page links, image, model, speed preset); shared Streamlit
+helpers are in ``ui/common.py``; all computation is in the ``rrs`` library.
 """
 import streamlit as st
 
 from rrs import plots as P
 from ui import common as ui
-
-st.set_page_config(page_title="RRS · robust interpretation maps", page_icon=":material/verified:",
-                   layout="wide", initial_sidebar_state="expanded")
-
-PAGES = {
-    "Explain": ("app_pages/1_Explain.py", ":material/visibility:",
-                "See where the model looked — raw and smoothed maps side by side."),
-    "Certify": ("app_pages/2_Certify.py", ":material/verified_user:",
-                "Which top cells are guaranteed to stay, for any change up to a given size."),
-    "Attack": ("app_pages/3_Attack.py", ":material/bolt:",
-               "Move the map with an invisible change of the image — and see which methods resist."),
-    "Compare": ("app_pages/4_Compare.py", ":material/stacked_line_chart:",
-                "Robustness versus computation: how many noise samples are worth it."),
-    "Learn": ("app_pages/5_Learn.py", ":material/school:",
-              "A guided walkthrough for a class, one button per step."),
-}
 
 
 def _use_sample(name: str) -> None:
@@ -53,8 +36,8 @@ def home() -> None:
         ui.figure(P.prediction_figure(preds), "home_pred",
                   f"The model's five most likely classes for this image ({ctx.model_label}).")
     st.subheader("Where to go next")
-    cols = st.columns(len(PAGES))
-    for col, (name, (path, icon, text)) in zip(cols, PAGES.items()):
+    cols = st.columns(len(ui.PAGES) - 1)
+    for col, (path, name, icon, text) in zip(cols, ui.PAGES[1:]):
         with col.container(border=True):
             st.page_link(path, label=name, icon=icon)
             st.caption(text)
@@ -73,8 +56,4 @@ def home() -> None:
                           width="stretch")
 
 
-pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
-pages += [st.Page(path, title=name, icon=icon) for name, (path, icon, _) in PAGES.items()]
-navigation = st.navigation(pages)
-ui.sidebar()
-navigation.run()
+home()

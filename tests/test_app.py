@@ -101,7 +101,7 @@ def test_gallery_button_switches_the_image_and_the_sidebar_follows():
 @pytest.mark.parametrize("method", list(S.METHOD_LABELS))
 def test_explain_every_method_shows_maps_and_numbers(method):
     at = new_app()
-    at.switch_page("app_pages/1_Explain.py").run()
+    at.switch_page("pages/1_Explain.py").run()
     at.select_slider(key="explain_samples").set_value(4).run()   # while RRS (smoothed) is selected
     at.selectbox(key="explain_method").set_value(method).run()
     ok(at)
@@ -129,14 +129,14 @@ def test_explain_every_method_shows_maps_and_numbers(method):
 
 def test_explain_settings_persist_across_pages_and_cache_makes_return_instant():
     at = new_app()
-    at.switch_page("app_pages/1_Explain.py").run()
+    at.switch_page("pages/1_Explain.py").run()
     at.slider(key="explain_sigma").set_value(0.3).run()
     at.select_slider(key="explain_cell").set_value(4).run()
     first = metrics(ok(at))["Time"].value
-    at.switch_page("app_pages/2_Certify.py").run()
+    at.switch_page("pages/2_Certify.py").run()
     ok(at)
     assert at.title[0].value == "Certify"
-    at.switch_page("app_pages/1_Explain.py").run()
+    at.switch_page("pages/1_Explain.py").run()
     ok(at)
     assert at.slider(key="explain_sigma").value == pytest.approx(0.3)
     assert at.select_slider(key="explain_cell").value == 4
@@ -148,10 +148,10 @@ def test_explain_settings_persist_across_pages_and_cache_makes_return_instant():
 def test_fast_preset_changes_page_defaults():
     at = new_app()
     at.toggle(key="sb_fast").set_value(True).run()
-    at.switch_page("app_pages/1_Explain.py").run()
+    at.switch_page("pages/1_Explain.py").run()
     ok(at)
     assert at.select_slider(key="explain_samples").value == 8
-    at.switch_page("app_pages/3_Attack.py").run()
+    at.switch_page("pages/3_Attack.py").run()
     assert at.slider(key="attack_steps").value == 5
     assert at.slider(key="attack_eot").value == 2
     at.toggle(key="sb_fast").set_value(False).run()
@@ -171,7 +171,7 @@ def test_upload_becomes_the_image_everywhere():
     expected = S.compute_map(model, x, S.MapSettings(method="vanilla"))
     assert metrics(at)["Prediction"].value == expected.label
     # the upload stays the image on another page
-    at.switch_page("app_pages/1_Explain.py").run()
+    at.switch_page("pages/1_Explain.py").run()
     ok(at)
     assert metrics(at)["Prediction"].value == expected.label
     assert any("circle.png" in c.value for c in at.caption)
@@ -210,7 +210,7 @@ def test_bad_uploads_give_a_clear_message_and_keep_the_session(name, data, needl
     assert all("Traceback" not in e for e in errors)
     # the previous image is still in use and the app keeps working
     assert metrics(at)["Prediction"].value == before
-    at.switch_page("app_pages/1_Explain.py").run()
+    at.switch_page("pages/1_Explain.py").run()
     ok(at)
     assert charts(at) >= 1
     # a good upload afterwards clears the error
@@ -250,7 +250,7 @@ def test_user_weights_for_the_tiny_architecture_load_and_are_used():
 
 def test_certify_runs_and_matches_the_library():
     at = new_app()
-    at.switch_page("app_pages/2_Certify.py").run()
+    at.switch_page("pages/2_Certify.py").run()
     ok(at)
     assert at.info and "Press **Certify**" in at.info[0].value
     at.number_input(key="certify_samples").set_value(512).run()
@@ -284,7 +284,7 @@ def test_certify_runs_and_matches_the_library():
 
 def test_certify_norms_and_suggestion_buttons():
     at = new_app()
-    at.switch_page("app_pages/2_Certify.py").run()
+    at.switch_page("pages/2_Certify.py").run()
     at.number_input(key="certify_samples").set_value(64).run()
     at.button(key="certify_run").click().run()
     ok(at)
@@ -309,7 +309,7 @@ def test_certify_norms_and_suggestion_buttons():
 
 def test_certify_caps_a_huge_sample_budget_with_a_message():
     at = new_app()
-    at.switch_page("app_pages/2_Certify.py").run()
+    at.switch_page("pages/2_Certify.py").run()
     at.number_input(key="certify_samples").set_value(900_000).run()
     at.button(key="certify_run").click().run()
     ok(at)
@@ -320,7 +320,7 @@ def test_certify_caps_a_huge_sample_budget_with_a_message():
 
 def test_certify_with_laplace_noise_has_no_gaussian_cdf():
     at = new_app()
-    at.switch_page("app_pages/2_Certify.py").run()
+    at.switch_page("pages/2_Certify.py").run()
     at.number_input(key="certify_samples").set_value(128).run()
     at.radio(key="certify_noise").set_value("laplace").run()
     at.button(key="certify_run").click().run()
@@ -340,7 +340,7 @@ def test_certify_with_laplace_noise_has_no_gaussian_cdf():
 
 def test_attack_page_runs_and_reports_floor_and_labels():
     at = new_app()
-    at.switch_page("app_pages/3_Attack.py").run()
+    at.switch_page("pages/3_Attack.py").run()
     at.multiselect(key="attack_methods").set_value(["vanilla", "rrs"]).run()
     at.slider(key="attack_steps").set_value(3).run()
     at.slider(key="attack_eot").set_value(1).run()
@@ -368,7 +368,7 @@ def test_attack_page_runs_and_reports_floor_and_labels():
 
 def test_attack_that_cannot_keep_the_label_says_so():
     at = new_app(sb_sample="brick")
-    at.switch_page("app_pages/3_Attack.py").run()
+    at.switch_page("pages/3_Attack.py").run()
     at.multiselect(key="attack_methods").set_value(["vanilla"]).run()
     at.slider(key="attack_budget_linf").set_value(32).run()
     at.slider(key="attack_steps").set_value(1).run()
@@ -380,14 +380,14 @@ def test_attack_that_cannot_keep_the_label_says_so():
     assert any("label changed" in m.value for m in at.markdown)
     assert list(at.dataframe[0].value["label kept"]) == [False]
     # the session keeps working
-    at.switch_page("app_pages/1_Explain.py").run()
+    at.switch_page("pages/1_Explain.py").run()
     ok(at)
     assert charts(at) == 2
 
 
 def test_attack_needs_a_method():
     at = new_app()
-    at.switch_page("app_pages/3_Attack.py").run()
+    at.switch_page("pages/3_Attack.py").run()
     at.multiselect(key="attack_methods").set_value([]).run()
     ok(at)
     assert any("at least one method" in i.value for i in at.info)
@@ -397,7 +397,7 @@ def test_attack_needs_a_method():
 
 def test_compare_page_live_and_stored_results():
     at = new_app()
-    at.switch_page("app_pages/4_Compare.py").run()
+    at.switch_page("pages/4_Compare.py").run()
     ok(at)
     stored = [i.value for i in at.info if "stored" in i.value.lower() or "make eval" in i.value]
     try:
@@ -434,7 +434,7 @@ def test_compare_shows_stored_evaluation_results(tmp_path, monkeypatch):
     pd.DataFrame(rows).to_csv(tmp_path / "summary.csv", index=False)
     monkeypatch.setenv("RRS_RESULTS", str(tmp_path))
     at = new_app()
-    at.switch_page("app_pages/4_Compare.py").run()
+    at.switch_page("pages/4_Compare.py").run()
     ok(at)
     assert not any("No stored results" in i.value for i in at.info)
     assert at.selectbox(key="compare_stored_experiment").value == "robustness"
@@ -447,7 +447,7 @@ def test_compare_shows_stored_evaluation_results(tmp_path, monkeypatch):
 
 def test_learn_page_every_step_runs():
     at = new_app()
-    at.switch_page("app_pages/5_Learn.py").run()
+    at.switch_page("pages/5_Learn.py").run()
     ok(at)
     assert [h.value for h in at.subheader][:6] == [
         "1. The model looks at a picture", "2. Where did it look?", "3. A tiny change moves the map",
@@ -468,7 +468,7 @@ def test_learn_page_every_step_runs():
 def test_real_model_explain_and_certify_at_low_resolution():
     at = new_app(model="efficientnet-lite0")
     at.selectbox(key="sb_size").set_value(112).run()
-    at.switch_page("app_pages/1_Explain.py").run()
+    at.switch_page("pages/1_Explain.py").run()
     at.select_slider(key="explain_samples").set_value(4).run()
     at.select_slider(key="explain_cell").set_value(16).run()
     ok(at)
@@ -476,7 +476,7 @@ def test_real_model_explain_and_certify_at_low_resolution():
     assert m["Map size"].value == "7×7"
     assert 0.0 <= float(m["Top-k overlap with raw map"].value) <= 1.0
     assert charts(at) == 2
-    at.switch_page("app_pages/2_Certify.py").run()
+    at.switch_page("pages/2_Certify.py").run()
     at.number_input(key="certify_samples").set_value(32).run()
     at.select_slider(key="certify_cell").set_value(16).run()
     at.button(key="certify_run").click().run()

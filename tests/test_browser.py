@@ -101,8 +101,12 @@ def idle(page) -> None:
     page.wait_for_selector(IDLE)
 
 
+def nav_link(page, name: str):
+    return page.get_by_test_id("stSidebar").get_by_test_id("stPageLink-NavLink").filter(has_text=name)
+
+
 def nav(page, name: str) -> None:
-    page.get_by_test_id("stSidebarNavLink").filter(has_text=name).click()
+    nav_link(page, name).click()
     heading = "Robust interpretation maps" if name == "Home" else name
     page.wait_for_selector(f'h1:has-text("{heading}")')
     idle(page)
@@ -173,6 +177,29 @@ def _image(path: Path, seed: int, size=(180, 150)) -> Path:
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+# ------------------------------------------------------------------------ deep links
+
+def test_a_deep_link_gets_the_shared_sidebar_and_keeps_settings(server, browser):
+    """The module's first request is a page URL, not Home: the page draws the shared
+    sidebar itself, and a sidebar setting made there survives moving to another page."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    page = context.new_page()
+    page.set_default_timeout(LONG)
+    try:
+        page.goto(f"{server}/Learn")
+        page.wait_for_selector('h1:has-text("Learn")')
+        page.wait_for_selector(IDLE)
+        assert page.get_by_test_id("stSidebar").get_by_role("combobox", name="Sample image").count() == 1
+        assert nav_link(page, "Home").count() == 1
+        choose(page, "Sample image", "^chelsea$")
+        nav(page, "Certify")
+        assert page.url.endswith("/Certify")
+        picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Sample image")
+        assert picker.input_value() == "chelsea"
+    finally:
+        context.close()
 
 
 # ---------------------------------------------------------------------------- the tour
@@ -282,7 +309,7 @@ def test_two_sessions_at_once_get_their_own_results(server, browser, tmp_path):
             upload(page, _image(tmp_path / f"session_{seed}.png", seed=seed, size=(160 + seed, 140)))
         # start both Explain runs before waiting for either, so the server serves them together
         for page in (a, b):
-            page.get_by_test_id("stSidebarNavLink").filter(has_text="Explain").click()
+            nav_link(page, "Explain").click()
         docs = {}
         for page, seed in ((a, 2), (b, 3)):
             page.wait_for_selector('h1:has-text("Explain")')

@@ -25,6 +25,8 @@ from rrs import session as S
 from rrs.images import ImageError, list_samples, load_image, load_sample, to_tensor
 
 DEFAULT_SAMPLE = "coffee"
+PAGE = "sb.page"                  # the title of the page drawn last
+PAGE_CHANGED = "sb.page_changed"  # this run draws a different page than the last run
 DEFAULT_MODEL = "efficientnet-lite0"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 KEEP = "keep."
@@ -52,12 +54,15 @@ def preset_default(key: str, default=None):
     """The default of ``key`` under the current preset (``default`` for keys not in it)."""
     if key in PRESET:
         normal, fast = PRESET[key]
-        return fast if st.session_state.get("sb_fast", False) else normal
+        return fast if st.session_state.get(KEEP + "sb_fast", False) else normal
     return default
 
 
-def _apply_preset() -> None:
-    fast = bool(st.session_state.get("sb_fast", False))
+def _apply_preset(fast: bool) -> None:
+    """Set every preset-controlled page setting to its normal or fast value.
+
+    Run by :func:`sidebar` when the toggle differs from the preset last applied (not as an
+    ``on_change`` callback, which could read the toggle of the page the user just left)."""
     for key, (normal, fast_value) in PRESET.items():
         value = fast_value if fast else normal
         st.session_state[KEEP + key] = value
@@ -73,14 +78,18 @@ def set_setting(key: str, value) -> None:
 def widget(fn, label: str, key: str, default=None, *, options=None, **kwargs):
     """Create a widget whose value survives page switches.
 
-    Streamlit forgets a widget's state when its page is not shown; the value is therefore
-    mirrored under ``keep.<key>`` and restored before the widget is created again.
+    Streamlit forgets a widget's state when its page is not shown, and a sidebar widget is
+    a different widget on every page (each page script draws its own sidebar). The value is
+    therefore mirrored under ``keep.<key>`` and restored before the widget is created on a
+    page that was not the last one shown.
     ``fn`` is e.g. ``st.slider`` or ``column.selectbox``; ``options`` is passed on and used
     to reject a remembered value that is no longer valid.
     """
     default = preset_default(key, default)
     if key not in st.session_state:
         st.session_state[key] = st.session_state.get(KEEP + key, default)
+    elif st.session_state.get(PAGE_CHANGED) and KEEP + key in st.session_state:
+        st.session_state[key] = st.session_state[KEEP + key]
     value = st.session_state[key]
     if options is not None:
         opts = list(options)
@@ -229,7 +238,12 @@ def _use_samples() -> None:
 
 
 def _process_upload(up) -> None:
-    """Validate a new upload; on success it becomes the image, on failure the old one stays."""
+    """Validate a new upload; on success it becomes the image, on failure the old one stays.
+
+    The uploader is a new, empty widget on every page; the upload stays in use across pages
+    and only counts as removed when the user clears it on the page where it was made."""
+    if st.session_state.get(PAGE_CHANGED):
+        st.session_state["sb.upload_id"] = None
     if up is None:
         if st.session_state.get("sb.upload_id") is not None:
             # the user removed the file: go back to the samples
@@ -336,9 +350,30 @@ def _resolve_model(key: str):
     return get_model(key)
 
 
-def sidebar() -> Context | None:
-    """Draw the shared sidebar and return the page context (also kept in session state)."""
+# ------------------------------------------------------------------------- navigation
+
+#: The app's pages: (script, label, icon, one-line description). ``app.py`` is Home, the
+#: others are Streamlit's ``pages/`` folder; the sidebar draws these links itself (icons,
+#: "Home" rather than "app"), so ``client.showSidebarNavigation`` is off in config.toml.
+PAGES = [
+    ("app.py", "Home", ":material/home:", "Pick an image and a model; see the prediction."),
+    ("pages/1_Explain.py", "Explain", ":material/visibility:",
+     "See where the model looked — raw and smoothed maps side by side."),
+    ("pages/2_Certify.py", "Certify", ":material/verified_user:",
+     "Which top cells are guaranteed to stay, for any change up to a given size."),
+    ("pages/3_Attack.py", "Attack", ":material/bolt:",
+     "Move the map with an invisible change of the image — and see which methods resist."),
+    ("pages/4_Compare.py", "Compare", ":material/stacked_line_chart:",
+     "Robustness versus computation: how many noise samples are worth it."),
+    ("pages/5_Learn.py", "Learn", ":material/school:", "A guided walkthrough for a class, one button per step."),
+]
+
+
+def sidebar() -> Context:
+    """Draw the shared sidebar (page links, image, model, speed) and return the page context."""
     sb = st.sidebar
+    for path, label, icon, _ in PAGES:
+        sb.page_link(path, label=label, icon=icon)
     loaded, name, digest, source = _image_section(sb)
     key = _model_section(sb)
     try:
@@ -348,8 +383,11 @@ def sidebar() -> Context | None:
         key = DEFAULT_MODEL
         model = get_model(key)
     sb.markdown("#### Speed")
-    fast = widget(sb.toggle, "Fast preset (class use)", "sb_fast", False, on_change=_apply_preset,
-                  help="Coarser 16-px cells, fewer noise samples and shorter attacks: answers in seconds.")
+    fast = bool(widget(sb.toggle, "Fast preset (class use)", "sb_fast", False,
+                       help="Coarser 16-px cells, fewer noise samples and shorter attacks: answers in seconds."))
+    if fast != st.session_state.get("sb.fast_applied", False):
+        _apply_preset(fast)
+        st.session_state["sb.fast_applied"] = fast
     native = int(getattr(model, "input_size", 224))
     sizes = [native] + [s for s in (160, 112) if s < native and native >= 128]
     size = widget(sb.selectbox, "Working resolution", "sb_size", native, options=sizes,
@@ -360,22 +398,27 @@ def sidebar() -> Context | None:
     sb.caption(f"Device in use: **{device}**{threads}")
     ctx = Context(name, digest, source, tuple(loaded.size), x, S.working_image(x), int(size), model, key,
                   _model_label(key), device, bool(fast))
-    st.session_state["_ctx"] = ctx
     return ctx
 
 
 # ------------------------------------------------------------------------- page helpers
 
 def page(title: str, intro: str) -> Context:
-    """Page heading, any pending image error, and the shared context."""
-    ctx = st.session_state.get("_ctx")
+    """Start a page: page config, the shared sidebar, heading, intro, any pending image error.
+
+    Every page (``app.py`` and ``pages/*.py``) begins with this call, so a page opened by a
+    deep link or a reload has the same sidebar and settings as one reached by a link.
+    """
+    st.set_page_config(page_title=f"{title} · RRS robust interpretation maps", page_icon=":material/verified:",
+                       layout="wide", initial_sidebar_state="expanded")
+    st.session_state[PAGE_CHANGED] = st.session_state.get(PAGE) != title
+    st.session_state[PAGE] = title
+    ctx = sidebar()
     st.title(title)
     st.markdown(intro)
     if st.session_state.get("sb.upload_error"):
         st.error(f"Your upload could not be used: {st.session_state['sb.upload_error']} "
                  "The previous image is still in use.", icon=":material/error:")
-    if ctx is None:
-        ctx = sidebar()
     return ctx
 
 
