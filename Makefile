@@ -31,7 +31,7 @@ bench: $(STAMP)
 # The published study (docs/results.md): quick settings on all 12 bundled images, ~40 min
 # on two CPU cores; resumes from docs/results/jobs after an interruption.
 eval: $(STAMP)
-	$(BIN)/python -m rrs evaluate --quick --images 12 --out docs/results
+	$(BIN)/python -m rrs evaluate --quick --images 12 --bench --out docs/results
 
 # The --quick preset (3 images, < 15 min), written to out/quick.md so the published report stays.
 eval-quick: $(STAMP)

@@ -343,12 +343,42 @@ def sample_names() -> list[str]:
     return [name for name, _ in list_samples()]
 
 
+#: File endings taken from a folder given to ``--images``.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def _is_image_file(image: str) -> bool:
+    return Path(image).suffix.lower() in IMAGE_SUFFIXES and Path(image).is_file()
+
+
 @functools.lru_cache(maxsize=64)
 def _image_array(image: str, size: int) -> np.ndarray:
+    from .images import load_image, load_sample, to_tensor
     if image.startswith("shape-"):
         return _shape_image(int(image.split("-", 1)[1]), size)
-    from .images import load_sample, to_tensor
+    if _is_image_file(image):
+        return to_tensor(load_image(image), size).numpy()
     return to_tensor(load_sample(image), size).numpy()
+
+
+def _user_images(entry: str) -> list[str]:
+    """The image files named by ``entry`` (a file, or a folder's image files in name order),
+    each checked by loading it: a bad file is an :class:`EvaluationError` naming it."""
+    from .images import ImageError, load_image
+    path = Path(entry)
+    if path.is_dir():
+        files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise EvaluationError(f"--images: the folder {entry} holds no image files "
+                                  f"({', '.join(IMAGE_SUFFIXES)})")
+    else:
+        files = [str(path)]
+    for f in files:
+        try:
+            load_image(f)
+        except ImageError as exc:
+            raise EvaluationError(f"--images: {f}: {exc}") from None
+    return files
 
 
 def _shape_image(index: int, size: int) -> np.ndarray:
@@ -941,8 +971,13 @@ def load_summary(path=None):
 # -------------------------------------------------------------------------------- CLI
 
 def config_for(preset: str = "full", model: str = "efficientnet-lite0", images=None, seeds=None,
-               seed: int = 0, methods=None, bench=None, experiments=None) -> EvalConfig:
-    """The preset's settings with overrides (images: names or a count of the preset's list)."""
+               seed: int = 0, methods=None, bench=None, experiments=None, T_values=None) -> EvalConfig:
+    """The preset's settings with overrides.
+
+    ``images``: bundled sample names, image files or folders of images (a folder stands for
+    its image files in name order), or one number = the first N images of the preset. Stored
+    jobs are keyed by the name or path: after editing an image file, pass ``--no-resume``.
+    """
     cfg = _preset(preset, model)
     changes = {"base_seed": int(seed)}
     if images:
@@ -955,10 +990,17 @@ def config_for(preset: str = "full", model: str = "efficientnet-lite0", images=N
             changes["images"] = tuple(pool[:count])
         else:
             known = set(sample_names()) if model != "tiny" else None
+            chosen = []
             for name in images:
-                if known is not None and name not in known:
-                    raise EvaluationError(f"--images: no bundled sample named {name!r} (have: {', '.join(sorted(known))})")
-            changes["images"] = tuple(images)
+                name = str(name)
+                if Path(name).is_dir() or _is_image_file(name):
+                    chosen += _user_images(name)
+                elif known is not None and name not in known:
+                    raise EvaluationError(f"--images: {name!r} is neither a bundled sample (have: "
+                                          f"{', '.join(sorted(known))}) nor an image file or folder")
+                else:
+                    chosen.append(name)
+            changes["images"] = tuple(dict.fromkeys(chosen))
     if seeds is not None:
         changes["seeds"] = int(seeds)
     if methods:
@@ -967,6 +1009,13 @@ def config_for(preset: str = "full", model: str = "efficientnet-lite0", images=N
         changes["bench"] = bool(bench)
     if experiments:
         changes["experiments"] = tuple(experiments)
+    if T_values:
+        # the sample counts of the robustness-versus-T and accuracy-versus-T experiments
+        ts = tuple(sorted({int(t) for t in T_values}))
+        if ts[-1] >= cfg.accuracy_T_ref:
+            raise EvaluationError(f"--T: values must stay below the accuracy reference T={cfg.accuracy_T_ref}")
+        changes["T_values"] = ts
+        changes["accuracy_T_values"] = ts
     return dataclasses.replace(cfg, **changes).validate()
 
 
@@ -979,8 +1028,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--out", default="docs/results", help="output directory (default docs/results)")
     parser.add_argument("--report", default=None, help="markdown report path (default <out>.md)")
     parser.add_argument("--images", nargs="+", default=None,
-                        help="image names, or one number = the first N images of the preset")
+                        help="bundled sample names, image files or folders of images, or one number = "
+                             "the first N images of the preset")
     parser.add_argument("--seeds", type=int, default=None, help="repetitions per setting")
+    parser.add_argument("--T", dest="T_values", type=int, nargs="+", default=None,
+                        help="noise-sample counts for the robustness- and accuracy-versus-T experiments "
+                             "(default: the preset's)")
     parser.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=None, help="methods to compare")
     parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=None,
                         help="experiments to run (default: all three; speed via --bench)")
@@ -1006,7 +1059,7 @@ def run_from_args(args) -> int:
     """Entry point of ``python -m rrs evaluate`` (returns the exit code)."""
     preset = args.preset or ("quick" if args.quick else "full")
     cfg = config_for(preset, args.model, args.images, args.seeds, args.seed, args.methods, args.bench,
-                     args.experiments)
+                     args.experiments, getattr(args, "T_values", None))
     if args.dry_run:
         jobs = build_jobs(cfg)
         stored = [j for j in jobs if _load_job(Path(args.out), job_key(j)) is not None]
