@@ -30,7 +30,7 @@ def home() -> None:
     with right:
         preds = ui.predictions(ctx.model_key, ctx.image_digest, ctx.size, ctx.model, ctx.x)
         _, top_name, top_p = preds[0]
-        m1, m2 = st.columns(2)
+        m1, m2 = st.columns([2, 1])
         ui.metric(m1, "Prediction", top_name)
         ui.metric(m2, "Confidence", f"{top_p:.1%}")
         ui.figure(P.prediction_figure(preds), "home_pred",

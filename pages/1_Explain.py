@@ -61,7 +61,7 @@ if result.message:
     st.warning(result.message, icon=":material/warning:")
 
 rows, cols = result.grid
-m = st.columns(5)
+m = st.columns([1.8, 1, 1, 1.2, 0.9])
 ui.metric(m[0], "Prediction", result.label, f"{result.confidence:.1%} confident")
 ui.metric(m[1], "Map size", f"{rows}×{cols}", f"{result.n:,} cells of {result.pixel_cell} px" if attribution != "gradcam"
           else f"{result.n} Grad-CAM cells")
