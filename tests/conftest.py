@@ -26,6 +26,14 @@ class TinyConvNet(nn.Module):
         return self.fc(h.mean((2, 3)))
 
 
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request):
+    """The CPU, and a CUDA device when one is present: device-agnostic tests run on both."""
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    return torch.device(request.param)
+
+
 @pytest.fixture
 def tiny_model():
     torch.manual_seed(0)

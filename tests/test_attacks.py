@@ -86,12 +86,18 @@ def test_attack_result_within_budget_every_method(net, img, norm, eps):
 
 # ------------------------------------------------------------------- reproducibility
 
-def test_attack_is_reproducible_with_a_fixed_generator(net, img):
+def test_attack_is_reproducible_with_a_fixed_generator(img, device):
+    net = TinyConvNet(channels=3, classes=3, width=6, seed=0).eval().to(device)
+    img = img.to(device)
     kw = dict(method="rrs", steps=4, samples=8, eot_samples=4, random_start=True,
               scoring=topk_uniform(64, 6))
-    a = attack(net, img, generator=gen(5), **kw)
-    b = attack(net, img, generator=gen(5), **kw)
-    c = attack(net, img, generator=gen(6), **kw)
+
+    def g(seed):
+        return torch.Generator(device=device).manual_seed(seed)
+    a = attack(net, img, generator=g(5), **kw)
+    b = attack(net, img, generator=g(5), **kw)
+    c = attack(net, img, generator=g(6), **kw)
+    assert a.x_adv.device.type == device.type
     assert torch.equal(a.x_adv, b.x_adv)
     assert a.history == b.history
     assert torch.equal(a.attacked_map, b.attacked_map)

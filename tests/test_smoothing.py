@@ -70,10 +70,12 @@ def test_sparsified_equals_independent_implementation(tiny_model64, tiny_input):
 
 
 @pytest.mark.parametrize("method", ["smoothgrad", "sparsified", "rrs"])
-def test_batch_size_never_changes_the_result(tiny_model64, tiny_input, method):
-    x = tiny_input.double()
-    out = [smooth(tiny_model64, x, method=method, samples=10, batch_size=bs, cell=2,
-                  generator=torch.Generator().manual_seed(1)).map for bs in (1, 3, 10, 64)]
+def test_batch_size_never_changes_the_result(tiny_model64, tiny_input, method, device):
+    x = tiny_input.double().to(device)
+    model = tiny_model64.to(device)
+    out = [smooth(model, x, method=method, samples=10, batch_size=bs, cell=2,
+                  generator=torch.Generator(device=device).manual_seed(1)).map for bs in (1, 3, 10, 64)]
+    assert out[0].device.type == device.type
     for m in out[1:]:
         torch.testing.assert_close(m, out[0], rtol=1e-10, atol=1e-12)
 
