@@ -100,11 +100,30 @@ def default_scoring(n: int) -> np.ndarray:
 
 
 def rank_transform(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``ρ(a)_i = v_{rank(a)_i}`` row-wise for ``a`` of shape ``(B, n)``; ties by index."""
+    """``ρ(a)_i = v_{rank(a)_i}`` row-wise for ``a`` of shape ``(B, n)``; ties by index.
+
+    A top-k' uniform ``v`` (``v_r = c`` for ``r ≤ k'``, else 0) only needs the top-k' set, found
+    with ``torch.topk`` and an index tie-break at the k'-th value; any other ``v`` needs the
+    full stable sort. Both give exactly the same result (tested on maps full of ties).
+    """
+    v = v.to(a.dtype)
+    kp = int(torch.count_nonzero(v))
+    if 0 < kp < a.shape[1] and bool(torch.all(v[:kp] == v[0])):
+        return _topk_indicator(a, kp) * v[0]
     order = torch.argsort(a, dim=1, descending=True, stable=True)
     out = torch.empty_like(a)
-    out.scatter_(1, order, v.to(a.dtype).expand_as(a))
+    out.scatter_(1, order, v.expand_as(a))
     return out
+
+
+def _topk_indicator(a: torch.Tensor, k: int) -> torch.Tensor:
+    """1 on the ``k`` largest entries of each row of ``a`` (ties: lower index first), else 0."""
+    kth = torch.topk(a, k, dim=1, sorted=False).values.amin(1, keepdim=True)
+    above = a > kth
+    tied = a == kth
+    missing = k - above.sum(1, keepdim=True)
+    chosen = above | (tied & (torch.cumsum(tied, dim=1) <= missing))
+    return chosen.to(a.dtype)
 
 
 def sparsify(a: torch.Tensor, tau: float = 0.1, phi: float = 0.01) -> torch.Tensor:

@@ -168,6 +168,28 @@ def test_rank_transform_and_sparsify_shapes():
     torch.testing.assert_close(s, torch.tensor([[1.0, 0.0, 0.0, 0.75]]))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rank_transform_fast_top_k_path_matches_an_index_tie_break_sort(dtype):
+    """The top-k' uniform fast path (topk + index tie-break) against a numpy lexsort on maps
+    full of ties, for k' everywhere from 1 to n-1; other scoring vectors take the full sort."""
+    rng = np.random.default_rng(0)
+    n = 40
+    a = np.concatenate([rng.integers(0, 4, (30, n)), np.zeros((1, n)), np.ones((1, n)),
+                        rng.random((8, n))]).astype(np.float64)
+    want_ranks = np.empty_like(a, dtype=int)
+    for i, row in enumerate(a):
+        want_ranks[i, np.lexsort((np.arange(n), -row))] = np.arange(n)
+    at = torch.as_tensor(a, dtype=dtype)
+    for kp in range(1, n):
+        v = topk_uniform(n, kp)
+        got = rank_transform(at, torch.as_tensor(v)).double().numpy()
+        np.testing.assert_allclose(got, v[want_ranks], rtol=1e-6, atol=0)
+        assert (np.count_nonzero(got, axis=1) == kp).all()
+    v = exponential(n, 3.0)
+    np.testing.assert_allclose(rank_transform(at, torch.as_tensor(v)).double().numpy(), v[want_ranks],
+                               rtol=1e-6)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(samples=0), "samples"),
     (dict(samples=2.5), "samples"),
