@@ -595,9 +595,12 @@ def probability_bounds(stats: CellStats, eta: float, method: str = "auto"):
             raise ValueError("clopper-pearson needs per-sample values in {0, value_bound} (top-k' scoring)")
         x = np.rint(mean / v1 * t)
         a = eta / n
-        lo = np.where(x > 0, _stats.beta.ppf(a / 2, x, t - x + 1), 0.0)
-        hi = np.where(x < t, _stats.beta.ppf(1 - a / 2, x + 1, t - x), 1.0)
-        return lo * v1, hi * v1
+        # counts take at most T + 1 values: compute each interval once
+        xs, inverse = np.unique(x, return_inverse=True)
+        with np.errstate(invalid="ignore"):
+            lo = np.where(xs > 0, _stats.beta.ppf(a / 2, xs, t - xs + 1), 0.0)
+            hi = np.where(xs < t, _stats.beta.ppf(1 - a / 2, xs + 1, t - xs), 1.0)
+        return lo[inverse].reshape(x.shape) * v1, hi[inverse].reshape(x.shape) * v1
     if method == "hoeffding":
         half = v1 * math.sqrt(math.log(2 * n / eta) / (2 * t))
         return np.clip(mean - half, 0, v1), np.clip(mean + half, 0, v1)
