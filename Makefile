@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/smoothing.py
 	$(BIN)/python bench/attack.py
 
-# The published study (docs/results.md): quick settings on all 12 bundled images, ~40 min
+# The published study (docs/results.md): quick settings on all 12 bundled images, about an hour
 # on two CPU cores; resumes from docs/results/jobs after an interruption.
 eval: $(STAMP)
 	$(BIN)/python -m rrs evaluate --quick --images 12 --bench --out docs/results

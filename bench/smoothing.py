@@ -4,7 +4,7 @@ Times, at 224×224 on the default EfficientNet-Lite0 with T noise samples and th
 size: a bare batched vanilla-gradient loop (the floor), Captum's NoiseTunnel SmoothGrad, and
 rrs's SmoothGrad, Sparsified SmoothGrad and RRS; then the certificates of one 224×224 RRS map.
 
-    .venv/bin/python bench/smoothing.py [--samples 32] [--batch-size 16] [--repeats 3]
+    .venv/bin/python bench/smoothing.py [--samples 32] [--batch-size 16] [--repeats 5]
 """
 from __future__ import annotations
 
@@ -35,6 +35,20 @@ def timed(fn, repeats):
     return statistics.median(out)
 
 
+def interleaved(runs: dict, repeats: int) -> dict:
+    """Median time of each callable over ``repeats`` rounds that run every callable once, in
+    turn, so slow drifts of a shared machine hit all of them alike (after one warm-up each)."""
+    for fn in runs.values():
+        fn()
+    out = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            out[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in out.items()}
+
+
 def bare_loop(model, x, target, sigma, samples, batch, seed):
     """The floor: draw noise, one batched forward/backward per chunk, accumulate |grad|."""
     g = torch.Generator().manual_seed(seed)
@@ -53,7 +67,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sigma", type=float, default=0.15)
     args = ap.parse_args(argv)
 
@@ -65,18 +79,17 @@ def main(argv=None):
     print(f"device={next(model.parameters()).device} threads={torch.get_num_threads()} "
           f"T={T} batch={B} input={size}x{size}", flush=True)
 
-    times = {"bare loop": timed(lambda: bare_loop(model, x, target, s, T, B, 0), args.repeats)}
-
     from captum.attr import NoiseTunnel, Saliency
     nt = NoiseTunnel(Saliency(model))
-    times["captum NoiseTunnel"] = timed(lambda: nt.attribute(x, nt_type="smoothgrad", nt_samples=T,
-                                                             nt_samples_batch_size=B, stdevs=s,
-                                                             target=target, abs=True), args.repeats)
+    runs = {
+        "bare loop": lambda: bare_loop(model, x, target, s, T, B, 0),
+        "captum NoiseTunnel": lambda: nt.attribute(x, nt_type="smoothgrad", nt_samples=T,
+                                                   nt_samples_batch_size=B, stdevs=s, target=target, abs=True),
+    }
     for method in ("smoothgrad", "sparsified", "rrs"):
-        times[f"rrs {method}"] = timed(lambda m=method: smooth(model, x, target, method=m, noise=Gaussian(s),
-                                                               samples=T, batch_size=B,
-                                                               generator=torch.Generator().manual_seed(0)),
-                                       args.repeats)
+        runs[f"rrs {method}"] = lambda m=method: smooth(model, x, target, method=m, noise=Gaussian(s), samples=T,
+                                                        batch_size=B, generator=torch.Generator().manual_seed(0))
+    times = interleaved(runs, args.repeats)
     base, cap = times["bare loop"], times["captum NoiseTunnel"]
     print(f"{'method':<22}{'seconds':>9}{'× bare':>9}{'× captum':>10}")
     for name, t in times.items():
