@@ -189,10 +189,24 @@ def _free_memory(model) -> int | None:
         if dev.type == "cuda":
             free, _ = torch.cuda.mem_get_info(dev)
             return int(free)
-        import os
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        return _available_host_memory()
     except (AttributeError, ValueError, OSError, RuntimeError):
         return None
+
+
+def _available_host_memory() -> int:
+    """Memory the OS can hand out now: Linux's MemAvailable (free pages plus reclaimable page
+    cache), else the free pages. Free pages alone are small on a machine that just read
+    gigabytes of files, though that cache is released on demand."""
+    import os
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
 def batch_size_for(x: torch.Tensor, base: str, model=None) -> int:

@@ -545,8 +545,13 @@ def test_budget_caps_and_radius_formatting():
     with pytest.raises(S.BudgetError):
         S.plan_samples(0, model)
     x224 = torch.zeros(3, 224, 224)
-    eot, msg = S.plan_eot(1000, x224, model)
+    eot, msg = S.plan_eot(1000, x224, model, memory_bytes=2 ** 40)
     assert eot == S.MAX_EOT["cpu"] and "GB" in msg
+    eot, msg = S.plan_eot(1000, x224, model)          # this machine's available memory
+    assert 1 <= eot <= S.MAX_EOT["cpu"] and "GB" in msg
+    # available memory counts reclaimable page cache, so it is at least the free pages
+    import os
+    assert S._available_host_memory() >= os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.9
     # with 1 GiB free, at most half of it is used: two 250 MB samples at 224×224
     assert S.plan_eot(10, x224, model, memory_bytes=2 ** 30)[0] == 2
     assert S.plan_eot(10, torch.zeros(3, 112, 112), model, memory_bytes=2 ** 30)[0] == 8
