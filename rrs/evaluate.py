@@ -36,6 +36,7 @@ import json
 import math
 import os
 import platform
+import re
 import socket
 import sys
 import time
@@ -343,11 +344,8 @@ def sample_names() -> list[str]:
     return [name for name, _ in list_samples()]
 
 
-#: File endings taken from a folder given to ``--images``.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-
-
 def _is_image_file(image: str) -> bool:
+    from .images import IMAGE_SUFFIXES
     return Path(image).suffix.lower() in IMAGE_SUFFIXES and Path(image).is_file()
 
 
@@ -364,7 +362,7 @@ def _image_array(image: str, size: int) -> np.ndarray:
 def _user_images(entry: str) -> list[str]:
     """The image files named by ``entry`` (a file, or a folder's image files in name order),
     each checked by loading it: a bad file is an :class:`EvaluationError` naming it."""
-    from .images import ImageError, load_image
+    from .images import IMAGE_SUFFIXES, ImageError, load_image
     path = Path(entry)
     if path.is_dir():
         files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -989,13 +987,13 @@ def config_for(preset: str = "full", model: str = "efficientnet-lite0", images=N
                 raise EvaluationError(f"--images: between 1 and {len(pool)} images are available, got {count}")
             changes["images"] = tuple(pool[:count])
         else:
-            known = set(sample_names()) if model != "tiny" else None
+            known = set(sample_names())
             chosen = []
             for name in images:
                 name = str(name)
                 if Path(name).is_dir() or _is_image_file(name):
                     chosen += _user_images(name)
-                elif known is not None and name not in known:
+                elif name not in known and not (model == "tiny" and re.fullmatch(r"shape-\d+", name)):
                     raise EvaluationError(f"--images: {name!r} is neither a bundled sample (have: "
                                           f"{', '.join(sorted(known))}) nor an image file or folder")
                 else:

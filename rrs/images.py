@@ -30,7 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["ImageError", "ImageInfo", "LoadedImage", "load_image", "to_tensor", "to_pil",
            "list_samples", "load_sample", "SAMPLES_DIR", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS",
-           "MIN_SIDE"]
+           "MIN_SIDE", "IMAGE_SUFFIXES"]
 
 #: Largest accepted file (bytes); a photo from a phone is 2–12 MB.
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
@@ -42,6 +42,8 @@ MIN_SIDE = 16
 #: Bundled samples, located from the package (not the working directory).
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 _SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: File endings of the image formats the app and ``evaluate --images`` accept.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")

@@ -264,7 +264,11 @@ def test_a_folder_of_user_images(tmp_path, capsys):
     assert ev.main(["--preset", "test", "--model", "tiny", "--images", str(folder), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "c.png" in err and "Traceback" not in err
-    assert ev.main(["--model", "tiny", "--images", str(tmp_path / "empty_or_missing"), "--out", str(out)]) == 2
+    (tmp_path / "empty").mkdir()
+    assert ev.main(["--model", "tiny", "--images", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "holds no image files" in capsys.readouterr().err
+    assert ev.main(["--model", "tiny", "--images", str(tmp_path / "missing.png"), "--out", str(out)]) == 2
+    assert "neither a bundled sample" in capsys.readouterr().err
 
 
 def test_cli_registered_in_rrs_command_line(tmp_path):

@@ -22,13 +22,13 @@ import torch
 
 from rrs import plots as P
 from rrs import session as S
-from rrs.images import ImageError, list_samples, load_image, load_sample, to_tensor
+from rrs.images import IMAGE_SUFFIXES, ImageError, list_samples, load_image, load_sample, to_tensor
 
 DEFAULT_SAMPLE = "coffee"
 PAGE = "sb.page"                  # the title of the page drawn last
 PAGE_CHANGED = "sb.page_changed"  # this run draws a different page than the last run
 DEFAULT_MODEL = "efficientnet-lite0"
-IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+IMAGE_TYPES = [s.lstrip(".") for s in IMAGE_SUFFIXES]
 KEEP = "keep."
 
 # ------------------------------------------------------------------ defaults and presets
