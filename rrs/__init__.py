@@ -13,17 +13,20 @@ from .noise import Gaussian, Laplace
 from .scoring import topk_uniform, exponential, linear, power, from_values, make_scoring
 from .attributions import (vanilla_gradient, input_x_gradient, integrated_gradients, grad_cam,
                            to_cells, ATTRIBUTIONS)
-from .smoothing import smooth, raw_map, SmoothResult, METHODS
+from .settings import MapSettings, AttackSettings, CertifySettings, Norm, L1, L2, LINF
+from .methods import METHODS, RAW_METHODS, SMOOTH_METHODS, method_info
+from .smoothing import smooth, smooth_stream, raw_map, interpretation_map, SmoothResult, CellStats
+from .floor import no_attack_floor, NoAttackFloor
 from .certify import (min_renyi_divergence, equal_level_divergence, certified_radius,
                       certified_radius_from_bounds, cell_radii, cell_radii_from_bounds,
                       certified_region, probability_bounds, gaussian_cdf_overlap,
                       gaussian_cdf_radius, gaussian_cdf_cell_radii, equal_level_radius,
-                      Certificate, CellCertificate, CellStats, CertificationReport, displaced_count)
+                      Certificate, CellCertificate, CertificationReport, displaced_count)
 from .certify import certify as certify_map
-from .metrics import topk_intersection, spearman, kendall, topk_indices
+from .metrics import topk_intersection, tie_aware_intersection, spearman, kendall, topk_indices
 from .models import (Classifier, ModelError, MODELS, load_default, load_model, load_tiny,
                      load_user_model, available_models, predict_topk)
 from .images import ImageError, LoadedImage, load_image, load_sample, list_samples, to_tensor, to_pil
-from .attacks import attack, AttackResult, no_attack_floor, surrogate_model
+from .attacks import attack, AttackResult, surrogate_model
 
 __version__ = "0.1.0"

@@ -42,9 +42,10 @@ from torch.overrides import TorchFunctionMode
 from .attributions import ATTRIBUTIONS, find_cam_layer, get_attribution, to_cells
 from .metrics import kendall, spearman, topk_indices, topk_intersection
 from .noise import Gaussian, Noise
-from .scoring import _check_positive, validate_scoring
-from .smoothing import METHODS as SMOOTH_METHODS
-from .smoothing import default_scoring, model_device, smooth
+from .checks import positive as _check_positive
+from .methods import SMOOTH_METHODS
+from .scoring import default_scoring, validate_scoring
+from .smoothing import model_device, smooth
 
 __all__ = ["attack", "AttackResult", "no_attack_floor", "NoAttackFloor", "surrogate_model",
            "SurrogateModel", "SmoothClamp", "smooth_clamp", "OBJECTIVES", "NORMS",

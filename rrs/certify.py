@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats as _stats
 
 from .noise import Gaussian, Noise, check_norm
+from .smoothing import CellStats
 
 __all__ = [
     "min_renyi_divergence", "equal_level_divergence", "displaced_count",
@@ -282,23 +283,6 @@ class CellCertificate:
     def region(self, radius: float) -> np.ndarray:
         """Boolean mask (n,) of the cells certified at ``radius``."""
         return certified_region(self.radii, radius)
-
-
-@dataclass(frozen=True)
-class CellStats:
-    """What certificates need from a smoothed map: per-cell sample means and second moments.
-
-    ``mean`` is the Monte Carlo map (for RRS a probability vector), ``sq_mean`` the mean of
-    squared per-sample values, ``samples`` the number ``T`` of noise draws, ``value_bound``
-    an upper bound on every per-sample cell value (``v_1`` for RRS, 1 for Sparsified
-    SmoothGrad) and ``binary`` whether every per-sample value is 0 or ``value_bound``.
-    """
-
-    mean: np.ndarray
-    sq_mean: np.ndarray
-    samples: int
-    value_bound: float | None
-    binary: bool = False
 
 
 # ------------------------------------------------------------------ radius search

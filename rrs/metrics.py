@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy import stats as _stats
 
-__all__ = ["topk_intersection", "spearman", "kendall", "topk_indices"]
+__all__ = ["topk_intersection", "tie_aware_intersection", "topk_membership", "spearman", "kendall",
+           "topk_indices"]
 
 
 def _flat(m, name) -> np.ndarray:
-    if hasattr(m, "detach"):
+    if isinstance(m, torch.Tensor):
         m = m.detach().double().cpu().numpy()
     arr = np.asarray(m, dtype=float).reshape(-1)
     if arr.size < 2:
@@ -37,6 +39,32 @@ def topk_intersection(a, b, k: int) -> float:
     """``|top_k(a) ∩ top_k(b)| / k`` in ``[0, 1]``."""
     a, b = _pair(a, b)
     return len(np.intersect1d(topk_indices(a, k), topk_indices(b, k))) / int(k)
+
+
+def topk_membership(m, k: int) -> np.ndarray:
+    """Probability that each cell is in the top-k of ``m`` when ties are broken uniformly at random.
+
+    Cells above the k-th value have probability 1; the ``t`` cells equal to it share the
+    ``r`` remaining places (probability ``r/t`` each); cells below have 0.
+    """
+    v = _flat(m, "map")
+    if isinstance(k, bool) or int(k) != k or not 1 <= k <= v.size:
+        raise ValueError(f"k must be an integer in 1..{v.size}, got {k!r}")
+    kth = np.partition(v, v.size - k)[v.size - k]
+    above, tied = v > kth, v == kth
+    return above + tied * ((k - above.sum()) / tied.sum())
+
+
+def tie_aware_intersection(a, b, k: int) -> float:
+    """Expected ``|top_k(a) ∩ top_k(b)| / k`` with ties broken uniformly at random, independently.
+
+    Equals :func:`topk_intersection` when neither map has a tie at its k-th value. Smoothed
+    maps with few samples have many ties (an RRS map with top-k' uniform scoring and T=1
+    takes two values), and breaking them by index would make two unrelated maps agree on the
+    low-index cells. The agreement measure of every comparison in rrs (method.md §7).
+    """
+    a, b = _pair(a, b)
+    return float(np.dot(topk_membership(a, k), topk_membership(b, k)) / k)
 
 
 def spearman(a, b) -> float:

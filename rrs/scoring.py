@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 __all__ = ["topk_uniform", "exponential", "linear", "power", "from_values", "make_scoring",
-           "FAMILIES", "validate_scoring"]
+           "FAMILIES", "validate_scoring", "default_scoring"]
 
 
 def _check_n(n) -> int:
@@ -95,6 +95,11 @@ def power(n: int, gamma: float) -> np.ndarray:
     gamma = _check_positive("gamma", gamma)
     v = np.arange(1, n + 1, dtype=float) ** (-gamma)
     return v / v.sum()
+
+
+def default_scoring(n: int) -> np.ndarray:
+    """Top-k' uniform scoring with ``k' = ⌈n/10⌉`` (binary per-sample values)."""
+    return topk_uniform(n, max(1, math.ceil(n / 10)))
 
 
 def from_values(values, n: int | None = None) -> np.ndarray:
