@@ -139,7 +139,10 @@ def _cells(model, x, target, settings: MapSettings) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast:
         attr = get_attribution(settings.attribution)(model, x, target, **settings.attribution_kwargs)
-    a = to_cells(attr.detach().float(), settings.effective_cell, settings.reduction)
+    attr = attr.detach()
+    if attr.dtype in (torch.bfloat16, torch.float16):
+        attr = attr.float()
+    a = to_cells(attr, settings.effective_cell, settings.reduction)
     if not torch.isfinite(a).all():
         raise ValueError(f"the {settings.info.label if not settings.smoothed else settings.attribution} "
                          "attribution has non-finite values (NaN or inf) for this input; the model's "

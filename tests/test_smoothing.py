@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from rrs import attributions as A
-from rrs.noise import Gaussian, Laplace
+from rrs.methods import rank_transform, sparsify
+from rrs.noise import Gaussian
 from rrs.scoring import exponential, topk_uniform
-from rrs.smoothing import rank_transform, smooth, sparsify
+from rrs.settings import MapSettings
+from rrs.smoothing import smooth, smooth_stream
 
 
 def hand_noisy_maps(model, x, target, sigma, t, seed):
@@ -25,8 +27,8 @@ def hand_noisy_maps(model, x, target, sigma, t, seed):
 
 def test_smoothgrad_equals_hand_loop(tiny_model64, tiny_input):
     x = tiny_input.double()
-    res = smooth(tiny_model64, x, target=1, method="smoothgrad", noise=Gaussian(0.2), samples=7,
-                 batch_size=3, generator=torch.Generator().manual_seed(5))
+    res = smooth(tiny_model64, x, MapSettings(method="smoothgrad", sigma=0.2, samples=7, seed=5),
+                 target=1, batch_size=3)
     maps = hand_noisy_maps(tiny_model64, x, 1, 0.2, 7, 5)
     np.testing.assert_allclose(res.flat(), maps.mean(0), rtol=1e-5)
     np.testing.assert_allclose(res.sq_mean[0].reshape(-1).numpy(), (maps ** 2).mean(0), rtol=1e-5)
@@ -36,8 +38,8 @@ def test_smoothgrad_equals_hand_loop(tiny_model64, tiny_input):
 def test_rrs_equals_hand_loop_and_sums_to_one(tiny_model64, tiny_input):
     x = tiny_input.double()
     v = exponential(64, 5.0)
-    res = smooth(tiny_model64, x, target=0, method="rrs", noise=Gaussian(0.3), samples=9, batch_size=4,
-                 scoring=v, generator=torch.Generator().manual_seed(2))
+    res = smooth(tiny_model64, x, MapSettings(method="rrs", sigma=0.3, samples=9, scoring="custom",
+                                              scoring_values=tuple(v), seed=2), target=0, batch_size=4)
     maps = hand_noisy_maps(tiny_model64, x, 0, 0.3, 9, 2)
     want = np.zeros(64)
     for m in maps:
@@ -54,8 +56,8 @@ def test_rrs_equals_hand_loop_and_sums_to_one(tiny_model64, tiny_input):
 def test_sparsified_equals_independent_implementation(tiny_model64, tiny_input):
     x = tiny_input.double()
     tau, phi = 0.25, 0.05
-    res = smooth(tiny_model64, x, target=2, method="sparsified", noise=Gaussian(0.2), samples=5,
-                 tau=tau, phi=phi, generator=torch.Generator().manual_seed(9))
+    res = smooth(tiny_model64, x, MapSettings(method="sparsified", sigma=0.2, samples=5, tau=tau, phi=phi,
+                                              seed=9), target=2)
     maps = hand_noisy_maps(tiny_model64, x, 2, 0.2, 5, 9)
     want = []
     for m in maps:
@@ -73,8 +75,8 @@ def test_sparsified_equals_independent_implementation(tiny_model64, tiny_input):
 def test_batch_size_never_changes_the_result(tiny_model64, tiny_input, method, device):
     x = tiny_input.double().to(device)
     model = tiny_model64.to(device)
-    out = [smooth(model, x, method=method, samples=10, batch_size=bs, cell=2,
-                  generator=torch.Generator(device=device).manual_seed(1)).map for bs in (1, 3, 10, 64)]
+    out = [smooth(model, x, MapSettings(method=method, samples=10, cell=2, seed=1), batch_size=bs).map
+           for bs in (1, 3, 10, 64)]
     assert out[0].device.type == device.type
     for m in out[1:]:
         torch.testing.assert_close(m, out[0], rtol=1e-10, atol=1e-12)
@@ -82,7 +84,7 @@ def test_batch_size_never_changes_the_result(tiny_model64, tiny_input, method, d
 
 def test_batch_of_images_equals_images_one_by_one(tiny_model64):
     xs = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    both = smooth(tiny_model64, xs, method="smoothgrad", samples=4, generator=torch.Generator().manual_seed(0))
+    both = smooth(tiny_model64, xs, MapSettings(method="smoothgrad", samples=4, seed=0))
     assert both.map.shape == (2, 8, 8)
     # noise for sample t is one draw of the whole batch: image 0 then image 1
     g = torch.Generator().manual_seed(0)
@@ -95,10 +97,12 @@ def test_batch_of_images_equals_images_one_by_one(tiny_model64):
 
 def test_laplace_noise_and_progress(tiny_model, tiny_input):
     calls = []
-    res = smooth(tiny_model, tiny_input, method="rrs", noise=Laplace(0.1), samples=10, batch_size=4,
-                 scoring=topk_uniform(64, 6), progress=lambda d, t: calls.append((d, t)),
-                 generator=torch.Generator().manual_seed(0))
+    res = smooth(tiny_model, tiny_input, MapSettings(method="rrs", noise="laplace", sigma=0.1, samples=10,
+                                                     scoring_param=6, seed=0),
+                 batch_size=4, progress=lambda d, t: calls.append((d, t)))
     assert calls == [(4, 10), (8, 10), (10, 10)]
+    # σ is the standard deviation for every family: Laplace scale b = σ/√2
+    assert res.noise.scale == pytest.approx(0.1 / math.sqrt(2))
     assert res.binary and res.value_bound == pytest.approx(1 / 6)
     vals = res.flat() * 10 * 6  # counts of top-6 membership
     np.testing.assert_allclose(vals, np.round(vals), atol=1e-4)
@@ -193,25 +197,67 @@ def test_rank_transform_fast_top_k_path_matches_an_index_tie_break_sort(dtype):
 @pytest.mark.parametrize("kwargs,match", [
     (dict(samples=0), "samples"),
     (dict(samples=2.5), "samples"),
-    (dict(batch_size=0), "batch_size"),
     (dict(method="magic"), "method"),
-    (dict(base="magic"), "attribution"),
-    (dict(scoring=[0.5, 0.5]), "cells"),
-    (dict(noise=0.1), "noise"),
+    (dict(base="magic"), "base"),
+    (dict(noise="cauchy"), "noise"),
+    (dict(sigma=0), "sigma"),
     (dict(cell=0), "cell"),
     (dict(tau=0), "tau"),
+    (dict(scoring="custom"), "scoring_values"),
+    (dict(precision="fp8"), "precision"),
 ])
-def test_bad_arguments(tiny_model, tiny_input, kwargs, match):
+def test_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        smooth(tiny_model, tiny_input, **kwargs)
+        MapSettings(**kwargs)
 
 
-def test_bad_inputs(tiny_model):
+def test_bad_inputs(tiny_model, tiny_input):
     with pytest.raises(ValueError, match="shape"):
         smooth(tiny_model, torch.rand(8, 8))
     with pytest.raises(ValueError, match="non-finite"):
         smooth(tiny_model, torch.full((3, 8, 8), float("nan")))
     with pytest.raises(ValueError, match="target"):
         smooth(tiny_model, torch.rand(3, 8, 8), target=[0, 1])
+    with pytest.raises(ValueError, match="batch_size"):
+        smooth(tiny_model, tiny_input, batch_size=0)
+    with pytest.raises(ValueError, match="cells"):
+        smooth(tiny_model, tiny_input, MapSettings(scoring="custom", scoring_values=(0.5, 0.5)))
+    with pytest.raises(ValueError, match="not a smoothing method"):
+        smooth(tiny_model, tiny_input, MapSettings(method="vanilla"))
+
+
+def test_non_finite_attribution_is_a_clear_error(tiny_model, tiny_input):
+    """A NaN gradient must not be ranked or renormalised silently (method.md, numerical traps)."""
+    class NaNGrad(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x) * torch.sqrt(x.sum() * 0 - 1)  # NaN logits and gradients
+
+    with pytest.raises(ValueError, match="non-finite"):
+        smooth(NaNGrad(tiny_model), tiny_input, MapSettings(samples=2))
+
+
+def test_stream_checkpoints_equal_fresh_runs(tiny_model64, tiny_input):
+    """Each checkpoint of smooth_stream is exactly smooth() with that many samples (anytime use)."""
+    s = MapSettings(method="rrs", samples=12, cell=2, seed=3)
+    got = list(smooth_stream(tiny_model64, tiny_input.double(), s, checkpoints=[3, 6], batch_size=5))
+    assert [r.samples for r in got] == [3, 6, 12]
+    for r in got:
+        fresh = smooth(tiny_model64, tiny_input.double(), s.replace(samples=r.samples), batch_size=4)
+        torch.testing.assert_close(r.map, fresh.map, rtol=1e-12, atol=1e-12)
+
+
+def test_settings_round_trip_and_scoring_resolution():
+    s = MapSettings(method="rrs", noise="laplace", sigma=0.3, k=0.1, scoring="exponential", scoring_param=0.05)
+    assert MapSettings.from_dict(s.to_dict()) == s
+    assert s.k_for(49) == 5 and MapSettings(k=3).k_for(49) == 3
+    v = s.scoring_vector(100)
+    np.testing.assert_allclose(v, exponential(100, 5.0))
+    np.testing.assert_allclose(MapSettings(scoring_param=0.1).scoring_vector(49), topk_uniform(49, 5))
+    with pytest.raises(ValueError, match="unknown MapSettings"):
+        MapSettings.from_dict({"sigma": 0.1, "noise_scale": 2})
     with pytest.raises(ValueError, match="sigma"):
         Gaussian(0.0)
