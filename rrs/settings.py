@@ -30,12 +30,15 @@ from . import checks
 from .methods import METHODS, RAW_METHODS, SMOOTH_METHODS, RankScore, Identity, Sparsify, method_info
 
 __all__ = ["Norm", "L1", "L2", "LINF", "MapSettings", "AttackSettings", "CertifySettings",
-           "NOISE_FAMILIES", "SCORING_FAMILIES", "PRECISIONS", "OBJECTIVES", "count_for"]
+           "NOISE_FAMILIES", "SCORING_FAMILIES", "SCORING_DEFAULTS", "PRECISIONS", "OBJECTIVES", "count_for"]
 
 NOISE_FAMILIES = ("gaussian", "laplace")
 SCORING_FAMILIES = ("topk", "exponential", "linear", "power", "custom")
 REDUCTIONS = ("sum", "max", "sq")
 PRECISIONS = ("fp32", "bf16")
+#: The scoring parameter each family starts from: k′ = 10% of the cells (top-k′, linear), decay
+#: length 5% of the cells (exponential), exponent 1 (power).
+SCORING_DEFAULTS = {"topk": 0.1, "linear": 0.1, "exponential": 0.05, "power": 1.0, "custom": 1.0}
 OBJECTIVES = {"topk": "Top-k (push the map off its top cells)",
               "mass_center": "Mass centre (move the map's centre)",
               "targeted": "Targeted (pull the map towards a target region)"}

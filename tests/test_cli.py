@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rrs.settings import AttackSettings, MapSettings
+
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ("explain", "certify", "attack", "evaluate", "samples", "models")
 
@@ -150,13 +152,9 @@ def test_k_too_big_fails_cleanly(capsys):
     assert_one_line_error_in_process(result, "k = 400")
 
 
-def test_evaluate_registered_or_stubbed(capsys, monkeypatch):
+def test_evaluate_registered(capsys):
     code, out, _ = main_in_process(capsys, "evaluate", "--help")
     assert code == 0 and "usage: python -m rrs evaluate" in out
-    monkeypatch.setitem(sys.modules, "rrs.evaluate", None)  # as if the module were missing
-    result = main_in_process(capsys, "evaluate")
-    assert result[0] == 2
-    assert_one_line_error_in_process(result, "evaluation study is not available")
 
 
 # ------------------------------------------------------------- real-model runs
@@ -182,9 +180,10 @@ def test_explain_writes_png_and_json(tmp_path):
     rec = json.loads(js.read_text())
     s = rec["settings"]
     assert (s["method"], s["samples"], s["cell"], s["seed"], s["k"], s["sigma"]) == ("rrs", 2, 16, 7, 10, 0.15)
+    assert MapSettings.from_dict(s) == MapSettings(samples=2, cell=16, seed=7, k=10)
     assert rec["seed"] == 7 and rec["device"] == "cpu" and rec["elapsed_s"] > 0
     assert rec["model"] == "efficientnet-lite0" and rec["grid"] == [14, 14] and rec["k"] == 10
-    assert rec["scoring"] == {"family": "topk", "k_prime": 20}
+    assert (s["scoring"], s["scoring_param"]) == ("topk", 0.1) and np.count_nonzero(rec["scoring_vector"]) == 20
     m = np.asarray(rec["map"])
     assert m.shape == (14, 14) and abs(m.sum() - 1) < 1e-5  # an RRS map is a probability vector
     assert sorted(rec["topk_cells"]) == sorted(np.argsort(-m.reshape(-1), kind="stable")[:10].tolist())
@@ -210,8 +209,7 @@ def test_certify_matches_library(tmp_path):
 
     model = load_default("cpu")
     x = to_tensor(load_sample("coffee"), model.input_size)
-    res = smooth(model, x, method="rrs", base="vanilla", noise=Gaussian(0.15), samples=4, batch_size=16,
-                 cell=32, generator=torch.Generator().manual_seed(11))
+    res = smooth(model, x, MapSettings(samples=4, cell=32, seed=11))
     np.testing.assert_allclose(np.asarray(rec["map"]), res.map[0].numpy(), rtol=1e-6, atol=1e-9)
     report = certify(res.stats(0), 3, res.noise, betas=(1.0, 0.5), norm=2, dim=res.dim, eta=0.05)
     want = report.rows()
@@ -261,9 +259,10 @@ def test_attack_writes_table_png_and_json(tmp_path):
     _png_ok(out)
     rec = json.loads(js.read_text())
     assert rec["command"] == "attack" and rec["seed"] == 3 and rec["elapsed_s"] > 0
-    assert rec["settings"]["epsilon_text"] == "8/255" and math.isclose(rec["epsilon"], 8 / 255)
-    assert rec["settings"]["steps"] == 2 and rec["k"] == 10
+    assert rec["epsilon_text"] == "8/255" and math.isclose(rec["attack_settings"]["epsilon"], 8 / 255)
+    assert AttackSettings.from_dict(rec["attack_settings"]).steps == 2
     r = rec["results"]["vanilla"]
+    assert r["k"] == 10
     assert 0.0 <= r["topk_intersection"] <= 1.0 and r["no_attack_floor"] == 1.0
     assert r["linf"] <= 8 / 255 + 1e-6 and r["l2"] > 0
     assert isinstance(r["label_preserved"], bool) and len(r["history"]) >= 1
@@ -309,11 +308,15 @@ def test_explain_settings_reach_the_library(tmp_path, capsys):
     rec = json.loads(js.read_text())
     model = load_model("tiny")
     x = to_tensor(load_sample("chelsea"), model.input_size)
-    res = smooth(model, x, 2, method="rrs", noise=Laplace(0.2), samples=5, cell=4,
-                 scoring=make_scoring("exponential", 64, 3.0), generator=torch.Generator().manual_seed(9))
+    settings = MapSettings.from_dict(rec["settings"])
+    assert settings == MapSettings(noise="laplace", sigma=0.2, samples=5, cell=4, scoring="exponential",
+                                   scoring_param=3.0, seed=9, k=0.25)
+    res = smooth(model, x, settings, target=2)
     np.testing.assert_allclose(np.asarray(rec["map"]), res.map[0].numpy(), rtol=1e-6, atol=1e-9)
-    assert rec["k"] == 16 and rec["target"]["id"] == 2 and rec["scoring"] == {"family": "exponential", "param": 3.0}
-    assert rec["noise"] == {"kind": "laplace", "scale": 0.2}
+    np.testing.assert_allclose(rec["scoring_vector"], make_scoring("exponential", 64, 3.0))
+    # σ is the standard deviation for every family: Laplace scale b = σ/√2
+    assert res.noise == Laplace(0.2 / math.sqrt(2))
+    assert rec["k"] == 16 and rec["target"]["id"] == 2
 
 
 def test_certify_and_attack_on_the_tiny_model(tmp_path, capsys):
@@ -323,7 +326,7 @@ def test_certify_and_attack_on_the_tiny_model(tmp_path, capsys):
     assert code == 0, err
     assert "certified ℓ∞ radius" in out
     rec = json.loads((tmp_path / "c.json").read_text())
-    assert rec["settings"]["norm"] == "inf" and rec["grid"] == [4, 4]
+    assert rec["certify_settings"]["norm"] == "linf" and rec["grid"] == [4, 4]
     assert all(row["norm"] == "inf" for row in rec["certificates"])
     code, out, err = main_in_process(capsys, "attack", "coffee", "--model", "tiny", "--methods", "vanilla,rrs",
                                      "--steps", "2", "-T", "2", "--eot-samples", "2", "--norm", "l2",
