@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .settings import Norm, _Settings
+
 __all__ = ["plain", "dumps", "write"]
 
 
@@ -25,7 +27,9 @@ def plain(obj):
         return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [plain(v) for v in obj]
-    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+    if isinstance(obj, Norm):
+        return obj.key
+    if isinstance(obj, _Settings):
         return plain(obj.to_dict())
     if isinstance(obj, torch.Tensor):
         return plain(obj.detach().cpu().tolist())
@@ -44,8 +48,6 @@ def plain(obj):
         return plain({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})
     if obj is None or isinstance(obj, (int, str)):
         return obj
-    if hasattr(obj, "key"):  # e.g. rrs.settings.Norm
-        return str(obj.key)
     return str(obj)
 
 
