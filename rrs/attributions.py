@@ -17,6 +17,7 @@ Plain autograd is used (Captum's wrappers add overhead for the same numbers; see
 from __future__ import annotations
 
 import threading
+import weakref
 from contextlib import contextmanager
 
 import torch
@@ -27,13 +28,21 @@ __all__ = ["vanilla_gradient", "input_x_gradient", "integrated_gradients", "grad
            "capture_features", "find_cam_layer"]
 
 _CAPTURE = threading.local()
+_HOOKED: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()
 
 
 def _capture_hook(module, inputs, output):
     # Only the thread that asked for this module's activation records it: a cached model
     # shared by several app sessions stays safe to use from many threads at once.
     if getattr(_CAPTURE, "module", None) is module:
+        if getattr(_CAPTURE, "cut", False):
+            # Grad-CAM without second order needs gradients from the score down to this layer
+            # only: the forward ran without autograd so far; from here on it records a graph
+            # whose leaf is this activation.
+            torch.set_grad_enabled(True)
+            output = output.detach().requires_grad_(True)
         _CAPTURE.activation = output
+        return output
 
 
 def find_cam_layer(model: torch.nn.Module) -> torch.nn.Module:
@@ -49,16 +58,24 @@ def find_cam_layer(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @contextmanager
-def capture_features(layer: torch.nn.Module):
-    """Record ``layer``'s output during forward passes made inside the block (this thread)."""
-    if not getattr(layer, "_rrs_capture_hook", False):
+def capture_features(layer: torch.nn.Module, cut: bool = False):
+    """Record ``layer``'s output during forward passes made inside the block (this thread).
+
+    ``cut``: build no autograd graph below ``layer`` (the forward starts without autograd and
+    the activation becomes a leaf), for gradients of the output with respect to it only.
+    """
+    if layer not in _HOOKED:
         layer.register_forward_hook(_capture_hook)
-        layer._rrs_capture_hook = True
-    _CAPTURE.module, _CAPTURE.activation = layer, None
+        _HOOKED.add(layer)
+    _CAPTURE.module, _CAPTURE.activation, _CAPTURE.cut = layer, None, cut
+    grad_before = torch.is_grad_enabled()
+    if cut:
+        torch.set_grad_enabled(False)
     try:
         yield _CAPTURE
     finally:
-        _CAPTURE.module = None
+        _CAPTURE.module, _CAPTURE.cut = None, False
+        torch.set_grad_enabled(grad_before)
 
 
 def _prepare(x: torch.Tensor, target) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,8 +134,9 @@ def grad_cam(model, x, target, create_graph: bool = False, layer=None) -> torch.
     """Grad-CAM on ``layer`` (default: :func:`find_cam_layer`); shape ``(B, 1, h, w)``, ≥ 0."""
     layer = find_cam_layer(model) if layer is None else layer
     with torch.enable_grad():
-        inp, target = _prepare(x, target)
-        with capture_features(layer) as store:
+        # Without second order no input gradient is needed: no graph below the layer.
+        inp, target = _prepare(x, target) if create_graph else (x.detach(), _prepare(x, target)[1])
+        with capture_features(layer, cut=not create_graph) as store:
             logits = model(inp)
             act = store.activation
         if act is None:

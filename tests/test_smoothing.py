@@ -261,3 +261,16 @@ def test_settings_round_trip_and_scoring_resolution():
         MapSettings.from_dict({"sigma": 0.1, "noise_scale": 2})
     with pytest.raises(ValueError, match="sigma"):
         Gaussian(0.0)
+
+
+def test_grad_cam_builds_no_graph_below_its_layer(tiny_model64, tiny_input):
+    """First-order Grad-CAM needs no input gradient: nothing below the CAM layer is recorded,
+    and the map is the same as with the full graph (second-order mode)."""
+    x = tiny_input.double()[None]
+    cheap = A.grad_cam(tiny_model64, x, torch.tensor([1]))
+    full = A.grad_cam(tiny_model64, x, torch.tensor([1]), create_graph=True)
+    torch.testing.assert_close(cheap, full.detach())
+    below = torch.autograd.grad(cheap.sum(), tiny_model64.conv1.weight, allow_unused=True)[0]
+    assert below is None
+    assert torch.autograd.grad(full.sum(), tiny_model64.conv1.weight, allow_unused=True)[0] is not None
+    assert torch.is_grad_enabled()  # the grad mode is restored after the cut forward
