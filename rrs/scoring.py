@@ -10,34 +10,14 @@ import math
 
 import numpy as np
 
+from . import checks
+
 __all__ = ["topk_uniform", "exponential", "linear", "power", "from_values", "make_scoring",
            "FAMILIES", "validate_scoring", "default_scoring"]
 
 
 def _check_n(n) -> int:
-    if isinstance(n, bool) or int(n) != n or n < 2:
-        raise ValueError(f"n (number of cells) must be an integer ≥ 2, got {n!r}")
-    return int(n)
-
-
-def _check_count(name: str, value, n: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (
-            isinstance(value, float) and value.is_integer()):
-        raise ValueError(f"{name} must be an integer in 1..{n}, got {value!r}")
-    value = int(value)
-    if not 1 <= value <= n:
-        raise ValueError(f"{name} must be in 1..{n}, got {value}")
-    return value
-
-
-def _check_positive(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
+    return checks.integer("n (number of cells)", n, low=2)
 
 
 def validate_scoring(v, n: int | None = None, name: str = "scoring") -> np.ndarray:
@@ -66,7 +46,7 @@ def validate_scoring(v, n: int | None = None, name: str = "scoring") -> np.ndarr
 def topk_uniform(n: int, k: int) -> np.ndarray:
     """``v_r = 1/k`` for ``r ≤ k``, else 0 (the paper's default family)."""
     n = _check_n(n)
-    k = _check_count("k'", k, n)
+    k = checks.integer("k'", k, high=n)
     v = np.zeros(n)
     v[:k] = 1.0 / k
     return v
@@ -75,7 +55,7 @@ def topk_uniform(n: int, k: int) -> np.ndarray:
 def exponential(n: int, tau: float) -> np.ndarray:
     """``v_r ∝ exp(−(r−1)/τ)``: smooth decay with length ``τ`` cells."""
     n = _check_n(n)
-    tau = _check_positive("tau", tau)
+    tau = checks.positive("tau", tau)
     v = np.exp(-np.arange(n) / tau)
     return v / v.sum()
 
@@ -83,7 +63,7 @@ def exponential(n: int, tau: float) -> np.ndarray:
 def linear(n: int, k: int) -> np.ndarray:
     """``v_r ∝ (k − r + 1)`` for ``r ≤ k``, 0 after: linear decay to 0 at rank ``k+1``."""
     n = _check_n(n)
-    k = _check_count("k'", k, n)
+    k = checks.integer("k'", k, high=n)
     v = np.zeros(n)
     v[:k] = np.arange(k, 0, -1, dtype=float)
     return v / v.sum()
@@ -92,7 +72,7 @@ def linear(n: int, k: int) -> np.ndarray:
 def power(n: int, gamma: float) -> np.ndarray:
     """``v_r ∝ r^{−γ}``: heavy-tailed power-law decay."""
     n = _check_n(n)
-    gamma = _check_positive("gamma", gamma)
+    gamma = checks.positive("gamma", gamma)
     v = np.arange(1, n + 1, dtype=float) ** (-gamma)
     return v / v.sum()
 
