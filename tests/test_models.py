@@ -457,8 +457,9 @@ def test_default_model_predicts_samples_and_passes_gradients():
     model = models.load_default("cpu")
     assert model is models.load_default("cpu") is models.load_model(models.DEFAULT_MODEL, "cpu")
     assert all(not p.requires_grad for p in model.parameters()) and not model.training
-    coffee = to_tensor(load_sample("coffee").original, model.input_size)
-    chelsea = to_tensor(load_sample("chelsea").original, model.input_size)
+    assert (model.input_size, model.resize_size) == (224, 256)
+    coffee = to_tensor(load_sample("coffee").original, model.input_size, resize_size=model.resize_size)
+    chelsea = to_tensor(load_sample("chelsea").original, model.input_size, resize_size=model.resize_size)
     assert models.predict_topk(model, coffee, 1)[0][1] in ("espresso", "cup")
     assert models.predict_topk(model, chelsea, 1)[0][1] in ("tabby", "tiger cat", "Egyptian cat")
 
