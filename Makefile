@@ -1,24 +1,44 @@
 # rrs — make run (start the app), make test (every test), make bench, make eval.
+# Everything is installed from pyproject.toml into .venv (editable, with all extras); the
+# stamp file .venv/.installed is remade only when pyproject.toml changes.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EXTRAS := app,cluster,test,bench
+# the real-browser tests launch this binary (tests/test_browser.py)
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test test-fast bench eval eval-quick eval-full clean-venv
+.PHONY: run test test-fast chromium bench eval eval-quick eval-full clean-venv
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): requirements.txt requirements-test.txt requirements-cluster.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt -r requirements-test.txt
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
+
+# Debian's chromium for the browser tests: installed here when running as root, otherwise
+# make stops and prints the command to run. (`playwright install` is never used: it downloads.)
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian's chromium for the browser tests (apt-get)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null && test -x $(CHROMIUM); \
+	  else \
+	    echo "The browser tests need Debian's chromium at $(CHROMIUM). Install it as root, then run make test again:"; \
+	    echo "  sudo sh -c 'DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium'"; \
+	    exit 1; \
+	  fi; \
+	fi
 
 run: $(STAMP)
 	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false \
 		--server.fileWatcherType none
 
-test: $(STAMP)
+test: chromium $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import sys
 import time
 
 import numpy as np
@@ -32,10 +31,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-import rrs  # noqa: E402
-from rrs import attacks  # noqa: E402
+import rrs
+from rrs import attacks
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 

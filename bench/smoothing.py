@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rrs.certify import certify  # noqa: E402
-from rrs.models import load_default  # noqa: E402
-from rrs.noise import Gaussian  # noqa: E402
-from rrs.smoothing import smooth  # noqa: E402
+from rrs.certify import certify
+from rrs.models import load_default
+from rrs.noise import Gaussian
+from rrs.smoothing import smooth
 
 
 def timed(fn, repeats):

@@ -91,9 +91,9 @@ class LoadedImage:
         """``(width, height)`` of the RGB image."""
         return self.original.size
 
-    def to_tensor(self, size: int) -> torch.Tensor:
-        """Shorthand for :func:`to_tensor` ``(self, size)``."""
-        return to_tensor(self, size)
+    def to_tensor(self, size: int, *, resize_size: int | None = None) -> torch.Tensor:
+        """Shorthand for :func:`to_tensor` ``(self, size, resize_size=resize_size)``."""
+        return to_tensor(self, size, resize_size=resize_size)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -324,28 +324,42 @@ def _as_pil(img) -> Image.Image:
     raise ValueError(f"img must be a LoadedImage or a PIL image, got {type(img).__name__}")
 
 
-def to_tensor(img, size: int) -> torch.Tensor:
-    """Resize the shorter side to ``size`` and take the centre ``size × size`` square.
+def _check_side(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def to_tensor(img, size: int, *, resize_size: int | None = None) -> torch.Tensor:
+    """Resize the shorter side to ``resize_size`` and take the centre ``size × size`` square.
+
+    This is a model's reference evaluation preprocessing (torchvision's ``Resize(resize_size)``
+    then ``CenterCrop(size)``, with the same output sizes and crop offsets), resampling with
+    Pillow's bicubic filter, which antialiases when shrinking. For a model, pass
+    ``size=model.input_size, resize_size=model.resize_size``: ImageNet models were evaluated
+    on a centre crop with a margin (224 of 256 for ResNet-18 and EfficientNet-Lite0).
 
     Args:
         img: :class:`LoadedImage` or PIL image (converted to RGB if needed).
         size: output side in pixels (the model's ``input_size``).
+        resize_size: the shorter side before cropping, ``≥ size``; default ``size`` (the
+            largest centred square, no margin).
 
     Returns:
         float32 tensor ``(3, size, size)`` with values in ``[0, 1]``.
     """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
-    size = int(size)
+    size = _check_side("size", size)
+    resize_size = size if resize_size is None else _check_side("resize_size", resize_size)
+    if resize_size < size:
+        raise ValueError(f"resize_size ({resize_size}) must be at least size ({size})")
     im = _as_pil(img)
     w, h = im.size
-    scale = size / min(w, h)
-    # Rounding the longer side up keeps it ≥ size, so the crop never leaves the image.
-    nw, nh = (size, max(size, round(h * scale))) if w <= h else (max(size, round(w * scale)), size)
+    # torchvision's rule: the longer side is truncated, never below resize_size ≥ size
+    long_side = int(resize_size * max(w, h) / min(w, h))
+    nw, nh = (resize_size, long_side) if w <= h else (long_side, resize_size)
     if (nw, nh) != (w, h):
-        # Pillow's bicubic resize widens its kernel when shrinking, so it antialiases.
         im = im.resize((nw, nh), Image.Resampling.BICUBIC)
-    left, top = (nw - size) // 2, (nh - size) // 2
+    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
     im = im.crop((left, top, left + size, top + size))
     arr = np.asarray(im, dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0).contiguous()

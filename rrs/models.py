@@ -2,7 +2,10 @@
 
 Every model is a :class:`Classifier`: inputs are images in ``[0, 1]`` of shape
 ``(B, 3, S, S)`` with ``S = input_size``; mean/std normalisation happens in ``forward``, so
-noise levels, attack budgets and certified radii are all in pixel units.
+noise levels, attack budgets and certified radii are all in pixel units. A picture becomes
+such an input by the model's reference preprocessing: shorter side resized to
+``resize_size``, centre ``input_size`` square cropped
+(``rrs.images.to_tensor(img, model.input_size, resize_size=model.resize_size)``).
 
 Models (:data:`MODELS`, see :func:`available_models`):
 
@@ -70,14 +73,20 @@ class Classifier(nn.Module):
         cam_layer: module inside ``net`` whose output Grad-CAM uses (the last convolutional
             block). Kept as a plain reference, not a second registered child, so the
             ``state_dict`` lists each parameter once.
+        channels: input channels (default 3).
+        resize_size: shorter side a picture is resized to before the centre ``input_size``
+            crop in the model's reference preprocessing (default ``input_size``: no margin).
     """
 
     def __init__(self, net: nn.Module, name: str, input_size: int, mean, std, categories,
-                 cam_layer: nn.Module | None = None, channels: int = 3):
+                 cam_layer: nn.Module | None = None, channels: int = 3, resize_size: int | None = None):
         super().__init__()
         self.net = net
         self.name = name
         self.input_size = int(input_size)
+        self.resize_size = self.input_size if resize_size is None else int(resize_size)
+        if self.resize_size < self.input_size:
+            raise ValueError(f"resize_size ({self.resize_size}) must be at least input_size ({self.input_size})")
         self.channels = int(channels)
         self.categories = list(categories)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
@@ -92,7 +101,8 @@ class Classifier(nn.Module):
         return len(self.categories)
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, input_size={self.input_size}, classes={self.num_classes}"
+        return (f"name={self.name!r}, input_size={self.input_size}, resize_size={self.resize_size}, "
+                f"classes={self.num_classes}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -393,7 +403,7 @@ def _resolve_device(device) -> torch.device:
         raise ModelError(f"unknown device {device!r} (use e.g. 'cpu' or 'cuda')") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelError("device 'cuda' was asked for, but no CUDA GPU is usable here; use 'cpu'")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ModelError("device 'mps' was asked for, but Apple's MPS is not available here; use 'cpu'")
     return dev
 
@@ -423,7 +433,7 @@ def _load_registry_model(spec: ModelSpec, path: Path, device: torch.device) -> C
     net = _build_net(spec, spec.num_classes)
     _load_checked(net, state, spec.name)
     model = Classifier(net, spec.name, spec.input_size, spec.mean, spec.std, spec.categories,
-                       cam_layer=net.get_submodule(spec.cam_layer))
+                       cam_layer=net.get_submodule(spec.cam_layer), resize_size=spec.resize_size)
     return _finish(model, device)
 
 
@@ -654,7 +664,7 @@ def load_user_model(source, arch: str, num_classes: int | None = None, categorie
     net = _build_net(spec, num_classes)
     _load_checked(net, state, spec.name)
     model = Classifier(net, name or f"user-{spec.name}", spec.input_size, spec.mean, spec.std,
-                       categories, cam_layer=net.get_submodule(spec.cam_layer))
+                       categories, cam_layer=net.get_submodule(spec.cam_layer), resize_size=spec.resize_size)
     return _finish(model, _resolve_device(device))
 
 

@@ -35,8 +35,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--epochs, --train-size, --test-size and --threads must be ≥ 1")
 
     # Heavy imports after argument parsing: --help and bad arguments answer at once.
-    if str(ROOT) not in sys.path:  # run as a plain script from anywhere
-        sys.path.insert(0, str(ROOT))
     import torch
     from safetensors.torch import save_file
 

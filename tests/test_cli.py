@@ -22,7 +22,7 @@ COMMANDS = ("explain", "certify", "attack", "evaluate", "samples", "models")
 
 
 def run(*args, timeout=600, cwd=None):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("RRS_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "rrs", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd or ROOT, env=env)
@@ -232,7 +232,7 @@ def test_certify_matches_library(tmp_path):
 
 
 def test_interrupt_exits_130(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "rrs", "explain", "coffee", "--model", "tiny",
                              "-T", "100000000", "-q"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -253,6 +253,42 @@ def test_to_tensor_resizes_shorter_side_and_centre_crops():
     assert tall.shape == (3, 32, 32) and tall[1, 2:-2].min() > 0.98
 
 
+@pytest.mark.parametrize("wh, resize_size, size", [((451, 300), 256, 224), ((300, 451), 256, 224),
+                                                    ((384, 303), 293, 260), ((400, 328), 37, 32),
+                                                    ((97, 61), 61, 61), ((64, 64), 72, 64)])
+def test_to_tensor_with_resize_size_matches_torchvision(wh, resize_size, size):
+    """Shorter side to resize_size, then the centre crop: the same pixels as torchvision's
+    Resize + CenterCrop on the same PIL image (output sizes and crop offsets included)."""
+    from torchvision import transforms
+    w, h = wh
+    picture = Image.fromarray(np.random.default_rng(w * h).integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
+    reference = transforms.Compose([
+        transforms.Resize(resize_size, interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.CenterCrop(size), transforms.PILToTensor()])
+    t = to_tensor(picture, size, resize_size=resize_size)
+    assert t.shape == (3, size, size) and t.dtype == torch.float32
+    assert torch.equal(t, reference(picture).float() / 255)
+    if resize_size == size:
+        assert torch.equal(t, to_tensor(picture, size))
+
+
+def test_to_tensor_resize_size_keeps_a_margin():
+    arr = np.zeros((200, 400, 3), np.uint8)
+    arr[:, :, 1] = 255
+    arr[:10] = arr[-10:] = (255, 0, 0)   # red bands 10 px deep at the top and bottom
+    img = Image.fromarray(arr, "RGB")
+    full = to_tensor(img, 100)                       # the whole height: the bands are inside
+    assert full[0, 0].min() > 0.9 and full[0, -1].min() > 0.9
+    cropped = to_tensor(img, 100, resize_size=125)   # 250×125, centre 100×100: bands cut off
+    assert cropped[0].max() < 0.1 and cropped[1].min() > 0.9
+    sample = load_sample("coffee")
+    assert torch.equal(sample.to_tensor(64, resize_size=80), to_tensor(sample, 64, resize_size=80))
+    assert not torch.equal(sample.to_tensor(64, resize_size=80), sample.to_tensor(64))
+    for bad in (63, 0, 64.0, True):
+        with pytest.raises(ValueError, match="resize_size"):
+            to_tensor(sample, 64, resize_size=bad)
+
+
 def test_to_pil_round_trip():
     img = load_sample("chelsea")
     t = to_tensor(img, 96)

@@ -12,6 +12,7 @@ import threading
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -53,10 +54,11 @@ def test_registry_has_the_promised_models_with_metadata():
         w = getattr(torchvision.models, enum_name)[member]
         t = w.transforms()
         assert spec.input_size == t.crop_size[0] == 224
+        assert spec.resize_size == t.resize_size[0] > 224
         assert spec.mean == tuple(t.mean) and spec.std == tuple(t.std)
         assert spec.categories == tuple(w.meta["categories"]) == models.imagenet_categories()
     lite0 = models.get_spec("default")
-    assert lite0.name == models.DEFAULT_MODEL and lite0.input_size == 224
+    assert lite0.name == models.DEFAULT_MODEL and lite0.input_size == 224 and lite0.resize_size == 256
     assert models.MODELS["efficientnet-lite2"].input_size == 260
     assert models.MODELS["tiny"].categories == tiny.CLASSES and models.MODELS["tiny"].input_size == 32
     with pytest.raises(ModelError, match="unknown model 'alexnet'.*resnet18"):
@@ -102,6 +104,7 @@ def test_torchvision_model_loads_from_the_hub_cache(torch_home):
     assert model is models.load_model("resnet18", device="cpu")
     assert model.name == "resnet18" and model.input_size == 224 and model.num_classes == 1000
     assert model.cam_layer is model.net.layer4 and not model.training
+    assert model.resize_size == 256  # the weights' reference preprocessing: resize 256, crop 224
     assert all(not p.requires_grad for p in model.parameters())
     for key, value in state.items():
         assert torch.equal(model.net.state_dict()[key], value)
@@ -454,8 +457,9 @@ def test_default_model_predicts_samples_and_passes_gradients():
     model = models.load_default("cpu")
     assert model is models.load_default("cpu") is models.load_model(models.DEFAULT_MODEL, "cpu")
     assert all(not p.requires_grad for p in model.parameters()) and not model.training
-    coffee = to_tensor(load_sample("coffee").original, model.input_size)
-    chelsea = to_tensor(load_sample("chelsea").original, model.input_size)
+    assert (model.input_size, model.resize_size) == (224, 256)
+    coffee = to_tensor(load_sample("coffee").original, model.input_size, resize_size=model.resize_size)
+    chelsea = to_tensor(load_sample("chelsea").original, model.input_size, resize_size=model.resize_size)
     assert models.predict_topk(model, coffee, 1)[0][1] in ("espresso", "cup")
     assert models.predict_topk(model, chelsea, 1)[0][1] in ("tabby", "tiger cat", "Egyptian cat")
 
@@ -482,3 +486,31 @@ def test_default_weights_load_as_a_user_model():
     x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(user(x), model(x), atol=1e-5)
+
+
+def test_model_inputs_use_the_reference_preprocessing(torch_home):
+    """A picture becomes a model input as torchvision's Resize(resize_size) + CenterCrop(input_size)."""
+    from torchvision import transforms
+    from rrs.images import to_tensor
+    folder = torch_home / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), folder / "resnet18-f37072fd.pth")
+    model = models.load_model("resnet18", device="cpu")
+    rng = np.random.default_rng(3)
+    picture = Image.fromarray(rng.integers(0, 256, (301, 451, 3), dtype=np.uint8), "RGB")
+    reference = transforms.Compose([
+        transforms.Resize(model.resize_size, interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.CenterCrop(model.input_size), transforms.PILToTensor()])
+    x = to_tensor(picture, model.input_size, resize_size=model.resize_size)
+    assert x.shape == (3, 224, 224)
+    assert torch.equal(x, reference(picture).float() / 255)
+    assert not torch.equal(x, to_tensor(picture, model.input_size))  # the margin matters
+
+
+def test_classifier_resize_size_default_and_check():
+    net = tiny.TinyCNN()
+    model = models.Classifier(net, "t", 32, tiny.MEAN, tiny.STD, tiny.CLASSES)
+    assert model.resize_size == 32 and "resize_size=32" in repr(model)
+    assert models.Classifier(net, "t", 32, tiny.MEAN, tiny.STD, tiny.CLASSES, resize_size=40).resize_size == 40
+    with pytest.raises(ValueError, match="resize_size .31. must be at least input_size .32."):
+        models.Classifier(net, "t", 32, tiny.MEAN, tiny.STD, tiny.CLASSES, resize_size=31)
