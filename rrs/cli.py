@@ -244,7 +244,6 @@ def _write_png(path: str, png: bytes) -> None:
 
 def _prepare(args):
     """Model, image, model-input tensor, device, target class and prediction."""
-    from .images import to_tensor
     from .models import predict_topk
 
     device = None if args.device in (None, "auto") else args.device
@@ -257,7 +256,7 @@ def _prepare(args):
     image = resolve_image(args.image)  # a bad image fails before the model is loaded
     model = resolve_model(args.model, device, args.arch)
     _precheck_k(args, model.input_size)
-    x = to_tensor(image, model.input_size).to(_device_of(model))
+    x = model.prepare(image)
     top5 = predict_topk(model, x, k=min(5, len(model.categories)))
     if args.target is None:
         target = top5[0][0]

@@ -100,6 +100,17 @@ class Classifier(nn.Module):
     def num_classes(self) -> int:
         return len(self.categories)
 
+    def prepare(self, image, size: int | None = None) -> torch.Tensor:
+        """The model input of a picture by the reference preprocessing: resize the shorter side
+        to ``resize_size``, centre-crop ``input_size`` (at a working ``size``, both scaled by
+        ``size / input_size``). A ``(3, S, S)`` tensor in ``[0, 1]`` on the model's device."""
+        from .images import to_tensor
+
+        size = self.input_size if size is None else int(size)
+        resize = max(size, round(size * self.resize_size / self.input_size))
+        device = next(self.parameters(), torch.empty(0)).device
+        return to_tensor(image, size, resize_size=resize).to(device)
+
     def extra_repr(self) -> str:
         return (f"name={self.name!r}, input_size={self.input_size}, resize_size={self.resize_size}, "
                 f"classes={self.num_classes}")

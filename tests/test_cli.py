@@ -195,7 +195,7 @@ def test_certify_matches_library(tmp_path):
     import torch
 
     from rrs.certify import certify
-    from rrs.images import load_sample, to_tensor
+    from rrs.images import load_sample
     from rrs.models import load_default
     from rrs.noise import Gaussian
     from rrs.smoothing import smooth
@@ -208,7 +208,7 @@ def test_certify_matches_library(tmp_path):
     rec = json.loads(js.read_text())
 
     model = load_default("cpu")
-    x = to_tensor(load_sample("coffee"), model.input_size)
+    x = model.prepare(load_sample("coffee"))
     res = smooth(model, x, MapSettings(samples=4, cell=32, seed=11))
     np.testing.assert_allclose(np.asarray(rec["map"]), res.map[0].numpy(), rtol=1e-6, atol=1e-9)
     report = certify(res.stats(0), 3, res.noise, betas=(1.0, 0.5), norm=2, dim=res.dim, eta=0.05)
@@ -293,7 +293,7 @@ def test_explain_settings_reach_the_library(tmp_path, capsys):
     """The JSON map equals rrs.smooth called with the recorded settings (nothing lost on the way)."""
     import torch
 
-    from rrs.images import load_sample, to_tensor
+    from rrs.images import load_sample
     from rrs.models import load_model
     from rrs.noise import Laplace
     from rrs.scoring import make_scoring
@@ -307,7 +307,7 @@ def test_explain_settings_reach_the_library(tmp_path, capsys):
     assert code == 0, err
     rec = json.loads(js.read_text())
     model = load_model("tiny")
-    x = to_tensor(load_sample("chelsea"), model.input_size)
+    x = model.prepare(load_sample("chelsea"))
     settings = MapSettings.from_dict(rec["settings"])
     assert settings == MapSettings(noise="laplace", sigma=0.2, samples=5, cell=4, scoring="exponential",
                                    scoring_param=3.0, seed=9, k=0.25)

@@ -514,3 +514,19 @@ def test_classifier_resize_size_default_and_check():
     assert models.Classifier(net, "t", 32, tiny.MEAN, tiny.STD, tiny.CLASSES, resize_size=40).resize_size == 40
     with pytest.raises(ValueError, match="resize_size .31. must be at least input_size .32."):
         models.Classifier(net, "t", 32, tiny.MEAN, tiny.STD, tiny.CLASSES, resize_size=31)
+
+
+def test_prepare_is_the_reference_preprocessing_at_any_working_size():
+    """Classifier.prepare = resize the shorter side to resize_size, centre-crop input_size; at a
+    lower working size both scale together (the app's 160/112 px working sizes)."""
+    import torch
+    from PIL import Image
+
+    from rrs.images import to_tensor
+    from rrs.models import load_tiny
+
+    model = load_tiny()
+    model.resize_size = 40  # a 32-px model evaluated on a centre crop of 32 from 40
+    img = Image.fromarray((np.random.default_rng(0).random((50, 70, 3)) * 255).astype(np.uint8))
+    torch.testing.assert_close(model.prepare(img), to_tensor(img, 32, resize_size=40))
+    torch.testing.assert_close(model.prepare(img, 16), to_tensor(img, 16, resize_size=20))
