@@ -39,8 +39,10 @@ def _capture_hook(module, inputs, output):
             # Grad-CAM without second order needs gradients from the score down to this layer
             # only: the forward ran without autograd so far; from here on it records a graph
             # whose leaf is this activation.
+            # (A clone of the leaf is returned, so in-place ops after the layer, e.g. DenseNet's
+            # ReLU, act on the recorded activation exactly as without the cut.)
             torch.set_grad_enabled(True)
-            output = output.detach().requires_grad_(True)
+            output = output.detach().requires_grad_(True).clone()
         _CAPTURE.activation = output
         return output
 
