@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from rrs import plots as P
 from rrs.images import load_image, load_sample, to_tensor
 from rrs.methods import METHODS
-from rrs.settings import L1, L2, LINF, CertifySettings, MapSettings
+from rrs.settings import L1, L2, LINF, AttackSettings, CertifySettings, MapSettings
 from ui import budgets as B
 from ui import compute as C
 from ui import export as E
@@ -370,6 +370,38 @@ def test_attack_page_runs_and_reports_floor_and_labels():
     assert (list(table["label kept"]).count(True) == sum("label kept" in b for b in badges))
     assert {"PNG figure", "Adversarial image", "CSV numbers", "JSON (settings + results)"} <= \
         {b.label for b in at.download_button}
+
+
+def test_attack_page_numbers_are_the_librarys_with_the_floor_at_seeds_s_and_s_plus_1():
+    from rrs.attacks import attack
+    from rrs.floor import no_attack_floor
+    at = new_app()
+    at.switch_page("pages/3_Attack.py").run()
+    at.multiselect(key="attack_methods").set_value(["rrs"]).run()
+    at.slider(key="attack_steps").set_value(2).run()
+    at.slider(key="attack_eot").set_value(1).run()
+    at.select_slider(key="attack_samples").set_value(4).run()
+    at.select_slider(key="attack_cell").set_value(4).run()
+    at.slider(key="attack_budget_linf").set_value(3).run()      # ε = 3/255
+    at.number_input(key="attack_seed").set_value(2).run()
+    at.button(key="attack_run").click().run()
+    ok(at)
+    row = at.dataframe[0].value.iloc[0]
+    model = tiny_model()
+    x = to_tensor(load_sample("coffee"), 32)
+    settings = MapSettings(method="rrs", sigma=0.15, samples=4, cell=4, k=0.05, seed=2)
+    floor = no_attack_floor(model, x, settings)
+    assert floor.seeds == (2, 3)
+    assert row["floor"] == pytest.approx(floor.topk_intersection)
+    expected = attack(model, x, settings, AttackSettings(epsilon=3 / 255, steps=2, eot=1, seed=2))
+    assert expected.floor.topk_intersection == pytest.approx(floor.topk_intersection)
+    assert row["attacked"] == pytest.approx(expected.topk_intersection)
+    assert row["ℓ∞ (/255)"] == pytest.approx(expected.linf * 255) and row["ℓ∞ (/255)"] <= 3 * (1 + 1e-5)
+    # an ℓ2 budget is in pixel units, with its per-value equivalent next to it
+    at.radio(key="attack_norm").set_value(L2).run()
+    ok(at)
+    assert at.slider(key="attack_budget_l2").value == 1.0
+    assert any("per value if spread evenly" in c.value for c in at.caption)
 
 
 def test_attack_that_cannot_keep_the_label_says_so():
