@@ -634,3 +634,14 @@ def test_noise_preview_uses_the_maps_sigma_for_both_families():
     for noise in ("gaussian", "laplace"):
         pic = C.noise_preview(x, 0.1, noise, seed=1).astype(float) / 255
         assert pic.std() == pytest.approx(0.1, rel=0.05), noise
+
+
+def test_compute_layer_and_library_run_without_streamlit():
+    """ui.compute/budgets/export are plain Python (usable from scripts); rrs never imports the app."""
+    import subprocess
+    import sys
+    code = ("import sys, rrs, rrs.attacks, rrs.plots, rrs.figures, ui.compute, ui.budgets, ui.export; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'streamlit' or m.startswith('ui.') "
+            "and m not in ('ui.compute', 'ui.budgets', 'ui.export')); print(bad); assert not bad, bad")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(APP).parent, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
