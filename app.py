@@ -1,22 +1,21 @@
 """rrs app: the Home page (Streamlit's entry point; the other pages are in ``pages/``).
 
-Run with ``make run`` (or ``streamlit run app.py``). Every page starts with ``ui.page``,
-which draws the shared sidebar (page links, image, model, speed preset); shared Streamlit
-helpers are in ``ui/common.py``; all computation is in the ``rrs`` library.
+Run with ``make run`` (or ``streamlit run app.py``). Every page starts with
+``ui.sidebar.page``, which draws the shared sidebar (page links, image, model, speed preset).
+The ``ui`` package holds the app's Streamlit layer (``state``, ``sidebar``, ``caching``,
+``widgets``) and its plain-Python compute (``compute``, ``budgets``, ``export``); the numbers
+come from the ``rrs`` library.
 """
 import streamlit as st
 
 from rrs import plots as P
-from ui import common as ui
-
-
-def _use_sample(name: str) -> None:
-    ui.set_setting("sb_sample", name)
-    st.session_state["sb.source"] = "sample"
+from rrs.images import list_samples
+from ui import caching, sidebar, state
+from ui import widgets as W
 
 
 def home() -> None:
-    ctx = ui.page(
+    ctx = sidebar.page(
         "Robust interpretation maps",
         "An **interpretation map** shows which parts of an image a neural network relied on for "
         "its answer. Such maps are fragile: a change of the image too small to see can move them "
@@ -28,30 +27,30 @@ def home() -> None:
         st.image(ctx.picture, caption=f"{ctx.image_name} — what the model sees "
                                       f"({ctx.size}×{ctx.size} working resolution)", width=340)
     with right:
-        preds = ui.predictions(ctx.model_key, ctx.image_digest, ctx.size, ctx.model, ctx.x)
+        preds = caching.predictions(ctx)
         _, top_name, top_p = preds[0]
         m1, m2 = st.columns([2, 1])
-        ui.metric(m1, "Prediction", top_name)
-        ui.metric(m2, "Confidence", f"{top_p:.1%}")
-        ui.figure(P.prediction_figure(preds), "home_pred",
-                  f"The model's five most likely classes for this image ({ctx.model_label}).")
+        W.metric(m1, "Prediction", top_name)
+        W.metric(m2, "Confidence", f"{top_p:.1%}")
+        W.figure(P.prediction_figure(preds), "home_pred",
+                 f"The model's five most likely classes for this image ({ctx.model_label}).")
     st.subheader("Where to go next")
-    cols = st.columns(len(ui.PAGES) - 1)
-    for col, (path, name, icon, text) in zip(cols, ui.PAGES[1:]):
+    cols = st.columns(len(sidebar.PAGES) - 1)
+    for col, (path, name, icon, text) in zip(cols, sidebar.PAGES[1:]):
         with col.container(border=True):
             st.page_link(path, label=name, icon=icon)
             st.caption(text)
     st.subheader("Sample gallery")
     st.caption("Public-domain images bundled with the app. Pick one here or in the sidebar, or upload "
                "your own there. Your choices and settings stay while you move between pages.")
-    samples = [n for n, _ in ui.list_samples()]
+    samples = [n for n, _ in list_samples()]
     per_row = 6
     for start in range(0, len(samples), per_row):
         cols = st.columns(per_row)
         for col, name in zip(cols, samples[start:start + per_row]):
             with col:
-                st.image(ui.thumbnail(name), width="stretch")
-                st.button(name, key=f"home_use_{name}", on_click=_use_sample, args=(name,),
+                st.image(caching.thumbnail(name), width="stretch")
+                st.button(name, key=f"home_use_{name}", on_click=state.use_sample, args=(name,),
                           type="primary" if (ctx.source == "sample" and name == ctx.image_name) else "secondary",
                           width="stretch")
 

@@ -9,62 +9,60 @@ from pathlib import Path
 import streamlit as st
 
 from rrs import plots as P
-from rrs import session as S
-from ui import common as ui
+from rrs.evaluate import load_summary
+from rrs.methods import METHODS
+from rrs.settings import L2, LINF, AttackSettings, CertifySettings, MapSettings
+from ui import caching, export, sidebar, state
+from ui import widgets as W
 
-ctx = ui.page("Compare", "Smoothing costs one gradient per noise sample **T**. How much robustness does each "
-              "extra sample buy? Live on the current image: the top-k intersection under attack (with each "
-              "method's no-attack floor) and the certified radius of RRS, for several T.")
+ctx = sidebar.page("Compare", "Smoothing costs one gradient per noise sample **T**. How much robustness does each "
+                   "extra sample buy? Live on the current image: the top-k intersection under attack (with each "
+                   "method's no-attack floor) and the certified radius of RRS, for several T.")
 
 # ------------------------------------------------------------------------------ controls
 c1, c2 = st.columns([2, 1.6])
-methods = ui.widget(c1.multiselect, "Methods", "compare_methods", ["vanilla", "smoothgrad", "rrs"],
-                    options=list(S.METHOD_LABELS), format_func=S.METHOD_LABELS.get,
-                    help="Raw methods do not use noise samples; they appear as flat reference lines.")
-ts = ui.widget(c2.multiselect, "Values of T", "compare_ts", [1, 2, 4, 8, 16], options=[1, 2, 4, 8, 16, 32, 64, 128])
+methods = W.methods_multiselect(c1, "Methods", "compare_methods", ["vanilla", "smoothgrad", "rrs"],
+                                help="Raw methods do not use noise samples; they appear as flat reference lines.")
+ts = state.widget(c2.multiselect, "Values of T", "compare_ts", [1, 2, 4, 8, 16], options=[1, 2, 4, 8, 16, 32, 64, 128])
 c3, c4, c5, c6, c7 = st.columns([1.2, 1, 1, 1.2, 1])
-budget = ui.widget(c3.slider, "Attack budget ε (ℓ∞, in 1/255 steps)", "compare_budget", 4, min_value=1,
-                   max_value=16, step=1)
-steps = ui.widget(c4.slider, "Attack steps", "compare_steps", 5, min_value=1, max_value=30, step=1)
-eot = ui.widget(c5.slider, "EOT samples", "compare_eot", 2, min_value=1, max_value=16, step=1)
-cell = ui.widget(c6.select_slider, "Cell size", "compare_cell", 16, options=ui.cells_options(ctx.size),
-                 format_func=ui.cell_label)
-k_percent = ui.widget(c7.slider, "Top-k share", "compare_k", 10.0, min_value=1.0, max_value=50.0, step=1.0,
-                      format="%g%%")
+epsilon = W.linf_budget_slider(c3, "Attack budget ε (ℓ∞, in 1/255 steps)", "compare_budget", 4, max_steps=16)
+steps = state.widget(c4.slider, "Attack steps", "compare_steps", 5, min_value=1, max_value=30, step=1)
+eot = state.widget(c5.slider, "EOT samples", "compare_eot", 2, min_value=1, max_value=16, step=1)
+cell = W.cell_slider(ctx, c6, "compare_cell", 16)
+k = W.k_slider(c7, "compare_k", 10.0, label="Top-k share")
 c8, c9, c10, c11 = st.columns([2.4, 1, 1, 0.8])
-sigma = ui.sigma_slider(ctx, c8, "compare_sigma", 0.15)
-beta = ui.widget(c9.select_slider, "Certificate β", "compare_beta", 1.0, options=[0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
-                 format_func=lambda b: f"{b:.0%}")
-norm_name = ui.widget(c10.radio, "Certificate norm", "compare_norm", "ℓ2", options=list(S.NORMS), horizontal=True)
-seed = ui.widget(c11.number_input, "Seed", "compare_seed", 0, min_value=0, max_value=2**31 - 1, step=1)
+sigma = W.sigma_slider(ctx, c8, "compare_sigma", 0.15)
+beta = state.widget(c9.select_slider, "Certificate β", "compare_beta", 1.0, options=[0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+                    format_func=lambda b: f"{b:.0%}")
+norm = W.norm_radio(c10, "Certificate norm", "compare_norm", L2)
+seed = W.seed_input(c11, "compare_seed")
 
 if not methods or not ts:
     st.info("Select at least one method and one value of T.", icon=":material/info:")
 else:
-    map_settings = S.MapSettings(method="rrs", sigma=float(sigma), samples=1, cell=int(cell),
-                                 k_percent=float(k_percent), seed=int(seed))
-    attack_settings = S.AttackSettings(objective="topk", norm="linf", budget=float(budget), steps=int(steps),
-                                       eot=int(eot), seed=int(seed))
-    norm = S.NORMS[norm_name]
-    args = (ctx.model_key, ctx.image_digest, ctx.size, tuple(methods), tuple(sorted(ts)), map_settings,
-            attack_settings, float(beta), norm, 0.05)
-    jobs = sum(len(ts) if m in S.SMOOTH_METHODS else 1 for m in methods) + len(ts)
-    if ui.run_gate("compare", args, "Run comparison", "Attack every method at every T and certify RRS at every T."):
-        out = ui.run(f"Running {jobs} attacks and certificates", ui.cached_compare, *args,
-                     _model=ctx.model, _x=ctx.x)
+    map_settings = W.settings_or_stop(lambda: MapSettings(method="rrs", sigma=sigma, samples=1, cell=cell, k=k,
+                                                          seed=seed))
+    attack_settings = W.settings_or_stop(lambda: AttackSettings(objective="topk", norm=LINF, epsilon=epsilon,
+                                                                steps=int(steps), eot=int(eot), seed=seed))
+    certify_settings = CertifySettings(norm=norm, eta=0.05, betas=(float(beta),))
+    args = (tuple(methods), tuple(sorted(ts)), map_settings, attack_settings, certify_settings)
+    run_key = (ctx.model_key, ctx.image_digest, ctx.size, *args)
+    jobs = sum(len(ts) if METHODS[m].smoothed else 1 for m in methods) + len(ts)
+    if state.run_gate("compare", run_key, "Run comparison", "Attack every method at every T and certify RRS at every T."):
+        out = W.run(f"Running {jobs} attacks and certificates", caching.compare, ctx, *args)
         if out is not None:
-            ui.mark_done("compare", args)
+            state.mark_done("compare", run_key)
             arows, crows = out["attack"], out["certify"]
             series = []
             for i, m in enumerate(methods):
                 mine = sorted((r for r in arows if r["method_id"] == m), key=lambda r: r["T"])
                 color = P.PALETTE[i % len(P.PALETTE)]
-                series.append({"name": f"{S.METHOD_LABELS[m]} — attacked", "x": [r["T"] for r in mine],
+                series.append({"name": f"{METHODS[m].label} — attacked", "x": [r["T"] for r in mine],
                                "y": [r["attacked_topk_intersection"] for r in mine], "color": color})
-                series.append({"name": f"{S.METHOD_LABELS[m]} — no-attack floor", "x": [r["T"] for r in mine],
+                series.append({"name": f"{METHODS[m].label} — no-attack floor", "x": [r["T"] for r in mine],
                                "y": [r["no_attack_floor"] for r in mine], "color": color, "dash": "dot"})
-            unit = "1/255, ℓ∞" if norm_name == "ℓ∞" else S.radius_unit(norm)
-            scale = 255.0 if norm_name == "ℓ∞" else 1.0
+            unit = "1/255, ℓ∞" if norm.is_inf else norm.label
+            scale = 255.0 if norm.is_inf else 1.0
             cert_series = [
                 {"name": "RDP exact, plug-in", "x": [r["T"] for r in crows],
                  "y": [r["rdp_plugin"] * scale for r in crows], "color": P.CERTIFIED},
@@ -83,44 +81,44 @@ else:
             mcols = st.columns(min(len(methods), 4) + 1)
             for col, m in zip(mcols, methods):
                 r = best[m]
-                ui.metric(col, f"{S.METHOD_LABELS[m]} at T = {r['T']}", f"{r['attacked_topk_intersection']:.2f}",
-                          f"{r['attacked_topk_intersection'] - r['no_attack_floor']:+.2f} vs floor {r['no_attack_floor']:.2f}",
-                          good_up=True, help="Top-k intersection under attack at the largest T.")
+                W.metric(col, f"{METHODS[m].label} at T = {r['T']}", f"{r['attacked_topk_intersection']:.2f}",
+                         f"{r['attacked_topk_intersection'] - r['no_attack_floor']:+.2f} vs floor {r['no_attack_floor']:.2f}",
+                         good_up=True, help="Top-k intersection under attack at the largest T.")
             last = crows[-1]
-            ui.metric(mcols[-1], f"RRS certified radius at T = {last['T']}",
-                      f"{max(last['rdp_finite'], last['cdf_finite']) * scale:.3g}",
-                      f"plug-in {max(last['rdp_plugin'], last['cdf_plugin']) * scale:.3g} ({unit})")
+            W.metric(mcols[-1], f"RRS certified radius at T = {last['T']}",
+                     f"{max(last['rdp_finite'], last['cdf_finite']) * scale:.3g}",
+                     f"plug-in {max(last['rdp_plugin'], last['cdf_plugin']) * scale:.3g} ({unit})")
             left, right = st.columns(2, gap="medium")
             with left:
-                ui.figure(P.lines_figure(series, "noise samples T", "top-k intersection", y_range=(0, 1.05),
-                                         title="Robustness under attack versus T"), "compare_attack",
-                          "Higher = the map keeps its top cells under attack; dotted = the same method's "
-                          "no-attack floor (two clean runs with different seeds).")
+                W.figure(P.lines_figure(series, "noise samples T", "top-k intersection", y_range=(0, 1.05),
+                                        title="Robustness under attack versus T"), "compare_attack",
+                         "Higher = the map keeps its top cells under attack; dotted = the same method's "
+                         "no-attack floor (two clean runs with different seeds).")
             with right:
-                ui.figure(P.lines_figure(cert_series, "noise samples T", f"certified radius at β = {beta:.0%} ({unit})",
-                                         title="Certified radius of RRS versus T"), "compare_certify",
-                          "Higher = a larger guaranteed-safe change; finite-sample values need many samples "
-                          "before they leave zero.")
+                W.figure(P.lines_figure(cert_series, "noise samples T", f"certified radius at β = {beta:.0%} ({unit})",
+                                        title="Certified radius of RRS versus T"), "compare_certify",
+                         "Higher = a larger guaranteed-safe change; finite-sample values need many samples "
+                         "before they leave zero.")
             st.dataframe(arows, hide_index=True, width="stretch",
                          column_order=["method", "T", "no_attack_floor", "attacked_topk_intersection", "spearman",
                                        "label_preserved", "linf_255", "elapsed_s"])
-            ui.provenance(ctx, out["elapsed"], S.device_label(ctx.model), seed,
-                          f"{attack_settings.describe()}; maps σ = {sigma:g}, cell {cell} px, top {k_percent:g}%; "
-                          f"certificate β = {beta:.0%}, {norm_name}, η = 0.05")
-            settings = {"methods": methods, "T": sorted(ts), "map": ui.settings_dict(map_settings),
-                        "attack": ui.settings_dict(attack_settings), "beta": beta, "norm": norm_name, "eta": 0.05}
+            W.provenance(ctx, out["elapsed"], ctx.device, seed,
+                         f"{attack_settings.describe()}; maps σ = {sigma:g}, cell {cell} px, top {k * 100:g}%; "
+                         f"certificate β = {beta:.0%}, {norm.label}, η = {certify_settings.eta:g}")
+            settings = {"methods": methods, "T": sorted(ts), "map": map_settings, "attack": attack_settings,
+                        "certify": certify_settings}
             footer = f"{attack_settings.describe()} · σ={sigma:g} · image {ctx.image_name} ({ctx.image_digest})"
-            ui.exports(f"rrs_compare_{ctx.image_name}", "compare_export",
-                       png=lambda: P.curves_png([{**s, "dash": s.get("dash") == "dot"} for s in series],
-                                                "noise samples T", "top-k intersection",
-                                                "Robustness under attack versus T", log_x=True, footer=footer),
-                       extra_png=("PNG radius vs T", lambda: P.curves_png(
-                           cert_series, "noise samples T", f"certified radius ({unit})",
-                           "Certified radius of RRS versus T", log_x=True, footer=footer), "radius_vs_T"),
-                       csv=S.to_csv(arows + [{"method": "RRS certificate", **r} for r in crows],
-                                    header={**settings, "provenance": ctx.provenance()}),
-                       json_text=S.to_json("compare", settings, {"attack": arows, "certify": crows,
-                                                                 "elapsed_s": out["elapsed"]}, ctx.provenance()))
+            W.exports(f"rrs_compare_{ctx.image_name}", "compare_export",
+                      png=lambda: P.curves_png([{**s, "dash": s.get("dash") == "dot"} for s in series],
+                                               "noise samples T", "top-k intersection",
+                                               "Robustness under attack versus T", log_x=True, footer=footer),
+                      extra_png=("PNG radius vs T", lambda: P.curves_png(
+                          cert_series, "noise samples T", f"certified radius ({unit})",
+                          "Certified radius of RRS versus T", log_x=True, footer=footer), "radius_vs_T"),
+                      csv=export.to_csv(arows + [{"method": "RRS certificate", **r} for r in crows],
+                                        header={**settings, "provenance": ctx.provenance()}),
+                      json_text=export.to_json("compare", settings, {"attack": arows, "certify": crows,
+                                                                     "elapsed_s": out["elapsed"]}, ctx.provenance()))
     else:
         st.info(f"Press **Run comparison** for {jobs} attacks and certificates on this image "
                 "(the fast preset in the sidebar keeps this to a minute or two).", icon=":material/info:")
@@ -130,10 +128,7 @@ st.divider()
 st.subheader("Stored evaluation results")
 results_dir = Path(os.environ.get("RRS_RESULTS", Path(__file__).resolve().parent.parent / "docs" / "results"))
 try:
-    from rrs.evaluate import load_summary
     summary = load_summary(results_dir)
-except ImportError:
-    summary = None
 except Exception as e:  # a damaged results file must not break the page
     st.warning(f"The stored results could not be read: {e}", icon=":material/warning:")
     summary = None
@@ -142,12 +137,12 @@ if summary is None or len(summary) == 0:
             "they appear here next to the live numbers.", icon=":material/info:")
 else:
     experiments = sorted(summary["experiment"].dropna().unique()) if "experiment" in summary else []
-    exp = ui.widget(st.selectbox, "Experiment", "compare_stored_experiment", experiments[0] if experiments else None,
+    exp = state.widget(st.selectbox, "Experiment", "compare_stored_experiment", experiments[0] if experiments else None,
                     options=experiments) if experiments else None
     view = summary[summary["experiment"] == exp] if exp is not None else summary
     if {"T", "mean", "method", "metric"} <= set(view.columns) and view["T"].notna().any():
         metrics_avail = sorted(view["metric"].dropna().unique())
-        metric = ui.widget(st.selectbox, "Metric", "compare_stored_metric", metrics_avail[0], options=metrics_avail)
+        metric = state.widget(st.selectbox, "Metric", "compare_stored_metric", metrics_avail[0], options=metrics_avail)
         sub = view[(view["metric"] == metric) & view["T"].notna()]
         group_cols = [c for c in ("method", "cell", "norm", "budget", "certificate", "beta") if c in sub.columns]
         stored = []
@@ -157,7 +152,7 @@ else:
             name = ", ".join(f"{v}" for v in key if str(v) != "nan")
             stored.append({"name": name, "x": list(g["T"]), "y": list(g["mean"]),
                            "color": P.PALETTE[i % len(P.PALETTE)]})
-        ui.figure(P.lines_figure(stored[:12], "noise samples T", metric, title=f"Stored: {exp} — {metric}"),
+        W.figure(P.lines_figure(stored[:12], "noise samples T", metric, title=f"Stored: {exp} — {metric}"),
                   "compare_stored", "Means over the evaluation's images and seeds (see docs/results.md for "
                                     "the 95% confidence intervals and settings).")
         view = view[view["metric"] == metric]

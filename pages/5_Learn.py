@@ -2,21 +2,24 @@
 import streamlit as st
 
 from rrs import plots as P
-from rrs import session as S
-from ui import common as ui
+from rrs.methods import METHODS
+from rrs.settings import AttackSettings, CertifySettings, MapSettings
+from ui import caching, sidebar
+from ui import widgets as W
+from ui.compute import CERTIFY_BETAS, as_array, topk_mask, working_image
 
-ctx = ui.page("Learn", "Six short steps, each with a button that runs it on the image chosen in the sidebar. "
+ctx = sidebar.page("Learn", "Six short steps, each with a button that runs it on the image chosen in the sidebar. "
               "No background needed: every technical word is explained in one line.")
 
 fast = ctx.fast
 CELL = 16
 T = 8 if fast else 16
 CERT_T = 256 if fast else 512
-MAP = S.MapSettings(method="vanilla", cell=CELL, k_percent=10.0, samples=T, sigma=0.15, seed=0)
-SMOOTH = S.MapSettings(method="rrs", cell=CELL, k_percent=10.0, samples=T, sigma=0.15, seed=0)
-ATTACK = S.AttackSettings(objective="topk", norm="linf", budget=4.0, steps=4 if fast else 8, eot=2, seed=0)
-CERT = S.MapSettings(method="rrs", cell=max(ui.cells_options(ctx.size)), k_percent=10.0, samples=CERT_T,
-                     sigma=0.25, seed=0)
+MAP = MapSettings(method="vanilla", cell=CELL, k=0.1, samples=T, sigma=0.15, seed=0)
+SMOOTH = MAP.replace(method="rrs")
+ATTACK = AttackSettings(objective="topk", norm="linf", epsilon=4 / 255, steps=4 if fast else 8, eot=2, seed=0)
+CERT = MapSettings(method="rrs", cell=max(W.cells_options(ctx.size)), k=0.1, samples=CERT_T, sigma=0.25, seed=0)
+CERTIFY = CertifySettings(norm="l2", eta=0.05, betas=CERTIFY_BETAS)
 
 
 def _done(i: int) -> bool:
@@ -36,13 +39,11 @@ def step(i: int, title: str, text: str, words: list[tuple[str, str]], button: st
 
 
 def _map(settings):
-    return ui.run("Computing the map", ui.cached_map, ctx.model_key, ctx.image_digest, ctx.size, settings,
-                  _model=ctx.model, _x=ctx.x)
+    return W.run("Computing the map", caching.map_result, ctx, settings)
 
 
-def _attack(method, settings):
-    return ui.run(f"Attacking the {S.METHOD_LABELS[method]} map", ui.cached_attack, ctx.model_key,
-                  ctx.image_digest, ctx.size, method, settings, ATTACK, _model=ctx.model, _x=ctx.x)
+def _attack(settings):
+    return W.run(f"Attacking the {METHODS[settings.method].label} map", caching.attack, ctx, settings, ATTACK)
 
 
 # ---------------------------------------------------------------------------------- 1
@@ -51,11 +52,11 @@ if step(1, "The model looks at a picture",
         "possible answer. Here is what it says about the current image.",
         [("Neural network", "a program that learned from many labelled pictures to name what is in one.")],
         "Ask the model"):
-    preds = ui.predictions(ctx.model_key, ctx.image_digest, ctx.size, ctx.model, ctx.x)
+    preds = caching.predictions(ctx)
     a, b = st.columns([1, 1.4])
     a.image(ctx.picture, caption=f"{ctx.image_name}, as the model sees it", width=260)
     with b:
-        ui.figure(P.prediction_figure(preds), "learn_fig1", "The longer the bar, the more sure the model is.")
+        W.figure(P.prediction_figure(preds), "learn_fig1", "The longer the bar, the more sure the model is.")
 
 # ---------------------------------------------------------------------------------- 2
 if step(2, "Where did it look?",
@@ -68,7 +69,7 @@ if step(2, "Where did it look?",
     if r is not None:
         a, b = st.columns([1.4, 1])
         with a:
-            ui.figure(P.map_figure(ctx.picture, r.map, r.pixel_cell, 0.6, topk_mask=r.topk_mask(), height=400,
+            W.figure(P.map_figure(ctx.picture, r.map, r.pixel_cell, 0.6, topk_mask=r.topk_mask(), height=400,
                                    title="Vanilla gradient map"), "learn_fig2",
                       "Bright = where the model looked; orange outline = the most important patches.")
         b.info(f"The {r.k} outlined patches are what the map says mattered most for "
@@ -83,22 +84,22 @@ if step(3, "A tiny change moves the map",
          ("Top-k intersection", "the share of the important patches still important after the change "
                                 "(1 = all stayed, 0 = none).")],
         "Attack the map"):
-    res = _attack("vanilla", MAP)
+    res = _attack(MAP)
     if res is not None:
         r = res.result
-        clean, attacked = S.as_array(r.clean_map), S.as_array(r.attacked_map)
+        clean, attacked = as_array(r.clean_map), as_array(r.attacked_map)
         zmax = P.display_scale(clean, attacked)
         a, b = st.columns(2)
         with a:
-            ui.figure(P.map_figure(ctx.picture, clean, res.pixel_cell, 0.6, zmax=zmax, topk_mask=S.topk_mask(clean, res.k),
+            W.figure(P.map_figure(ctx.picture, clean, res.pixel_cell, 0.6, zmax=zmax, topk_mask=topk_mask(clean, res.k),
                                    title=f"Before: {res.clean_name}", height=340), "learn_fig3a",
                       "The map of the original picture.")
         with b:
-            ui.figure(P.map_figure(S.working_image(r.x_adv), attacked, res.pixel_cell, 0.6, zmax=zmax,
-                                   topk_mask=S.topk_mask(attacked, res.k), title=f"After: {res.adv_name}",
+            W.figure(P.map_figure(working_image(r.x_adv), attacked, res.pixel_cell, 0.6, zmax=zmax,
+                                   topk_mask=topk_mask(attacked, res.k), title=f"After: {res.adv_name}",
                                    height=340), "learn_fig3b",
                       "The map after the invisible change — same answer, different map.")
-        ui.metric(st, "Important patches that stayed (top-k intersection)", f"{r.topk_intersection:.2f}",
+        W.metric(st, "Important patches that stayed (top-k intersection)", f"{r.topk_intersection:.2f}",
                   f"{r.topk_intersection - 1:+.2f} vs 1.00 without attack", good_up=True)
 
 # ---------------------------------------------------------------------------------- 4
@@ -112,9 +113,9 @@ if step(4, "Smoothing: average over noisy copies",
     r = _map(SMOOTH)
     if r is not None:
         a, b, _ = st.columns([0.8, 1.5, 0.3])
-        a.image(S.noise_preview(ctx.x, SMOOTH.sigma), caption="one noisy copy (σ = 0.15)", width="stretch")
+        a.image(caching.noise_preview(ctx, SMOOTH.sigma), caption="one noisy copy (σ = 0.15)", width="stretch")
         with b:
-            ui.figure(P.map_figure(ctx.picture, r.map, r.pixel_cell, 0.6, topk_mask=r.topk_mask(), height=380,
+            W.figure(P.map_figure(ctx.picture, r.map, r.pixel_cell, 0.6, topk_mask=r.topk_mask(), height=380,
                                    title=f"RRS map from {T} noisy copies"), "learn_fig4",
                       "Bright = important on average over the noisy copies; orange = top-k patches.")
 
@@ -127,13 +128,13 @@ if step(5, "Does smoothing resist the attack?",
         "settings — which is exactly why the next step, a guarantee, matters.",
         [("No-attack floor", "how much two honest runs with different noise agree.")],
         "Attack the smoothed map"):
-    res = _attack("rrs", SMOOTH)
-    plain = _attack("vanilla", MAP)
+    res = _attack(SMOOTH)
+    plain = _attack(MAP)
     if res is not None and plain is not None:
         rows = [plain.row(), res.row()]
         a, b = st.columns([1.4, 1])
         with a:
-            ui.figure(P.bars_figure([r["method"] for r in rows],
+            W.figure(P.bars_figure([r["method"] for r in rows],
                                     [{"name": "no-attack floor", "values": [r["no_attack_floor"] for r in rows],
                                       "color": P.PALETTE[5]},
                                      {"name": "under attack",
@@ -141,7 +142,7 @@ if step(5, "Does smoothing resist the attack?",
                                       "color": P.PALETTE[3]}]), "learn_fig5",
                       "Higher = steadier. Compare each method's attacked bar with its own floor.")
         for r in rows:
-            ui.metric(b, r["method"], f"{r['attacked_topk_intersection']:.2f}",
+            W.metric(b, r["method"], f"{r['attacked_topk_intersection']:.2f}",
                       f"{r['attacked_topk_intersection'] - r['no_attack_floor']:+.2f} vs its floor "
                       f"{r['no_attack_floor']:.2f}", good_up=True)
         kept_plain, kept_rrs = rows[0]["attacked_topk_intersection"], rows[1]["attacked_topk_intersection"]
@@ -160,15 +161,14 @@ if step(6, "A guarantee: the certificate",
                               "the guarantee holds."),
          ("Plug-in", "treats the sampled map as exact — an estimate, not yet a guarantee.")],
         "Compute the guarantee"):
-    r = ui.run(f"Drawing {CERT_T} noise samples", ui.cached_map, ctx.model_key, ctx.image_digest, ctx.size, CERT,
-               _model=ctx.model, _x=ctx.x)
+    r = W.run(f"Drawing {CERT_T} noise samples", caching.map_result, ctx, CERT)
     if r is not None:
-        cr = ui.cached_certificate(ctx.model_key, ctx.image_digest, ctx.size, CERT, 2.0, 0.05, r)
+        cr = caching.certificate(ctx, r, CERTIFY)
         radii = cr.cell_radii("best", finite=False)
         shown = float(sorted(radii[cr.report.selected])[len(cr.report.selected) // 2]) * 0.9
         a, b = st.columns([1.2, 1])
         with a:
-            ui.figure(P.region_figure(ctx.picture, cr.categories(shown, "best", finite=False), r.pixel_cell, 0.55,
+            W.figure(P.region_figure(ctx.picture, cr.categories(shown, "best", finite=False), r.pixel_cell, 0.55,
                                       title=f"Certified at ℓ2 radius {shown:.3f} (plug-in)", height=400),
                       "learn_fig6", "Blue = guaranteed to stay important for any change up to this size "
                                     "(estimate); orange = important but not guaranteed.")
@@ -177,4 +177,4 @@ if step(6, "A guarantee: the certificate",
             st.markdown(verdict.text.replace("What would help:", "").replace("What would make it larger:", ""))
             st.caption(f"{CERT_T} noisy copies, {r.pixel_cell}-px patches, σ = {CERT.sigma}. The finite-sample "
                        "guarantee needs many more copies — try the Certify page.")
-        ui.provenance(ctx, r.elapsed + cr.elapsed, r.device, CERT.seed, CERT.describe())
+        W.provenance(ctx, r.elapsed + cr.elapsed, r.device, CERT.seed, r.settings.describe())

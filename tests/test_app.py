@@ -19,8 +19,12 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from rrs import plots as P
-from rrs import session as S
 from rrs.images import load_image, load_sample, to_tensor
+from rrs.methods import METHODS
+from rrs.settings import L1, L2, LINF, AttackSettings, CertifySettings, MapSettings
+from ui import budgets as B
+from ui import compute as C
+from ui import export as E
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 300
@@ -62,7 +66,7 @@ def png_bytes(array: np.ndarray) -> bytes:
 def shapes_png(index: int = 0, size: int = 64) -> bytes:
     from rrs.tiny import make_shapes
     images, _ = make_shapes(index + 1, size=size, generator=torch.Generator().manual_seed(3))
-    return png_bytes(S.working_image(images[index]))
+    return png_bytes(C.working_image(images[index]))
 
 
 def tiny_model():
@@ -92,13 +96,13 @@ def test_gallery_button_switches_the_image_and_the_sidebar_follows():
     assert at.selectbox(key="sb_sample").value == "chelsea"
     model = tiny_model()
     x = to_tensor(load_sample("chelsea"), 32)
-    expected = S.compute_map(model, x, S.MapSettings(method="vanilla"))
+    expected = C.compute_map(model, x, MapSettings(method="vanilla"))
     assert metrics(at)["Prediction"].value == expected.label
 
 
 # ---------------------------------------------------------------------------- explain
 
-@pytest.mark.parametrize("method", list(S.METHOD_LABELS))
+@pytest.mark.parametrize("method", list(METHODS))
 def test_explain_every_method_shows_maps_and_numbers(method):
     at = new_app()
     at.switch_page("pages/1_Explain.py").run()
@@ -106,7 +110,7 @@ def test_explain_every_method_shows_maps_and_numbers(method):
     at.selectbox(key="explain_method").set_value(method).run()
     ok(at)
     m = metrics(at)
-    smoothed = method in S.SMOOTH_METHODS
+    smoothed = METHODS[method].smoothed
     assert charts(at) == (2 if smoothed else 1)
     assert number(m["Time"].value) >= 0
     rows, cols = (int(v) for v in m["Map size"].value.split("×"))
@@ -115,8 +119,8 @@ def test_explain_every_method_shows_maps_and_numbers(method):
     # the page shows what the library computes for the same settings
     model = tiny_model()
     x = to_tensor(load_sample("coffee"), 32)
-    settings = S.MapSettings(method=method, samples=4, cell=at.select_slider(key="explain_cell").value)
-    expected = S.compute_map(model, x, settings)
+    settings = MapSettings(method=method, samples=4, cell=at.select_slider(key="explain_cell").value)
+    expected = C.compute_map(model, x, settings)
     assert (rows, cols) == expected.grid and k == expected.k
     if smoothed:
         shown = float(m["Top-k overlap with raw map"].value)
@@ -168,7 +172,7 @@ def test_upload_becomes_the_image_everywhere():
     assert any("Using your upload" in c.value and "circle.png" in c.value for c in at.sidebar.caption)
     model = tiny_model()
     x = to_tensor(load_image(data, name="circle.png"), 32)
-    expected = S.compute_map(model, x, S.MapSettings(method="vanilla"))
+    expected = C.compute_map(model, x, MapSettings(method="vanilla"))
     assert metrics(at)["Prediction"].value == expected.label
     # the upload stays the image on another page
     at.switch_page("pages/1_Explain.py").run()
@@ -243,7 +247,7 @@ def test_user_weights_for_the_tiny_architecture_load_and_are_used():
     assert "mine.safetensors" in at.selectbox(key="sb_model").format_func(at.selectbox(key="sb_model").value)
     # same weights → same prediction as the bundled tiny model
     x = to_tensor(load_sample("coffee"), 32)
-    assert metrics(at)["Prediction"].value == S.compute_map(model, x, S.MapSettings(method="vanilla")).label
+    assert metrics(at)["Prediction"].value == C.compute_map(model, x, MapSettings(method="vanilla")).label
 
 
 # ---------------------------------------------------------------------------- certify
@@ -261,8 +265,9 @@ def test_certify_runs_and_matches_the_library():
     m = metrics(at)
     model = tiny_model()
     x = to_tensor(load_sample("coffee"), 32)
-    settings = S.MapSettings(method="rrs", sigma=0.25, samples=512, cell=4, k_percent=10.0)
-    expected = S.certify_map(S.compute_map(model, x, settings), norm=2.0, eta=0.05)
+    settings = MapSettings(method="rrs", sigma=0.25, samples=512, cell=4, k=0.1)
+    expected = C.certify_map(C.compute_map(model, x, settings),
+                             CertifySettings(norm=L2, eta=0.05, betas=C.CERTIFY_BETAS))
     rdp_fin, rdp_plug = number(m["RDP exact"].value), number(m["RDP exact"].delta)
     assert rdp_plug == pytest.approx(expected.radius("rdp_plugin", 1.0), rel=2e-3, abs=1e-12)
     assert rdp_fin == pytest.approx(expected.radius("rdp_finite", 1.0), rel=2e-3, abs=1e-12)
@@ -289,13 +294,14 @@ def test_certify_norms_and_suggestion_buttons():
     at.button(key="certify_run").click().run()
     ok(at)
     radii = {}
-    for norm in ("ℓ2", "ℓ∞", "ℓ1"):
+    assert at.radio(key="certify_norm").options == ["ℓ1", "ℓ2", "ℓ∞"]
+    for norm in (L2, LINF, L1):
         at.radio(key="certify_norm").set_value(norm).run()
         ok(at)
         radii[norm] = metrics(at)["RDP exact"].delta
     # ℓ∞ radii are shown in 1/255 steps: ℓ2 radius / √N × 255 (N = 3·32·32)
-    l2_plug = number(radii["ℓ2"])
-    linf_plug = number(radii["ℓ∞"])
+    l2_plug = number(radii[L2])
+    linf_plug = number(radii[LINF])
     assert linf_plug == pytest.approx(l2_plug / math.sqrt(3 * 32 * 32) * 255, rel=1e-2, abs=1e-9)
     # with T = 64 the finite-sample certificate is vacuous: the page says so and offers more samples
     assert any("No radius can be certified" in w.value for w in at.warning)
@@ -330,8 +336,8 @@ def test_certify_with_laplace_noise_has_no_gaussian_cdf():
     fin, plug = number(m["RDP exact"].value), number(m["RDP exact"].delta)
     model = tiny_model()
     x = to_tensor(load_sample("coffee"), 32)
-    settings = S.MapSettings(method="rrs", sigma=0.25, samples=128, cell=8, k_percent=10.0, noise="laplace")
-    expected = S.certify_map(S.compute_map(model, x, settings), norm=2.0)
+    settings = MapSettings(method="rrs", sigma=0.25, samples=128, cell=8, k=0.1, noise="laplace")
+    expected = C.certify_map(C.compute_map(model, x, settings), CertifySettings(norm=L2, betas=C.CERTIFY_BETAS))
     assert plug == pytest.approx(expected.radius("rdp_plugin", 1.0), rel=2e-3, abs=1e-12)
     assert at.selectbox(key="certify_kind").options == ["RDP (exact)"]
 
@@ -364,6 +370,38 @@ def test_attack_page_runs_and_reports_floor_and_labels():
     assert (list(table["label kept"]).count(True) == sum("label kept" in b for b in badges))
     assert {"PNG figure", "Adversarial image", "CSV numbers", "JSON (settings + results)"} <= \
         {b.label for b in at.download_button}
+
+
+def test_attack_page_numbers_are_the_librarys_with_the_floor_at_seeds_s_and_s_plus_1():
+    from rrs.attacks import attack
+    from rrs.floor import no_attack_floor
+    at = new_app()
+    at.switch_page("pages/3_Attack.py").run()
+    at.multiselect(key="attack_methods").set_value(["rrs"]).run()
+    at.slider(key="attack_steps").set_value(2).run()
+    at.slider(key="attack_eot").set_value(1).run()
+    at.select_slider(key="attack_samples").set_value(4).run()
+    at.select_slider(key="attack_cell").set_value(4).run()
+    at.slider(key="attack_budget_linf").set_value(3).run()      # ε = 3/255
+    at.number_input(key="attack_seed").set_value(2).run()
+    at.button(key="attack_run").click().run()
+    ok(at)
+    row = at.dataframe[0].value.iloc[0]
+    model = tiny_model()
+    x = to_tensor(load_sample("coffee"), 32)
+    settings = MapSettings(method="rrs", sigma=0.15, samples=4, cell=4, k=0.05, seed=2)
+    floor = no_attack_floor(model, x, settings)
+    assert floor.seeds == (2, 3)
+    assert row["floor"] == pytest.approx(floor.topk_intersection)
+    expected = attack(model, x, settings, AttackSettings(epsilon=3 / 255, steps=2, eot=1, seed=2))
+    assert expected.floor.topk_intersection == pytest.approx(floor.topk_intersection)
+    assert row["attacked"] == pytest.approx(expected.topk_intersection)
+    assert row["ℓ∞ (/255)"] == pytest.approx(expected.linf * 255) and row["ℓ∞ (/255)"] <= 3 * (1 + 1e-5)
+    # an ℓ2 budget is in pixel units, with its per-value equivalent next to it
+    at.radio(key="attack_norm").set_value(L2).run()
+    ok(at)
+    assert at.slider(key="attack_budget_l2").value == 1.0
+    assert any("per value if spread evenly" in c.value for c in at.caption)
 
 
 def test_attack_that_cannot_keep_the_label_says_so():
@@ -523,41 +561,87 @@ def test_mask_outline_draws_exactly_the_region_boundary():
 def test_exports_hold_settings_and_numbers_to_recompute():
     model = tiny_model()
     x = to_tensor(load_sample("coffee"), 32)
-    settings = S.MapSettings(method="rrs", samples=4, cell=8, seed=7)
-    r = S.compute_map(model, x, settings)
-    doc = json.loads(S.to_json("explain", {"method": "rrs", "seed": 7, "norm": float("inf")},
-                               {**r.summary(), "map": r.map}, {"image": "coffee"}))
-    assert doc["settings"]["seed"] == 7 and doc["settings"]["norm"] == "inf"
-    again = S.compute_map(model, x, S.MapSettings(**{k: getattr(settings, k) for k in settings.__dataclass_fields__}))
-    assert np.allclose(np.array(doc["results"]["map"]), again.map)
-    text = S.to_csv(r.rows(), header={"settings": {"seed": 7}})
+    settings = MapSettings(method="rrs", samples=4, cell=8, k=0.1, seed=7, noise="laplace", sigma=0.2)
+    r = C.compute_map(model, x, settings)
+    doc = json.loads(E.to_json("explain", r.settings, {**r.summary(), "map": r.map}, {"image": "coffee"}))
+    assert doc["page"] == "explain" and doc["settings"]["seed"] == 7 and doc["settings"]["k"] == 0.1
+    text = E.to_csv(r.rows(), header={"settings": r.settings})
     lines = text.splitlines()
     assert lines[0].startswith("# settings:") and lines[1] == "row,col,value,raw,in_topk"
+    assert json.loads(lines[0].split(":", 1)[1]) == doc["settings"]
     assert len(lines) == 2 + r.n
     assert sum(line.endswith("True") for line in lines[2:]) == r.k
+    # non-finite numbers are written as strings JSON can hold
+    assert json.loads(E.to_json("x", {}, {"radius": float("inf")}, {}))["results"]["radius"] == "inf"
+
+
+def test_json_export_settings_round_trip_and_reproduce_the_map():
+    """The Explain page's JSON export: its settings read back with MapSettings.from_dict
+    recompute exactly the exported map (and the settings the page shows)."""
+    at = new_app()
+    at.switch_page("pages/1_Explain.py").run()
+    at.select_slider(key="explain_samples").set_value(4).run()
+    at.slider(key="explain_k").set_value(12.0).run()
+    at.number_input(key="explain_seed").set_value(5).run()
+    at.radio(key="explain_noise").set_value("laplace").run()
+    at.selectbox(key="explain_scoring").set_value("exponential").run()
+    ok(at)
+    model = tiny_model()
+    x = to_tensor(load_sample("coffee"), 32)
+    page_settings = MapSettings(method="rrs", noise="laplace", sigma=0.15, samples=4,
+                                cell=at.select_slider(key="explain_cell").value, k=0.12, scoring="exponential",
+                                scoring_param=0.05, seed=5)
+    shown = C.compute_map(model, x, page_settings)
+    assert int(number(metrics(at)["Top-k"].value)) == shown.k
+    assert float(metrics(at)["Top-k overlap with raw map"].value) == pytest.approx(shown.raw_agreement(), abs=0.005)
+    doc = json.loads(E.to_json("explain", shown.settings, {**shown.summary(), "map": shown.map}, {}))
+    again = MapSettings.from_dict(doc["settings"])
+    assert again == page_settings
+    assert np.array_equal(C.compute_map(model, x, again).map, np.array(doc["results"]["map"]))
+    # a different seed gives a different map: the comparison above can fail
+    assert not np.array_equal(C.compute_map(model, x, again.replace(seed=6)).map, shown.map)
 
 
 def test_budget_caps_and_radius_formatting():
     model = tiny_model()
-    assert S.plan_samples(100, model) == (100, "")
-    capped, msg = S.plan_samples(10**7, model)
-    assert capped == S.MAX_SAMPLES["cpu"] and "capped" in msg
-    with pytest.raises(S.BudgetError):
-        S.plan_samples(0, model)
+    assert B.plan_samples(100, model) == (100, "")
+    capped, msg = B.plan_samples(10**7, model)
+    assert capped == B.MAX_SAMPLES["cpu"] and "capped" in msg
+    with pytest.raises(B.BudgetError):
+        B.plan_samples(0, model)
     x224 = torch.zeros(3, 224, 224)
-    eot, msg = S.plan_eot(1000, x224, model, memory_bytes=2 ** 40)
-    assert eot == S.MAX_EOT["cpu"] and "GB" in msg
-    eot, msg = S.plan_eot(1000, x224, model)          # this machine's available memory
-    assert 1 <= eot <= S.MAX_EOT["cpu"] and "GB" in msg
+    eot, msg = B.plan_eot(1000, x224, model, memory_bytes=2 ** 40)
+    assert eot == B.MAX_EOT["cpu"] and "GB" in msg
+    eot, msg = B.plan_eot(1000, x224, model)          # this machine's available memory
+    assert 1 <= eot <= B.MAX_EOT["cpu"] and "GB" in msg
     # the cap reads what the OS can hand out (MemAvailable: free pages plus reclaimable
     # cache), which after large file reads is far more than the free pages alone
     meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
     available = int(meminfo["MemAvailable"].split()[0]) * 1024
-    assert S._available_host_memory() == pytest.approx(available, rel=0.05)
+    assert B.available_host_memory() == pytest.approx(available, rel=0.05)
     # with 1 GiB free, at most half of it is used: two 250 MB samples at 224×224
-    assert S.plan_eot(10, x224, model, memory_bytes=2 ** 30)[0] == 2
-    assert S.plan_eot(10, torch.zeros(3, 112, 112), model, memory_bytes=2 ** 30)[0] == 8
-    assert S.plan_eot(3, x224, model, memory_bytes=2 ** 34) == (3, "")
-    assert S.format_radius(2 / 255, math.inf) == "2/255 (ℓ∞)"
-    assert "per value" in S.format_radius(0.5, 2.0, 3 * 224 * 224)
-    assert S.per_pixel_equivalent(1.0, 2.0, 4) == pytest.approx(0.5)
+    assert B.plan_eot(10, x224, model, memory_bytes=2 ** 30)[0] == 2
+    assert B.plan_eot(10, torch.zeros(3, 112, 112), model, memory_bytes=2 ** 30)[0] == 8
+    assert B.plan_eot(3, x224, model, memory_bytes=2 ** 34) == (3, "")
+    assert C.format_radius(2 / 255, LINF) == "2/255 (ℓ∞)"
+    assert C.format_radius(0.5, L2, 3 * 224 * 224) == "0.5 (ℓ2) ≈ 0.33/255 per value"
+    assert C.format_radius(0.5, L1) == "0.5 (ℓ1)"
+
+
+def test_noise_preview_uses_the_maps_sigma_for_both_families():
+    """σ is the standard deviation for Gaussian and Laplace noise alike (Laplace scale σ/√2)."""
+    x = torch.full((3, 64, 64), 0.5)
+    for noise in ("gaussian", "laplace"):
+        pic = C.noise_preview(x, 0.1, noise, seed=1).astype(float) / 255
+        assert pic.std() == pytest.approx(0.1, rel=0.05), noise
+
+
+def test_compute_layer_and_library_run_without_streamlit():
+    """ui.compute/budgets/export are plain Python (usable from scripts); rrs never imports the app."""
+    import subprocess
+    import sys
+    code = ("import sys, rrs, rrs.attacks, rrs.plots, rrs.figures, ui.compute, ui.budgets, ui.export; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'streamlit' or m.startswith('ui.') "
+            "and m not in ('ui.compute', 'ui.budgets', 'ui.export')); print(bad); assert not bad, bad")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(APP).parent, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -27,6 +27,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rrs.images import load_image, to_tensor
+from rrs.models import load_model
+from rrs.settings import MapSettings
+from rrs.smoothing import interpretation_map
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,10 +232,16 @@ def test_every_page_in_a_real_browser(server, browser, tmp_path):
             "m => m.innerText.includes('Top-k') && m.innerText.includes(b))", arg=before)
         charts_drawn(page, 2)
         doc = json.loads(download(page, "JSON (settings + results)"))
-        assert doc["page"] == "explain" and doc["settings"]["k_percent"] == 10.0
+        assert doc["page"] == "explain" and doc["settings"]["k"] == pytest.approx(0.10)
         assert doc["provenance"]["image"] == "my_blob.png" and doc["provenance"]["working_size"] == 112
         rows, cols = doc["results"]["grid"]
         assert np.array(doc["results"]["map"]).shape == (rows, cols) == (7, 7)
+        # the exported settings read back recompute the exported map
+        settings = MapSettings.from_dict(doc["settings"])
+        assert (settings.method, settings.samples, settings.cell) == ("rrs", 8, 16)
+        x = to_tensor(load_image(img.read_bytes(), name=img.name), 112)
+        again = interpretation_map(load_model(doc["provenance"]["model"]), x, settings).numpy()
+        assert np.allclose(again, np.array(doc["results"]["map"]), rtol=1e-4, atol=1e-6)
         png = download(page, "PNG figure")
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         shot(page, "explain")

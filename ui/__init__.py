@@ -1,1 +1,10 @@
-"""Streamlit-only helpers shared by the app's pages (the library ``rrs`` never imports this)."""
+"""The app's own layer between the pages and the ``rrs`` library (the library never imports it).
+
+Streamlit modules: :mod:`ui.state` (session keys, settings kept across pages, uploads),
+:mod:`ui.sidebar` (page frame, image, model, device, fast preset), :mod:`ui.caching`
+(``st.cache_resource`` models, ``st.cache_data`` results keyed by settings objects) and
+:mod:`ui.widgets` (settings controls, metric cards, figures, exports).
+Plain Python (no streamlit, usable from tests and scripts): :mod:`ui.compute` (the results
+the pages show), :mod:`ui.budgets` (what the app computes in one request) and
+:mod:`ui.export` (JSON and CSV files).
+"""

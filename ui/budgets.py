@@ -1,0 +1,127 @@
+"""What the app computes in one request (plain Python, no streamlit).
+
+Budgets are checked up front: a request beyond what this machine does interactively in
+reasonable time or memory is capped, with a plain message saying so (:func:`plan_samples`,
+:func:`plan_eot`). These are the app's limits, not the library's: the command line runs any
+``T`` and any number of EOT samples.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from rrs.smoothing import model_device
+
+__all__ = ["MAX_SAMPLES", "MAX_EOT", "BudgetError", "device_label", "device_kind", "plan_samples",
+           "plan_eot", "batch_size_for", "available_host_memory"]
+
+#: Largest number of noise samples the app computes in one request (per device kind).
+MAX_SAMPLES = {"cpu": 8192, "gpu": 65536}
+#: Largest number of EOT samples per attack step at 224×224 (second-order graphs are big).
+MAX_EOT = {"cpu": 16, "gpu": 64}
+#: Bytes one EOT sample at 224×224 costs in the attack's double-backward pass. Measured on
+#: EfficientNet-Lite0 (CPU, peak RSS of one RRS attack step): ~150 MB per extra sample
+#: (1 → 4 → 8 samples: +250 / +744 / +1355 MB); 250 MB leaves headroom for bigger models.
+#: Scales with the pixel count.
+_BYTES_PER_2ND_ORDER_224 = 250 * 2 ** 20
+
+
+class BudgetError(ValueError):
+    """A request beyond what the app does interactively, with what to do instead."""
+
+
+def device_label(model) -> str:
+    """``"CPU"`` or ``"GPU (name)"`` for the device the model's parameters live on."""
+    dev = model_device(model)
+    if dev.type == "cuda":
+        try:
+            return f"GPU ({torch.cuda.get_device_name(dev)})"
+        except RuntimeError:  # pragma: no cover - depends on the driver
+            return "GPU"
+    if dev.type == "mps":
+        return "GPU (Apple MPS)"
+    return "CPU"
+
+
+def device_kind(model) -> str:
+    """``"cpu"`` or ``"gpu"``: which column of :data:`MAX_SAMPLES` / :data:`MAX_EOT` applies."""
+    return "cpu" if model_device(model).type == "cpu" else "gpu"
+
+
+def _whole(what: str, value) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise BudgetError(f"The number of {what} must be a whole number ≥ 1, got {value!r}.")
+    return int(value)
+
+
+def plan_samples(samples: int, model, what: str = "noise samples") -> tuple[int, str]:
+    """Cap a requested number of samples at what the app computes interactively.
+
+    Returns ``(samples_to_use, message)``; the message is empty when nothing was capped.
+    """
+    samples = _whole(what, samples)
+    cap = MAX_SAMPLES[device_kind(model)]
+    if samples > cap:
+        return cap, (f"T = {samples:,} {what} is more than the app computes in one go on this "
+                     f"{device_label(model)}; it was capped at {cap:,}. For longer runs use the "
+                     "command line (python -m rrs certify … --samples N).")
+    return samples, ""
+
+
+def plan_eot(eot: int, x: torch.Tensor, model, memory_bytes: int | None = None) -> tuple[int, str]:
+    """Cap EOT samples per attack step so the second-order graph fits in memory.
+
+    ``memory_bytes``: memory free for this request (default: what the model's device has free
+    now); at most half of it is used, since other sessions share the machine.
+    """
+    if isinstance(eot, bool) or int(eot) != eot or eot < 1:
+        raise BudgetError(f"EOT samples must be a whole number ≥ 1, got {eot!r}.")
+    eot = int(eot)
+    pixels = x.shape[-1] * x.shape[-2]
+    per = _BYTES_PER_2ND_ORDER_224 * pixels / (224 * 224)
+    cap = MAX_EOT[device_kind(model)] * max(1, int((224 * 224) / pixels))
+    if memory_bytes is None:
+        memory_bytes = _free_memory(model)
+    if memory_bytes is not None:
+        cap = min(cap, max(1, int(memory_bytes / 2 // per)))
+    if eot > cap:
+        return cap, (f"{eot} EOT samples per step would need about {eot * per / 2**30:.1f} GB for "
+                     f"second-order gradients at {x.shape[-1]}×{x.shape[-2]}; capped at {cap}.")
+    return eot, ""
+
+
+def _free_memory(model) -> int | None:
+    """Free memory in bytes on the model's device (None when unknown)."""
+    dev = model_device(model)
+    try:
+        if dev.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(dev)
+            return int(free)
+        return available_host_memory()
+    except (ValueError, OSError, RuntimeError):
+        return None
+
+
+def available_host_memory() -> int:
+    """Memory the OS can hand out now: Linux's MemAvailable (free pages plus reclaimable page
+    cache), else the free pages. Free pages alone are small on a machine that just read
+    gigabytes of files, though that cache is released on demand."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def batch_size_for(x: torch.Tensor, attribution: str) -> int:
+    """Noisy inputs per forward pass: 16 at 224×224 (2 for integrated gradients, which runs
+    its path steps per input), more for small inputs; never changes a result."""
+    pixels = x.shape[-1] * x.shape[-2]
+    size = max(1, int(16 * (224 * 224) / pixels))
+    if attribution == "integrated_gradients":
+        size = max(1, size // 8)
+    return int(min(size, 256))

@@ -1,0 +1,143 @@
+"""Caches shared by every session of the app server.
+
+Models are built once per server with ``st.cache_resource`` and shared read-only; images
+and results are ``st.cache_data`` keyed by the model, the image digest, the working size and
+the settings objects (frozen, so every field is part of the key). Arguments that start with
+``_`` (the model, the tensor, the progress bar) are not hashed: the keys before them
+identify them. Moving back to an earlier setting is therefore instant.
+
+Pages call the un-prefixed wrappers (:func:`map_result`, :func:`certificate`,
+:func:`attack`, :func:`compare`) with the page :class:`ui.sidebar.Context`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from rrs import models
+from rrs.images import list_samples, load_image, load_sample, to_tensor
+from rrs.settings import AttackSettings, CertifySettings, MapSettings
+
+from . import compute as C
+
+
+# ----------------------------------------------------------------------------- models
+
+def _frozen(model: torch.nn.Module) -> torch.nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@st.cache_resource(show_spinner="Loading the model …", max_entries=6)
+def get_model(name: str) -> torch.nn.Module:
+    """A registered model (:func:`rrs.models.load_model`), loaded once per server and shared
+    read-only between sessions."""
+    return _frozen(models.load_model(name))
+
+
+@st.cache_resource(show_spinner="Loading your model …", max_entries=4)
+def get_user_model(digest: str, arch: str, name: str, _data: bytes) -> torch.nn.Module:
+    """A user's weights for a known architecture (``torch.load(weights_only=True)`` or
+    safetensors, in :func:`rrs.models.load_user_model`)."""
+    return _frozen(models.load_user_model(_data, arch))
+
+
+# ----------------------------------------------------------------------------- images
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def load_upload(digest: str, name: str, _data: bytes):
+    return load_image(_data, name=name)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def load_bundled(name: str):
+    return load_sample(name)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def tensor(digest: str, size: int, _loaded) -> torch.Tensor:
+    return to_tensor(_loaded, size)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def sample_digest(name: str) -> str:
+    return C.image_digest(dict(list_samples())[name].read_bytes())
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def thumbnail(name: str) -> np.ndarray:
+    """A square 160-px thumbnail of a bundled sample."""
+    return C.working_image(to_tensor(load_bundled(name), 160))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _noise_preview(digest: str, size: int, sigma: float, noise: str, _x):
+    return C.noise_preview(_x, sigma, noise)
+
+
+def noise_preview(ctx, sigma: float, noise: str = "gaussian") -> np.ndarray:
+    """The working image with one noise draw at ``sigma`` (standard deviation)."""
+    return _noise_preview(ctx.image_digest, ctx.size, float(sigma), noise, ctx.x)
+
+
+# ---------------------------------------------------------------------------- results
+# Entry limits keep the cache within a few hundred MB (a 224×224 pixel-cell map with its
+# statistics is ~2 MB).
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _predictions(model_key: str, digest: str, size: int, _model, _x, k: int):
+    return models.predict_topk(_model, _x, k=min(k, _model.num_classes))
+
+
+def predictions(ctx, k: int = 5) -> list[tuple[int, str, float]]:
+    """Top-``k`` ``(class id, name, probability)`` of the working image."""
+    return _predictions(ctx.model_key, ctx.image_digest, ctx.size, ctx.model, ctx.x, k)
+
+
+@st.cache_data(show_spinner=False, max_entries=96)
+def _map(model_key: str, digest: str, size: int, settings: MapSettings, _model, _x, _progress=None):
+    return C.compute_map(_model, _x, settings, progress=_progress)
+
+
+def map_result(ctx, settings: MapSettings, progress=None) -> C.MapResult:
+    """:func:`ui.compute.compute_map` of the page's image, cached by every setting."""
+    return _map(ctx.model_key, ctx.image_digest, ctx.size, settings, ctx.model, ctx.x, _progress=progress)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _certificate(model_key: str, digest: str, size: int, settings: MapSettings, certify: CertifySettings,
+                 _map_result):
+    return C.certify_map(_map_result, certify)
+
+
+def certificate(ctx, map_result: C.MapResult, certify: CertifySettings) -> C.CertifyResult:
+    """:func:`ui.compute.certify_map` of a cached RRS map (keyed by the map's settings)."""
+    return _certificate(ctx.model_key, ctx.image_digest, ctx.size, map_result.settings, certify, map_result)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _attack(model_key: str, digest: str, size: int, settings: MapSettings, attack: AttackSettings,
+            _model, _x, _progress=None):
+    return C.attack_method(_model, _x, settings, attack, progress=_progress)
+
+
+def attack(ctx, settings: MapSettings, attack: AttackSettings, progress=None) -> C.MethodAttack:
+    """:func:`ui.compute.attack_method` on the page's image, cached by every setting."""
+    return _attack(ctx.model_key, ctx.image_digest, ctx.size, settings, attack, ctx.model, ctx.x,
+                   _progress=progress)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _compare(model_key: str, digest: str, size: int, methods: tuple, ts: tuple, settings: MapSettings,
+             attack: AttackSettings, certify: CertifySettings, _model, _x, _progress=None):
+    return C.compare_vs_t(_model, _x, methods, ts, settings, attack, certify, progress=_progress)
+
+
+def compare(ctx, methods, ts, settings: MapSettings, attack: AttackSettings, certify: CertifySettings,
+            progress=None) -> dict:
+    """:func:`ui.compute.compare_vs_t` on the page's image, cached by every parameter."""
+    return _compare(ctx.model_key, ctx.image_digest, ctx.size, tuple(methods), tuple(sorted(ts)), settings,
+                    attack, certify, ctx.model, ctx.x, _progress=progress)

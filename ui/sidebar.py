@@ -1,0 +1,184 @@
+"""The shared sidebar and page frame: page links, the image (bundled gallery or upload), the
+model, the device in use, the "fast" preset and the working resolution.
+
+Every page (``app.py`` and ``pages/*.py``) begins with :func:`page`, so a page opened by a
+deep link or a reload has the same sidebar and settings as one reached by a link; it
+returns the :class:`Context` every page works on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+
+from rrs import models
+from rrs.images import IMAGE_SUFFIXES, list_samples
+
+from . import caching, state
+from .compute import working_image
+from .budgets import device_label
+
+DEFAULT_SAMPLE = "coffee"
+DEFAULT_MODEL = models.DEFAULT_MODEL
+IMAGE_TYPES = [s.lstrip(".") for s in IMAGE_SUFFIXES]
+
+#: The app's pages: (script, label, icon, one-line description). ``app.py`` is Home, the
+#: others are Streamlit's ``pages/`` folder; the sidebar draws these links itself (icons,
+#: "Home" rather than "app"), so ``client.showSidebarNavigation`` is off in config.toml.
+PAGES = [
+    ("app.py", "Home", ":material/home:", "Pick an image and a model; see the prediction."),
+    ("pages/1_Explain.py", "Explain", ":material/visibility:",
+     "See where the model looked — raw and smoothed maps side by side."),
+    ("pages/2_Certify.py", "Certify", ":material/verified_user:",
+     "Which top cells are guaranteed to stay, for any change up to a given size."),
+    ("pages/3_Attack.py", "Attack", ":material/bolt:",
+     "Move the map with an invisible change of the image — and see which methods resist."),
+    ("pages/4_Compare.py", "Compare", ":material/stacked_line_chart:",
+     "Robustness versus computation: how many noise samples are worth it."),
+    ("pages/5_Learn.py", "Learn", ":material/school:", "A guided walkthrough for a class, one button per step."),
+]
+
+
+@dataclass
+class Context:
+    """What every page works on: the chosen image at the working resolution and the model."""
+
+    image_name: str
+    image_digest: str
+    source: str               # "sample" or "upload"
+    original_size: tuple
+    x: torch.Tensor           # (3, S, S) in [0, 1], on the CPU
+    picture: np.ndarray       # (S, S, 3) uint8, what the maps are drawn over
+    size: int
+    model: torch.nn.Module
+    model_key: str
+    model_label: str
+    device: str
+    fast: bool
+
+    @property
+    def dim(self) -> int:
+        """Input values ``N = 3·S·S`` (per-value equivalents of ℓ1/ℓ2 sizes)."""
+        return 3 * self.size * self.size
+
+    def provenance(self) -> dict:
+        return {"image": self.image_name, "image_sha256_16": self.image_digest, "image_source": self.source,
+                "original_size": list(self.original_size), "working_size": self.size,
+                "model": self.model_key, "device": self.device, "fast_preset": self.fast,
+                "torch": torch.__version__}
+
+
+# ----------------------------------------------------------------------------- models
+
+def model_label(name: str) -> str:
+    """A registry model's name for people."""
+    spec = models.MODELS.get(name)
+    if spec is None:
+        return name
+    return spec.display_name + (" — very fast" if name == "tiny" else "")
+
+
+def model_options() -> list[tuple[str, str, bool, str]]:
+    """``(key, label, available, message)`` for every model the registry knows."""
+    return [(name, model_label(name), bool(ok), str(msg)) for name, ok, msg in models.available_models()]
+
+
+def _resolve_model(key: str):
+    user = state.user_model()
+    if user and key == user["key"]:
+        return caching.get_user_model(user["digest"], user["arch"], user["name"], user["data"])
+    return caching.get_model(key)
+
+
+# ---------------------------------------------------------------------------- sections
+
+def _image_section(sb):
+    sb.markdown("#### Image")
+    names = [n for n, _ in list_samples()]
+    sample = state.widget(sb.selectbox, "Sample image", "sb_sample", DEFAULT_SAMPLE, options=names,
+                          on_change=state.use_samples, help="Bundled public-domain images (see assets/samples).")
+    up = sb.file_uploader("…or upload your own", type=IMAGE_TYPES, key="sb_upload",
+                          help="PNG, JPEG, WebP, BMP, GIF or TIFF, up to 25 MB and 40 megapixels.")
+    state.process_upload(up)
+    if st.session_state.get("sb.upload_error"):
+        sb.error(st.session_state["sb.upload_error"], icon=":material/error:")
+    upload = state.upload_in_use()
+    if upload:
+        loaded = caching.load_upload(upload["digest"], upload["name"], upload["data"])
+        sb.caption(f"Using your upload **{upload['name']}** ({loaded.size[0]}×{loaded.size[1]}).")
+        sb.button(f"Use the sample ({sample}) instead", key="sb_back_to_sample", on_click=state.use_samples,
+                  icon=":material/undo:")
+        return loaded, upload["name"], upload["digest"], "upload"
+    return caching.load_bundled(sample), sample, caching.sample_digest(sample), "sample"
+
+
+def _model_section(sb) -> str:
+    sb.markdown("#### Model")
+    opts = model_options()
+    labels = {k: lbl for k, lbl, ok, _ in opts if ok}
+    user = state.user_model()
+    if user:
+        labels[user["key"]] = f"Yours: {user['name']} ({user['arch']})"
+    key = state.widget(sb.selectbox, "Model", "sb_model", DEFAULT_MODEL, options=list(labels),
+                       format_func=lambda k: labels.get(k, k),
+                       help="The classifier whose interpretation maps you explore.")
+    with sb.expander("More models / your own weights"):
+        for _, lbl, ok, msg in opts:
+            if not ok:
+                st.caption(f"**{lbl}** — not available: {msg}")
+        st.selectbox("Architecture of your weights", list(models.MODELS), key="sb_user_arch",
+                     format_func=model_label, on_change=state.process_user_weights)
+        st.file_uploader("state_dict (.pt/.pth) or .safetensors", type=["pt", "pth", "bin", "safetensors"],
+                         key="sb_user_file", on_change=state.process_user_weights,
+                         help="Weights only: pickled model objects are refused, never unpickled.")
+        if st.session_state.get("sb.user_error"):
+            st.error(st.session_state["sb.user_error"], icon=":material/error:")
+    return key
+
+
+def sidebar() -> Context:
+    """Draw the shared sidebar (page links, image, model, speed) and return the page context."""
+    sb = st.sidebar
+    for path, label, icon, _ in PAGES:
+        sb.page_link(path, label=label, icon=icon)
+    loaded, name, digest, source = _image_section(sb)
+    key = _model_section(sb)
+    try:
+        model = _resolve_model(key)
+    except (ValueError, RuntimeError, OSError) as e:
+        sb.error(f"Could not load {key}: {e}. Using the default model instead.")
+        key = DEFAULT_MODEL
+        model = caching.get_model(key)
+    sb.markdown("#### Speed")
+    fast = bool(state.widget(sb.toggle, "Fast preset (class use)", "sb_fast", False,
+                             help="Coarser 16-px cells, fewer noise samples and shorter attacks: answers in seconds."))
+    state.apply_preset(fast)
+    native = int(model.input_size)
+    sizes = [native] + [s for s in (160, 112) if s < native and native >= 128]
+    size = state.widget(sb.selectbox, "Working resolution", "sb_size", native, options=sizes,
+                        format_func=lambda s: f"{s}×{s}" + (" (the model's own)" if s == native
+                                                             else " (faster, less accurate)"))
+    x = caching.tensor(digest, int(size), loaded)
+    device = device_label(model)
+    threads = f" · {torch.get_num_threads()} threads" if device == "CPU" else ""
+    sb.caption(f"Device in use: **{device}**{threads}")
+    user = state.user_model()
+    label = f"Yours: {user['name']} ({user['arch']})" if user and key == user["key"] else model_label(key)
+    return Context(name, digest, source, tuple(loaded.size), x, working_image(x), int(size), model, key,
+                   label, device, fast)
+
+
+def page(title: str, intro: str) -> Context:
+    """Start a page: page config, the shared sidebar, heading, intro, any pending image error."""
+    st.set_page_config(page_title=f"{title} · RRS robust interpretation maps", page_icon=":material/verified:",
+                       layout="wide", initial_sidebar_state="expanded")
+    state.enter_page(title)
+    ctx = sidebar()
+    st.title(title)
+    st.markdown(intro)
+    if st.session_state.get("sb.upload_error"):
+        st.error(f"Your upload could not be used: {st.session_state['sb.upload_error']} "
+                 "The previous image is still in use.", icon=":material/error:")
+    return ctx
