@@ -107,9 +107,12 @@ class Classifier(nn.Module):
         from .images import to_tensor
 
         size = self.input_size if size is None else int(size)
-        resize = max(size, round(size * self.resize_size / self.input_size))
         device = next(self.parameters(), torch.empty(0)).device
-        return to_tensor(image, size, resize_size=resize).to(device)
+        return to_tensor(image, size, resize_size=self.resize_for(size)).to(device)
+
+    def resize_for(self, size: int) -> int:
+        """The shorter side to resize to before a centre ``size`` crop (``resize_size`` scaled)."""
+        return max(int(size), round(int(size) * self.resize_size / self.input_size))
 
     def extra_repr(self) -> str:
         return (f"name={self.name!r}, input_size={self.input_size}, resize_size={self.resize_size}, "

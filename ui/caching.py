@@ -58,8 +58,10 @@ def load_bundled(name: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def tensor(digest: str, size: int, _loaded) -> torch.Tensor:
-    return to_tensor(_loaded, size)
+def tensor(digest: str, size: int, resize: int, _loaded) -> torch.Tensor:
+    """The model input: shorter side resized to ``resize``, centre ``size`` crop (the model's
+    reference preprocessing, :meth:`rrs.models.Classifier.resize_for`)."""
+    return to_tensor(_loaded, size, resize_size=resize)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

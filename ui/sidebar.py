@@ -160,7 +160,7 @@ def sidebar() -> Context:
     size = state.widget(sb.selectbox, "Working resolution", "sb_size", native, options=sizes,
                         format_func=lambda s: f"{s}×{s}" + (" (the model's own)" if s == native
                                                              else " (faster, less accurate)"))
-    x = caching.tensor(digest, int(size), loaded)
+    x = caching.tensor(digest, int(size), model.resize_for(int(size)), loaded)
     device = device_label(model)
     threads = f" · {torch.get_num_threads()} threads" if device == "CPU" else ""
     sb.caption(f"Device in use: **{device}**{threads}")
