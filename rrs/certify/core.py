@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as _stats
 
-from .noise import Gaussian, Noise, check_norm
+from ..noise import Gaussian, Noise, check_norm
+from .stable import divergence_at
 
 __all__ = [
     "min_renyi_divergence", "equal_level_divergence", "displaced_count",
@@ -135,36 +136,51 @@ class _Threshold:
         self.ia_iv = self.a.size - np.searchsorted(a_asc, self.points[:-1], side="right")
         self.ib_iv = np.searchsorted(self.b, self.points[:-1], side="right")
 
-    def _value(self, alpha, log_r, ia, ib, lse_a, lse_b):
-        const = self.rest + (self.sum_a[-1] - self.sum_a[ia]) + (self.sum_b[-1] - self.sum_b[ib])
+    def _log_r_star(self, alpha, lse_a, lse_b):
+        """Stationary point (log) of each interval's objective: ``(m/S)^{1/(α−1)}``."""
+        ia, ib = self.ia_iv, self.ib_iv
         log_s = np.logaddexp(lse_a[ia], lse_b[ib])
-        m = ia + ib
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_const = np.log(const)
-            log_n = np.logaddexp(log_const, alpha * log_r + log_s)
-            log_m = np.log(const + m * np.exp(log_r))
-            val = (log_n - alpha * log_m) / (alpha - 1.0)
-        # nan only arises from an all-zero Q (nothing left to normalise): not reachable
-        return np.where(np.isnan(val), np.inf, val)
+            return (np.log(ia + ib) - log_s) / (alpha - 1.0)
+
+    def at(self, alpha: float, r) -> np.ndarray:
+        """The objective ``D_α(Q_r‖P)`` at thresholds ``r`` (stable form, see ``stable``)."""
+        r = np.atleast_1d(np.asarray(r, dtype=float))
+        qa = np.minimum(self.a[None, :], r[:, None])
+        qb = np.maximum(self.b[None, :], r[:, None])
+        p = np.concatenate([np.broadcast_to(self.a, qa.shape), np.broadcast_to(self.b, qb.shape)], 1)
+        q = np.concatenate([qa, qb], 1)
+        return divergence_at(p, q, self.rest, alpha)
+
+    def argmin(self, alpha: float) -> np.ndarray:
+        """Candidate thresholds that include the exact minimiser.
+
+        On the interval ``(points[t], points[t+1])`` the objective's derivative has the sign
+        of ``r − r*_t``; as ``r`` crosses a breakpoint a cell equal to ``r`` enters or leaves
+        the power mean ``r*``, which moves it towards ``r`` without crossing it. So the sign
+        of ``r − r*(r)`` changes once (from − to +): the objective is quasi-convex in ``r`` and
+        its minimiser lies in the first interval not decreasing throughout. Neighbouring
+        candidates are returned too, so a comparison decided by rounding cannot lose it.
+        """
+        if self.points.size == 1:
+            return self.points.copy()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            lse_a = np.concatenate([[-np.inf], np.logaddexp.accumulate((1.0 - alpha) * self.log_a)])
+            lse_b = np.concatenate([[-np.inf], np.logaddexp.accumulate((1.0 - alpha) * self.log_b)])
+        lrs = self._log_r_star(alpha, lse_a, lse_b)
+        lrs = np.where(np.isnan(lrs), -np.inf, lrs)
+        decreasing = lrs >= self.log_points[1:]
+        t = int(np.argmin(decreasing)) if not decreasing.all() else self.points.size - 1
+        cands = [self.points[max(t - 1, 0):t + 2]]
+        for s in range(max(t - 1, 0), min(t + 2, lrs.size)):
+            cands.append([np.exp(np.clip(lrs[s], self.log_points[s], self.log_points[s + 1]))])
+        return np.unique(np.concatenate(cands))
 
     def value(self, alpha: float) -> float:
         if self.broken:
             return 0.0
         alpha = float(alpha)
-        with np.errstate(over="ignore", invalid="ignore"):
-            lse_a = np.concatenate([[-np.inf], np.logaddexp.accumulate((1.0 - alpha) * self.log_a)])
-            lse_b = np.concatenate([[-np.inf], np.logaddexp.accumulate((1.0 - alpha) * self.log_b)])
-        best = np.min(self._value(alpha, self.log_points, self.ia_pt, self.ib_pt, lse_a, lse_b))
-        if self.points.size > 1:
-            ia, ib = self.ia_iv, self.ib_iv
-            log_s = np.logaddexp(lse_a[ia], lse_b[ib])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_r_star = (np.log(ia + ib) - log_s) / (alpha - 1.0)
-            inside = (log_r_star > self.log_points[:-1]) & (log_r_star < self.log_points[1:])
-            if inside.any():
-                vals = self._value(alpha, log_r_star[inside], ia[inside], ib[inside], lse_a, lse_b)
-                best = min(best, np.min(vals))
-        return max(float(best), 0.0)
+        return max(float(np.min(self.at(alpha, self.argmin(alpha)))), 0.0)
 
 
 def _split(p_sorted_vals_desc: np.ndarray, k: int, k0: int):
@@ -466,14 +482,36 @@ def _cell_divergences(u, a, last, rest, alpha):
         log_m = np.log(np.maximum(const, 0.0) + m * np.exp(log_r))
         val = (log_n - alpha * log_m) / (alpha - 1.0)
     val = np.where(np.isnan(val), np.inf, val)
+    # (log N − α log M) cancels when it is small against its parts (method.md, numerical
+    # traps): there, re-evaluate at the same threshold in the stable form, O(k) per cell.
+    redo = np.flatnonzero(np.isfinite(val) & ((alpha - 1.0) * val < 1e-4))
+    if redo.size:
+        val[redo] = _cell_value_stable(u, a[redo], last[redo], lo[redo], np.exp(log_r[redo]), alpha)
     # the weakest competitor has zero mass: only r = 0 (cell i emptied) is finite
     u_last = u[np.clip(last, 0, kk)]
     with np.errstate(divide="ignore"):
-        at_zero = -np.log(np.maximum(1.0 - a, 0.0))
+        at_zero = -np.log1p(-np.minimum(a, 1.0))
     val = np.where(u_last <= 0, np.minimum(val, at_zero), val)
     val = np.where(start > last, 0.0, val)          # already tied or beaten
     val = np.where(rest < -1e-12, 0.0, val)         # box too wide: vacuous
     return np.maximum(val, 0.0)
+
+
+def _cell_value_stable(u, a, last, lo, r, alpha, chunk: int = 256):
+    """Per-cell objective at threshold ``r`` in the stable form: cell ``i`` lowered to ``r``,
+    competitors ``u[lo+1 .. last]`` (those below ``r``) raised to it."""
+    idx = np.arange(u.size)
+    out = np.empty(a.size)
+    for s in range(0, a.size, chunk):
+        sl = slice(s, s + chunk)
+        mask_b = (idx[None, :] > lo[sl, None]) & (idx[None, :] <= last[sl, None])
+        rr = r[sl]
+        p = np.concatenate([a[sl, None], np.broadcast_to(u, mask_b.shape)], 1)
+        q = np.concatenate([np.minimum(a[sl], rr)[:, None], np.maximum(u[None, :], rr[:, None])], 1)
+        mask = np.concatenate([np.ones((mask_b.shape[0], 1), dtype=bool), mask_b], 1)
+        rest = 1.0 - a[sl] - np.where(mask_b, u[None, :], 0.0).sum(1)
+        out[sl] = divergence_at(p, q, np.maximum(rest, 0.0), alpha, mask)
+    return out
 
 
 def _cell_radius_search(u, a, last, rest, noise, norm, dim, alphas, stride: int = 4):
