@@ -14,3 +14,7 @@ from .core import __all__ as _core_all
 from .core import _Threshold, _cell_divergences, _cell_radius_search  # noqa: F401  (tests)
 
 __all__ = list(_core_all)
+from .important import ImportanceCertificate, stays_important  # noqa: E402
+from .anytime import AnytimeBest, AnytimeCertifier  # noqa: E402
+
+__all__ += ["ImportanceCertificate", "stays_important", "AnytimeBest", "AnytimeCertifier"]
