@@ -123,8 +123,12 @@ class Gaussian(Noise):
         return _to_scalar(a * (c * r) ** 2 / (2.0 * self.sigma ** 2))
 
     def radius_for_epsilon(self, alpha, epsilon, norm=2, dim=None):
+        """Largest ``L`` with ``ε(α, L) ≤ epsilon`` (``inf`` for ``epsilon = inf``)."""
         a = _check_alpha(alpha)
-        e = np.maximum(np.asarray(epsilon, dtype=float), 0.0)
+        e = np.asarray(epsilon, dtype=float)
+        if np.any(np.isnan(e)):
+            raise ValueError("epsilon must not be NaN")
+        e = np.maximum(e, 0.0)
         c = self._l2_factor(norm, dim)
         return _to_scalar(self.sigma * np.sqrt(2.0 * e / a) / c)
 
@@ -161,34 +165,132 @@ class Laplace(Noise):
 
     @staticmethod
     def _curve(a: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """Mironov's Prop. 6 for a 1-D shift of ``s`` scales, stable in log space."""
-        log_terms = np.logaddexp(np.log(a / (2 * a - 1)) + (a - 1) * s,
-                                 np.log((a - 1) / (2 * a - 1)) - a * s)
-        return log_terms / (a - 1)
+        """Mironov's Prop. 6 for a 1-D shift of ``s`` scales, without cancellation near α → 1.
+
+        ``ε = log1p(c (α g₁ + g₂) / (2α − 1)) / c`` with ``c = α − 1``,
+        ``g₁ = (e^{cs} − 1 − cs)/c ≥ 0`` and ``g₂ = e^{−αs} − 1 + αs ≥ 0`` (a rearrangement of
+        ``log[α/(2α−1) e^{cs} + c/(2α−1) e^{−αs}] / c``: both parts are non-negative, so nothing
+        cancels); for large ``cs`` the log-space form, which has no cancellation there.
+        """
+        a, s = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(s, dtype=float))
+        c = a - 1.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            g1 = _exp_minus_1_minus_x(c * s) / c
+            g2 = _exp_minus_1_minus_x(-a * s)
+            stable = np.log1p(c * (a * g1 + g2) / (2 * a - 1)) / c
+            log_terms = np.logaddexp(np.log(a / (2 * a - 1)) + c * s, np.log(c / (2 * a - 1)) - a * s)
+            direct = log_terms / c
+        return np.where(c * s <= 30.0, stable, direct)
+
+    def _inverse_curve(self, a: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """Largest 1-D shift ``s`` (in scales) with ``ε₁(α; s) ≤ e``.
+
+        Bracket: ``max(e, √(2e/α)) ≤ s ≤ √(3e)`` (``e ≤ 1/3``) or ``≤ e + 1``, from
+        ``s + e^{−s} − 1 = ε₁(1; s) ≤ ε₁(α; s) ≤ min(s, αs²/2)`` (pure DP and zCDP bounds).
+        Newton from the upper end converges monotonically from above (the curve is convex and
+        increasing); the result is then nudged down until ``ε₁(α; s) ≤ e`` holds in floating
+        point, and never below the proven lower end.
+        """
+        a, e = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(e, dtype=float))
+        inf, zero = np.isinf(e), e <= 0
+        e = np.where(inf | zero, 1.0, e)
+        lo = np.maximum(e, np.sqrt(2 * e / a))
+        x = np.maximum(np.where(3 * e <= 1, np.sqrt(3 * e), e + 1.0), lo)
+        c = a - 1.0
+        for _ in range(40):
+            g = -np.expm1(-(2 * a - 1) * x)
+            slope = a * g / (a + c * (1 - g))       # dε₁/ds
+            step = (self._curve(a, x) - e) / np.maximum(slope, 1e-300)
+            x_new = np.maximum(x - np.maximum(step, 0.0), lo)
+            done = np.all(x - x_new <= 1e-15 * x)
+            x = x_new
+            if done:
+                break
+        for j in range(8):
+            bad = self._curve(a, x) > e
+            if not bad.any():
+                break
+            x = np.where(bad, np.maximum(x * (1 - 4e-16 * 10 ** j), lo), x)
+        return np.where(inf, np.inf, np.where(zero, 0.0, x))
+
+    def _factors(self, norm, dim):
+        """The valid curves for an ℓ_d threat (method.md §3), as ``(kind, factor)`` pairs.
+
+        * ``"l1"``: Mironov's curve at ``N^{1−1/d} L`` (all of an ℓ1 budget on one coordinate is
+          the worst case, since the 1-D curve is convex with ε(α, 0) = 0);
+        * ``"zcdp"``: ``α (c L)² / (2b²)`` with ``c = 1`` for ``d ≤ 2`` else ``N^{1/2−1/d}``: per
+          coordinate ε-DP ⇒ (ε²/2)-zCDP (Bun & Steinke 2016), additive over coordinates;
+        * ``"linf"``: ``N · ε₁(α; L/b)``, valid for every ``d`` since ``|δ_i| ≤ ‖δ‖_d ≤ L``; exact
+          for ``d = ∞`` (every coordinate shifted by ``L``).
+        """
+        d = check_norm(norm)
+        if dim is not None and (isinstance(dim, bool) or int(dim) != dim or dim < 1):
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        out = []
+        if d <= 1 or dim is not None:
+            out.append(("l1", self._l1_factor(d, dim)))
+        if d <= 2 or dim is not None:
+            out.append(("zcdp", _dim_factor(d, 0.5, 2.0, dim)))
+        if dim is not None and d > 1:
+            out.append(("linf", float(dim)))
+        if not out:
+            raise ValueError(f"dim (number of input dimensions) is needed for the ℓ_{d:g} threat model")
+        return out
 
     def rdp_epsilon(self, alpha, radius, norm=1, dim=None):
-        """``ε(α, L)`` of Mironov (2017, Prop. 6) at shift ``c L / b`` (``c = N^{1−1/d}``)."""
+        """``ε(α, L)``: the minimum of the valid curves for the ℓ_d threat (method.md §3).
+
+        ℓ1: Mironov (2017, Prop. 6), exact. ℓ2: ``min(α L²/(2b²), ℓ1 conversion, ℓ∞ bound)``
+        (``dim`` optional: without it only the zCDP curve). ℓ∞: exactly ``N·ε₁(α; L/b)``.
+        """
         a, r = _check_alpha(alpha), _check_radius(radius)
-        c = self._l1_factor(norm, dim)
-        a, s = np.broadcast_arrays(a, c * r / self.scale)
-        return _to_scalar(np.maximum(self._curve(a, s), 0.0))
+        a, s = np.broadcast_arrays(a, r / self.scale)
+        best = np.full(a.shape, np.inf)
+        for kind, c in self._factors(norm, dim):
+            if kind == "l1":
+                eps = self._curve(a, c * s)
+            elif kind == "zcdp":
+                eps = a * (c * s) ** 2 / 2.0
+            else:
+                eps = c * self._curve(a, s)
+            best = np.minimum(best, eps)
+        return _to_scalar(np.maximum(best, 0.0))
 
     def radius_for_epsilon(self, alpha, epsilon, norm=1, dim=None):
+        """Largest ``L`` with ``ε(α, L) ≤ epsilon`` for the minimum curve of :meth:`rdp_epsilon`:
+        the largest of the curves' own inverses (``inf`` for ``epsilon = inf``)."""
         a = _check_alpha(alpha)
-        e = np.maximum(np.asarray(epsilon, dtype=float), 0.0)
+        e = np.asarray(epsilon, dtype=float)
+        if np.any(np.isnan(e)):
+            raise ValueError("epsilon must not be NaN")
+        e = np.maximum(e, 0.0)
         a, e = np.broadcast_arrays(a, e)
-        # ε(α, s) increases in s and ε ≥ (s − log 2)·... grows linearly; bracket then bisect.
-        lo = np.zeros(a.shape)
-        hi = np.ones(a.shape)
-        for _ in range(200):
-            grow = self._curve(a, hi) < e
-            if not grow.any():
-                break
-            hi = np.where(grow, hi * 2.0, hi)
-        for _ in range(100):
-            mid = 0.5 * (lo + hi)
-            below = self._curve(a, mid) <= e
-            lo = np.where(below, mid, lo)
-            hi = np.where(below, hi, mid)
-        c = self._l1_factor(norm, dim)
-        return _to_scalar(lo * self.scale / c)
+        best = np.zeros(a.shape)
+        for kind, c in self._factors(norm, dim):
+            if kind == "l1":
+                s = self._inverse_curve(a, e) / c
+            elif kind == "zcdp":
+                s = np.sqrt(2.0 * e / a) / c
+            else:
+                s = self._inverse_curve(a, e / c)
+            best = np.maximum(best, s)
+        return _to_scalar(best * self.scale)
+
+
+def _exp_minus_1_minus_x(x: np.ndarray) -> np.ndarray:
+    """``e^x − 1 − x`` to a few ulps relative (Taylor series for |x| < ½)."""
+    x = np.asarray(x, dtype=float)
+    shape = x.shape
+    x = x.reshape(-1)
+    with np.errstate(over="ignore"):
+        out = np.expm1(x) - x
+    small = np.abs(x) < 0.5
+    if small.any():
+        xs = x[small]
+        term = xs * xs / 2.0
+        total = term.copy()
+        for j in range(3, 20):   # 0.5^19/19! < 1e-22
+            term = term * xs / j
+            total = total + term
+        out[small] = total
+    return out.reshape(shape)

@@ -1,6 +1,7 @@
 """RDP curves of the smoothing noises against direct numerical integration (method.md §3)."""
 import math
 
+import mpmath as mp
 import numpy as np
 import pytest
 import torch
@@ -146,4 +147,75 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="dim"):
         g.rdp_epsilon(2.0, 0.1, norm=float("inf"))
     with pytest.raises(ValueError, match="dim"):
-        Laplace(0.1).rdp_epsilon(2.0, 0.1, norm=2)
+        Laplace(0.1).rdp_epsilon(2.0, 0.1, norm=float("inf"))
+    with pytest.raises(ValueError, match="dim"):
+        Laplace(0.1).radius_for_epsilon(2.0, 0.1, norm=3)
+    # ℓ2 needs no dimension: the per-coordinate zCDP curve alone is valid
+    assert Laplace(0.1).rdp_epsilon(2.0, 0.1, norm=2) == pytest.approx(2.0 * 0.1 ** 2 / (2 * 0.1 ** 2))
+
+
+# ------------------------------------------------------------ Laplace: minimum of valid curves
+
+def mironov_mp(alpha, s):
+    """Mironov's Prop. 6 in 60-digit arithmetic (independent of the float implementation)."""
+    mp.mp.dps = 60
+    a, s = mp.mpf(alpha), mp.mpf(s)
+    return float(mp.log(a / (2 * a - 1) * mp.exp((a - 1) * s) + (a - 1) / (2 * a - 1) * mp.exp(-a * s)) / (a - 1))
+
+
+def laplace_1d(alpha, shift, b):
+    return renyi_1d(stats.laplace(shift, b).logpdf, stats.laplace(0, b).logpdf, alpha,
+                    -60 * b - abs(shift), 60 * b + abs(shift), points=[0.0, shift])
+
+
+@pytest.mark.parametrize("alpha", [1 + 1e-6, 1 + 1e-4, 1.01, 3.0, 500.0])
+@pytest.mark.parametrize("s", [1e-7, 1e-4, 0.05, 2.0, 40.0])
+def test_laplace_curve_near_alpha_one_against_60_digits(alpha, s):
+    got = Laplace(1.0).rdp_epsilon(alpha, s, norm=1)
+    assert got == pytest.approx(mironov_mp(alpha, s), rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.parametrize("alpha", [1.05, 2.0, 8.0, 60.0])
+@pytest.mark.parametrize("radius", [0.02, 0.3, 1.5])
+def test_laplace_l2_minimum_of_valid_curves(alpha, radius):
+    """ℓ2: min(zCDP α L²/(2b²), ℓ1 conversion at √N·L, N·ε₁(L)) — ≤ each valid curve, and ≥ the
+    numerically integrated divergence of every worst-case shift we can construct."""
+    b, n = 0.5, 6
+    lap = Laplace(b)
+    got = lap.rdp_epsilon(alpha, radius, norm=2, dim=n)
+    zcdp = alpha * radius ** 2 / (2 * b ** 2)
+    l1 = mironov_mp(alpha, math.sqrt(n) * radius / b)
+    linf = n * mironov_mp(alpha, radius / b)
+    assert got <= min(zcdp, l1, linf) * (1 + 1e-9)
+    assert got == pytest.approx(min(zcdp, l1, linf), rel=1e-8)
+    assert lap.rdp_epsilon(alpha, radius, norm=2) == pytest.approx(zcdp, rel=1e-12)  # no dim: zCDP only
+    assert lap.rdp_epsilon(alpha, radius, norm=2) >= got * (1 - 1e-12)
+    rng = np.random.default_rng(int(alpha * 10 + radius * 100))
+    shifts = [np.eye(n)[0] * radius, np.full(n, radius / math.sqrt(n))]
+    shifts += [v * radius / np.linalg.norm(v) for v in rng.normal(size=(3, n))]
+    for delta in shifts:
+        true = sum(laplace_1d(alpha, float(x), b) for x in delta)  # product densities add
+        assert true <= got * (1 + 1e-7) + 1e-12, (delta, true, got)
+
+
+@pytest.mark.parametrize("alpha", [1.01, 2.0, 30.0])
+def test_laplace_linf_is_exactly_n_times_the_1d_curve(alpha):
+    b, n, radius = 0.4, 5, 0.1
+    got = Laplace(b).rdp_epsilon(alpha, radius, norm=float("inf"), dim=n)
+    numeric = n * laplace_1d(alpha, radius, b)   # the corner shift, every coordinate at L
+    assert got == pytest.approx(numeric, rel=1e-7)
+    # the old ℓ1 conversion (N·L on one coordinate) is valid but larger
+    assert mironov_mp(alpha, n * radius / b) > got
+
+
+def test_laplace_l2_radius_far_larger_than_l1_conversion_and_consistent():
+    lap, dim = Laplace(0.1), 3 * 224 * 224
+    alphas = np.geomspace(1.01, 100, 12)
+    eps = np.full(12, 0.05)
+    r = lap.radius_for_epsilon(alphas, eps, norm=2, dim=dim)
+    old = lap._inverse_curve(alphas, eps) * 0.1 / math.sqrt(dim)
+    assert np.all(r >= 100 * old)
+    back = lap.rdp_epsilon(alphas, r, norm=2, dim=dim)
+    np.testing.assert_allclose(back, eps, rtol=1e-7)
+    assert lap.radius_for_epsilon(2.0, np.inf, norm=2, dim=dim) == np.inf
+    assert Gaussian(0.1).radius_for_epsilon(2.0, np.inf) == np.inf

@@ -19,20 +19,21 @@ sampling, using simultaneous per-cell confidence intervals (§5).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import stats as _stats
 
-from .noise import Gaussian, Noise, check_norm
-from .smoothing import CellStats
+from ..noise import Gaussian, Noise, check_norm
+from ..smoothing import CellStats
+from .stable import divergence_at
 
 __all__ = [
     "min_renyi_divergence", "equal_level_divergence", "displaced_count",
     "Certificate", "CellCertificate", "CellStats", "CertificationReport",
     "certified_radius", "certified_radius_from_bounds", "cell_radii", "cell_radii_from_bounds",
     "certified_region", "probability_bounds", "gaussian_cdf_overlap", "gaussian_cdf_radius", "gaussian_cdf_cell_radii",
-    "equal_level_radius", "certify", "DEFAULT_ALPHAS",
+    "equal_level_radius", "certify", "DEFAULT_ALPHAS", "SCHEMES", "one_sided_bounds", "merge_stats",
 ]
 
 #: Rényi orders searched for the RDP certificate; any order gives a sound bound, the grid
@@ -136,36 +137,51 @@ class _Threshold:
         self.ia_iv = self.a.size - np.searchsorted(a_asc, self.points[:-1], side="right")
         self.ib_iv = np.searchsorted(self.b, self.points[:-1], side="right")
 
-    def _value(self, alpha, log_r, ia, ib, lse_a, lse_b):
-        const = self.rest + (self.sum_a[-1] - self.sum_a[ia]) + (self.sum_b[-1] - self.sum_b[ib])
+    def _log_r_star(self, alpha, lse_a, lse_b):
+        """Stationary point (log) of each interval's objective: ``(m/S)^{1/(α−1)}``."""
+        ia, ib = self.ia_iv, self.ib_iv
         log_s = np.logaddexp(lse_a[ia], lse_b[ib])
-        m = ia + ib
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_const = np.log(const)
-            log_n = np.logaddexp(log_const, alpha * log_r + log_s)
-            log_m = np.log(const + m * np.exp(log_r))
-            val = (log_n - alpha * log_m) / (alpha - 1.0)
-        # nan only arises from an all-zero Q (nothing left to normalise): not reachable
-        return np.where(np.isnan(val), np.inf, val)
+            return (np.log(ia + ib) - log_s) / (alpha - 1.0)
+
+    def at(self, alpha: float, r) -> np.ndarray:
+        """The objective ``D_α(Q_r‖P)`` at thresholds ``r`` (stable form, see ``stable``)."""
+        r = np.atleast_1d(np.asarray(r, dtype=float))
+        qa = np.minimum(self.a[None, :], r[:, None])
+        qb = np.maximum(self.b[None, :], r[:, None])
+        p = np.concatenate([np.broadcast_to(self.a, qa.shape), np.broadcast_to(self.b, qb.shape)], 1)
+        q = np.concatenate([qa, qb], 1)
+        return divergence_at(p, q, self.rest, alpha)
+
+    def argmin(self, alpha: float) -> np.ndarray:
+        """Candidate thresholds that include the exact minimiser.
+
+        On the interval ``(points[t], points[t+1])`` the objective's derivative has the sign
+        of ``r − r*_t``; as ``r`` crosses a breakpoint a cell equal to ``r`` enters or leaves
+        the power mean ``r*``, which moves it towards ``r`` without crossing it. So the sign
+        of ``r − r*(r)`` changes once (from − to +): the objective is quasi-convex in ``r`` and
+        its minimiser lies in the first interval not decreasing throughout. Neighbouring
+        candidates are returned too, so a comparison decided by rounding cannot lose it.
+        """
+        if self.points.size == 1:
+            return self.points.copy()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            lse_a = np.concatenate([[-np.inf], np.logaddexp.accumulate((1.0 - alpha) * self.log_a)])
+            lse_b = np.concatenate([[-np.inf], np.logaddexp.accumulate((1.0 - alpha) * self.log_b)])
+        lrs = self._log_r_star(alpha, lse_a, lse_b)
+        lrs = np.where(np.isnan(lrs), -np.inf, lrs)
+        decreasing = lrs >= self.log_points[1:]
+        t = int(np.argmin(decreasing)) if not decreasing.all() else self.points.size - 1
+        cands = [self.points[max(t - 1, 0):t + 2]]
+        for s in range(max(t - 1, 0), min(t + 2, lrs.size)):
+            cands.append([np.exp(np.clip(lrs[s], self.log_points[s], self.log_points[s + 1]))])
+        return np.unique(np.concatenate(cands))
 
     def value(self, alpha: float) -> float:
         if self.broken:
             return 0.0
         alpha = float(alpha)
-        with np.errstate(over="ignore", invalid="ignore"):
-            lse_a = np.concatenate([[-np.inf], np.logaddexp.accumulate((1.0 - alpha) * self.log_a)])
-            lse_b = np.concatenate([[-np.inf], np.logaddexp.accumulate((1.0 - alpha) * self.log_b)])
-        best = np.min(self._value(alpha, self.log_points, self.ia_pt, self.ib_pt, lse_a, lse_b))
-        if self.points.size > 1:
-            ia, ib = self.ia_iv, self.ib_iv
-            log_s = np.logaddexp(lse_a[ia], lse_b[ib])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_r_star = (np.log(ia + ib) - log_s) / (alpha - 1.0)
-            inside = (log_r_star > self.log_points[:-1]) & (log_r_star < self.log_points[1:])
-            if inside.any():
-                vals = self._value(alpha, log_r_star[inside], ia[inside], ib[inside], lse_a, lse_b)
-                best = min(best, np.min(vals))
-        return max(float(best), 0.0)
+        return max(float(np.min(self.at(alpha, self.argmin(alpha)))), 0.0)
 
 
 def _split(p_sorted_vals_desc: np.ndarray, k: int, k0: int):
@@ -226,8 +242,7 @@ def _equal_level(a, b, k0, alpha) -> float:
         return 0.0
     log_mean = np.logaddexp.reduce((1.0 - alpha) * np.log(s)) - math.log(s.size)
     level = math.exp(log_mean / (1.0 - alpha))
-    inner = 1.0 - s.sum() + 2 * k0 * level
-    return max(-math.log(inner), 0.0)
+    return max(-math.log1p(2 * k0 * level - s.sum()), 0.0)
 
 
 # ------------------------------------------------------------------------ results
@@ -253,6 +268,14 @@ class Certificate:
     finite_sample: bool = False
     eta: float | None = None
     is_certificate: bool = True
+    scheme: str | None = None        # finite-sample: "bonferroni" or "selection" (method.md §5)
+
+    @property
+    def unbounded(self) -> bool:
+        """``radius == inf``: no perturbation can break the property (plug-in only, e.g. ``D*``
+        infinite because breaking needs mass on a zero cell). Show as "unbounded at this T
+        (plug-in)", never as a number."""
+        return math.isinf(self.radius)
 
     @property
     def label(self) -> str:
@@ -279,6 +302,14 @@ class CellCertificate:
     norm: float
     finite_sample: bool = False
     eta: float | None = None
+    scheme: str | None = None
+
+    @property
+    def unbounded(self) -> np.ndarray:
+        """Boolean mask (n,) of cells with an infinite radius (plug-in only: e.g. a cell present
+        in every sample has an infinite Gaussian-CDF radius). Radii are ``inf`` there, never a
+        huge finite number."""
+        return np.isinf(self.radii)
 
     def region(self, radius: float) -> np.ndarray:
         """Boolean mask (n,) of the cells certified at ``radius``."""
@@ -290,8 +321,8 @@ class CellCertificate:
 def _radius_from_divergences(noise: Noise, alphas, divs, norm, dim):
     """Largest L over the α grid with ε(α, L) ≤ D*_α; returns (radius, alpha, divergence)."""
     divs = np.asarray(divs, dtype=float)
-    finite = np.where(np.isfinite(divs), divs, 1e300)
-    radii = np.asarray(noise.radius_for_epsilon(alphas, finite, norm=norm, dim=dim), dtype=float)
+    # D* = inf (breaking needs mass on a zero cell) gives radius inf, flagged as unbounded
+    radii = np.asarray(noise.radius_for_epsilon(alphas, divs, norm=norm, dim=dim), dtype=float)
     i = int(np.argmax(radii))
     return float(radii[i]), float(alphas[i]), float(divs[i])
 
@@ -450,14 +481,36 @@ def _cell_divergences(u, a, last, rest, alpha):
         log_m = np.log(np.maximum(const, 0.0) + m * np.exp(log_r))
         val = (log_n - alpha * log_m) / (alpha - 1.0)
     val = np.where(np.isnan(val), np.inf, val)
+    # (log N − α log M) cancels when it is small against its parts (method.md, numerical
+    # traps): there, re-evaluate at the same threshold in the stable form, O(k) per cell.
+    redo = np.flatnonzero(np.isfinite(val) & ((alpha - 1.0) * val < 1e-4))
+    if redo.size:
+        val[redo] = _cell_value_stable(u, a[redo], last[redo], lo[redo], np.exp(log_r[redo]), alpha)
     # the weakest competitor has zero mass: only r = 0 (cell i emptied) is finite
     u_last = u[np.clip(last, 0, kk)]
     with np.errstate(divide="ignore"):
-        at_zero = -np.log(np.maximum(1.0 - a, 0.0))
+        at_zero = -np.log1p(-np.minimum(a, 1.0))
     val = np.where(u_last <= 0, np.minimum(val, at_zero), val)
     val = np.where(start > last, 0.0, val)          # already tied or beaten
     val = np.where(rest < -1e-12, 0.0, val)         # box too wide: vacuous
     return np.maximum(val, 0.0)
+
+
+def _cell_value_stable(u, a, last, lo, r, alpha, chunk: int = 256):
+    """Per-cell objective at threshold ``r`` in the stable form: cell ``i`` lowered to ``r``,
+    competitors ``u[lo+1 .. last]`` (those below ``r``) raised to it."""
+    idx = np.arange(u.size)
+    out = np.empty(a.size)
+    for s in range(0, a.size, chunk):
+        sl = slice(s, s + chunk)
+        mask_b = (idx[None, :] > lo[sl, None]) & (idx[None, :] <= last[sl, None])
+        rr = r[sl]
+        p = np.concatenate([a[sl, None], np.broadcast_to(u, mask_b.shape)], 1)
+        q = np.concatenate([np.minimum(a[sl], rr)[:, None], np.maximum(u[None, :], rr[:, None])], 1)
+        mask = np.concatenate([np.ones((mask_b.shape[0], 1), dtype=bool), mask_b], 1)
+        rest = 1.0 - a[sl] - np.where(mask_b, u[None, :], 0.0).sum(1)
+        out[sl] = divergence_at(p, q, np.maximum(rest, 0.0), alpha, mask)
+    return out
 
 
 def _cell_radius_search(u, a, last, rest, noise, norm, dim, alphas, stride: int = 4):
@@ -474,7 +527,6 @@ def _cell_radius_search(u, a, last, rest, noise, norm, dim, alphas, stride: int 
 
     def update(j, cells):
         d = _cell_divergences(u, a[cells], last[cells], rest[cells], alphas[j])
-        d = np.where(np.isfinite(d), d, 1e300)
         r = np.asarray(noise.radius_for_epsilon(np.full(d.size, alphas[j]), d, norm=norm, dim=dim))
         better = r > best[cells]
         best[cells[better]] = r[better]
@@ -553,49 +605,114 @@ def certified_region(radii, radius: float) -> np.ndarray:
 
 # ------------------------------------------------------------ confidence intervals
 
-def probability_bounds(stats: CellStats, eta: float, method: str = "auto"):
-    """Simultaneous ``1 − η`` intervals ``(lower, upper)`` for every cell's expectation.
-
-    Bonferroni over all ``n`` cells (each two-sided at ``η/n``). ``method``:
-    ``"clopper-pearson"`` (exact; needs ``stats.binary``), ``"hoeffding"``
-    (``v_1·sqrt(log(2n/η)/(2T))``), ``"bernstein"`` (empirical Bernstein, Maurer & Pontil
-    2009) or ``"auto"`` (Clopper–Pearson when binary, else empirical Bernstein).
-    """
+def _check_eta(eta) -> float:
     try:
         eta = float(eta)
     except (TypeError, ValueError):
         raise ValueError(f"eta must be a number in (0, 1), got {eta!r}") from None
     if not 0 < eta < 1:
         raise ValueError(f"eta must be in (0, 1), got {eta!r}")
-    if stats.value_bound is None:
-        raise ValueError("finite-sample bounds need bounded per-sample values "
-                         "(RRS, Sparsified SmoothGrad or normalised SmoothGrad)")
+    return eta
+
+
+def _check_stats(stats, name: str = "stats", bounded: bool = False) -> CellStats:
+    """Reject statistics that would give a silently wrong certificate, with a clear message."""
+    if not isinstance(stats, CellStats):
+        raise ValueError(f"{name} must be rrs.certify.CellStats (SmoothResult.stats()), got {type(stats).__name__}")
     mean = np.asarray(stats.mean, dtype=float)
-    n, t, v1 = mean.size, int(stats.samples), float(stats.value_bound)
+    if mean.ndim != 1 or mean.size < 2:
+        raise ValueError(f"{name}.mean must be a 1-D map of at least 2 cells, got shape {mean.shape}")
+    if not np.all(np.isfinite(mean)):
+        raise ValueError(f"{name}.mean has non-finite values (NaN/inf in the attribution?); "
+                         "certificates need a finite map")
+    if stats.sq_mean is not None:
+        sq = np.asarray(stats.sq_mean, dtype=float)
+        if sq.shape != mean.shape or not np.all(np.isfinite(sq)):
+            raise ValueError(f"{name}.sq_mean must be finite with the shape of the mean")
+    if isinstance(stats.samples, bool) or int(stats.samples) != stats.samples or stats.samples < 1:
+        raise ValueError(f"{name}.samples must be an integer ≥ 1, got {stats.samples!r}")
+    v1 = stats.value_bound
+    if v1 is None:
+        if bounded:
+            raise ValueError("finite-sample bounds need bounded per-sample values "
+                             "(RRS, Sparsified SmoothGrad or normalised SmoothGrad)")
+    else:
+        if not (math.isfinite(float(v1)) and v1 > 0):
+            raise ValueError(f"{name}.value_bound must be finite and > 0, got {v1!r}")
+        if np.any(mean < -1e-12) or np.any(mean > float(v1) * (1 + 1e-9) + 1e-15):
+            raise ValueError(f"{name}.mean must lie in [0, value_bound = {float(v1):g}] "
+                             f"(got {mean.min():.3g}…{mean.max():.3g})")
+    return stats
+
+
+def merge_stats(*parts: CellStats) -> CellStats:
+    """Pool the statistics of independent batches of the same map (sample-weighted means)."""
+    if not parts:
+        raise ValueError("merge_stats needs at least one CellStats")
+    for s_ in parts:
+        _check_stats(s_)
+    n = {np.asarray(s_.mean).size for s_ in parts}
+    if len(n) != 1 or len({s_.value_bound for s_ in parts}) != 1 or len({bool(s_.binary) for s_ in parts}) != 1:
+        raise ValueError("merge_stats: batches must have the same cells, value_bound and binary flag")
+    t = np.array([s_.samples for s_ in parts], dtype=float)
+    mean = sum(w * np.asarray(s_.mean, dtype=float) for w, s_ in zip(t, parts)) / t.sum()
+    sq = sum(w * np.asarray(s_.sq_mean, dtype=float) for w, s_ in zip(t, parts)) / t.sum()
+    return CellStats(mean, sq, int(t.sum()), parts[0].value_bound, parts[0].binary)
+
+
+def one_sided_bounds(stats: CellStats, level: float, method: str = "auto"):
+    """Per-cell one-sided bounds ``(lower, upper)``: each ``lower_i`` (each ``upper_i``) fails
+    to hold with probability ≤ ``level`` on its own (no correction across cells).
+
+    The building block of both schemes of method.md §5: Bonferroni uses ``level = η/(2n)``,
+    the selection batch ``η/(2k0)`` (RDP) or ``η/(2k+1)`` (per cell, Gaussian-CDF).
+    ``method``: ``"clopper-pearson"`` (exact; needs ``stats.binary``), ``"hoeffding"``
+    (``v_1·sqrt(log(1/level)/(2T))``), ``"bernstein"`` (empirical Bernstein, Maurer & Pontil
+    2009, ``sqrt(2V log(2/level)/T) + 7 v_1 log(2/level)/(3(T−1))``) or ``"auto"``
+    (Clopper–Pearson when binary, else empirical Bernstein).
+    """
+    _check_stats(stats, bounded=True)
+    level = float(level)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    mean = np.asarray(stats.mean, dtype=float)
+    t, v1 = int(stats.samples), float(stats.value_bound)
     if method == "auto":
         method = "clopper-pearson" if stats.binary else "bernstein"
     if method == "clopper-pearson":
         if not stats.binary:
             raise ValueError("clopper-pearson needs per-sample values in {0, value_bound} (top-k' scoring)")
-        x = np.rint(mean / v1 * t)
-        a = eta / n
+        x = np.clip(np.rint(mean / v1 * t), 0, t)
         # counts take at most T + 1 values: compute each interval once
         xs, inverse = np.unique(x, return_inverse=True)
         with np.errstate(invalid="ignore"):
-            lo = np.where(xs > 0, _stats.beta.ppf(a / 2, xs, t - xs + 1), 0.0)
-            hi = np.where(xs < t, _stats.beta.ppf(1 - a / 2, xs + 1, t - xs), 1.0)
+            lo = np.where(xs > 0, _stats.beta.ppf(level, xs, t - xs + 1), 0.0)
+            hi = np.where(xs < t, _stats.beta.ppf(1 - level, xs + 1, t - xs), 1.0)
         return lo[inverse].reshape(x.shape) * v1, hi[inverse].reshape(x.shape) * v1
     if method == "hoeffding":
-        half = v1 * math.sqrt(math.log(2 * n / eta) / (2 * t))
+        half = v1 * math.sqrt(math.log(1 / level) / (2 * t))
         return np.clip(mean - half, 0, v1), np.clip(mean + half, 0, v1)
     if method == "bernstein":
         if t < 2:
             raise ValueError("empirical Bernstein bounds need at least 2 samples")
         var = np.maximum(np.asarray(stats.sq_mean, dtype=float) - mean ** 2, 0.0) * t / (t - 1)
-        log_term = math.log(4 * n / eta)
+        log_term = math.log(2 / level)
         half = np.sqrt(2 * var * log_term / t) + 7 * v1 * log_term / (3 * (t - 1))
         return np.clip(mean - half, 0, v1), np.clip(mean + half, 0, v1)
     raise ValueError(f"method must be auto, clopper-pearson, hoeffding or bernstein, got {method!r}")
+
+
+def probability_bounds(stats: CellStats, eta: float, method: str = "auto"):
+    """Simultaneous ``1 − η`` intervals ``(lower, upper)`` for every cell's expectation.
+
+    Bonferroni over all ``n`` cells (each two-sided at ``η/n``, i.e. :func:`one_sided_bounds`
+    at ``η/(2n)`` per side). ``method``: ``"clopper-pearson"`` (exact; needs ``stats.binary``),
+    ``"hoeffding"`` (``v_1·sqrt(log(2n/η)/(2T))``), ``"bernstein"`` (empirical Bernstein,
+    Maurer & Pontil 2009) or ``"auto"`` (Clopper–Pearson when binary, else empirical Bernstein).
+    """
+    eta = _check_eta(eta)
+    _check_stats(stats, bounded=True)
+    return one_sided_bounds(stats, eta / (2 * np.asarray(stats.mean).size), method)
 
 
 # ------------------------------------------------------------- Gaussian-CDF bound
@@ -682,7 +799,15 @@ def _equal_level_plugin(vals_desc, k, beta, noise, norm, dim, alphas) -> Certifi
 
 @dataclass(frozen=True)
 class CertificationReport:
-    """All certificates of one smoothed map at a list of β values (see :func:`certify`)."""
+    """All certificates of one smoothed map at a list of β values (see :func:`certify`).
+
+    ``selected``: the certified top-k set ``K̂`` of the finite-sample certificates (for
+    ``scheme="selection"`` chosen on the selection batch); plug-in certificates certify the
+    top-k of the plug-in map (their ``CellCertificate.selected``). ``p_lower``/``p_upper``:
+    the per-cell bounds used by the per-cell and Gaussian-CDF certificates; ``set_lower``/
+    ``set_upper``: those used by the whole-set RDP certificates (the same arrays for
+    ``"bonferroni"``). ``scheme``: ``"bonferroni"`` or ``"selection"`` (method.md §5).
+    """
 
     k: int
     norm: float
@@ -701,68 +826,122 @@ class CertificationReport:
     bound_method: str = "auto"
     cdf_cells_plugin: CellCertificate | None = None
     cdf_cells_finite: CellCertificate | None = None
+    scheme: str = "bonferroni"
+    selection_samples: int = 0
+    estimation_samples: int = 0
+    set_lower: np.ndarray | None = field(default=None, repr=False)
+    set_upper: np.ndarray | None = field(default=None, repr=False)
 
     def rows(self):
-        """One dict per (certificate, β) for tables and exports."""
+        """One dict per (certificate, β) for tables and exports (``radius`` may be ``inf``:
+        see ``unbounded``)."""
         out = []
         for group in (self.rdp_plugin, self.rdp_finite, self.cdf_plugin, self.cdf_finite, self.equal_level):
             for c in group:
                 out.append({"certificate": c.label, "kind": c.kind, "finite_sample": c.finite_sample,
                             "is_certificate": c.is_certificate, "beta": c.beta, "k": c.k, "k0": c.k0,
-                            "radius": c.radius, "alpha": c.alpha, "norm": c.norm})
+                            "radius": c.radius, "unbounded": c.unbounded, "alpha": c.alpha, "norm": c.norm,
+                            "scheme": c.scheme})
         return out
+
+
+SCHEMES = ("bonferroni", "selection")
 
 
 def certify(stats: CellStats, k: int, noise: Noise, betas=(1.0, 0.9, 0.8, 0.7, 0.6, 0.5),
             norm=2, dim=None, eta: float = 0.05, bound_method: str = "auto",
-            rrs_map: bool = True, per_cell: bool = True, alphas=None) -> CertificationReport:
-    """Every certificate for one smoothed map.
+            rrs_map: bool = True, per_cell: bool = True, alphas=None, *,
+            scheme: str = "bonferroni", selection: CellStats | None = None) -> CertificationReport:
+    """Every certificate for one smoothed map (method.md §4–§6).
+
+    Guarantee of the finite-sample certificates: with probability ≥ 1 − η over the sampling,
+    for every ``x'`` with ``‖x' − x‖_norm`` below the radius, ``|top_k(m(x')) ∩ K̂| ≥ ⌈βk⌉``
+    (whole-set) or cell ``i`` stays in ``top_k(m(x'))`` (per cell). With ``"bonferroni"`` all
+    of them hold at once; with ``"selection"`` the whole-set RDP certificates (all β) hold at
+    once, and so do the per-cell and Gaussian-CDF ones (each family with probability ≥ 1 − η).
 
     Args:
-        stats: per-cell sample statistics (``SmoothResult.stats()``).
+        stats: per-cell sample statistics (``SmoothResult.stats()``); with
+            ``scheme="selection"`` the *estimation* batch.
         k: the top-k size; ``noise``: the smoothing noise; ``norm``/``dim``: threat model.
         betas: overlap levels; ``eta``: finite-sample failure probability.
+        bound_method: interval family (see :func:`one_sided_bounds`).
         rrs_map: the map is an RRS probability vector (enables the RDP certificates);
             otherwise only the Gaussian-CDF ones are computed (RDP needs ``Σ m = 1``).
         per_cell: also compute per-cell radii (plug-in and finite-sample RDP).
+        scheme: ``"bonferroni"`` (default; ``K̂`` = top-k of ``stats``, two-sided intervals at
+            ``η/n`` for every cell) or ``"selection"`` (method.md §5, "separate selection
+            batch": ``K̂`` and the ordering come from ``selection``, a batch drawn
+            independently of ``stats``; one-sided bounds on ``stats`` at ``η/(2·k0_max)`` for
+            the whole-set RDP certificate and ``η/(2k+1)`` for per-cell and Gaussian-CDF).
+        selection: the selection batch's ``CellStats`` (required for, and only used with,
+            ``scheme="selection"``; e.g. ``smooth(..., samples=T//8)`` followed by an
+            independent ``smooth(..., samples=T − T//8)`` on the same generator). The plug-in
+            certificates use both batches pooled.
     """
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    _check_stats(stats, bounded=True)
+    eta = _check_eta(eta)
     mean = np.asarray(stats.mean, dtype=float)
     n = mean.size
     k = _check_k(k, n)
     _check_noise(noise)
     norm = check_norm(norm)
     betas = tuple(_check_beta(b) for b in betas)
-    selected_all = _sorted_desc(mean)
-    selected = selected_all[:k]
-    lower, upper = probability_bounds(stats, eta, bound_method)
+    if not betas:
+        raise ValueError("betas must hold at least one β in (0, 1]")
+    rdp_betas = tuple(b for b in betas if displaced_count(k, b) <= n - k)
+    if scheme == "bonferroni":
+        if selection is not None:
+            raise ValueError("selection= is only used with scheme='selection'")
+        plug = stats
+        selected = _sorted_desc(mean)[:k]
+        lower, upper = probability_bounds(stats, eta, bound_method)
+        set_lower, set_upper = lower, upper
+        n_sel = 0
+    else:
+        if selection is None:
+            raise ValueError("scheme='selection' needs selection=CellStats of a separate first batch "
+                             "(drawn independently of stats)")
+        _check_stats(selection, "selection")
+        plug = merge_stats(selection, stats)
+        selected = _sorted_desc(np.asarray(selection.mean, dtype=float))[:k]
+        k0_max = max((displaced_count(k, b) for b in rdp_betas), default=1)
+        set_lower, set_upper = one_sided_bounds(stats, eta / (2 * k0_max), bound_method)
+        lower, upper = one_sided_bounds(stats, eta / (2 * k + 1), bound_method)
+        n_sel = int(selection.samples)
     v1 = float(stats.value_bound)
+    plug_mean = np.asarray(plug.mean, dtype=float)
+    plug_order = _sorted_desc(plug_mean)
     rdp_plugin, rdp_finite, equal = (), (), ()
     cells_plugin = cells_finite = None
     if rrs_map:
-        p = _as_prob(mean, "RRS map")
-        vals = p[selected_all]
-        rdp_plugin = tuple(_rdp_plugin(vals, k, b, noise, norm, dim, alphas) for b in betas
-                           if displaced_count(k, b) <= n - k)
-        rdp_finite = tuple(certified_radius_from_bounds(lower, upper, selected, k, b, noise, norm, dim,
-                                                        alphas, eta)
-                           for b in betas if displaced_count(k, b) <= n - k)
-        equal = tuple(_equal_level_plugin(vals, k, b, noise, norm, dim, alphas) for b in betas
-                      if displaced_count(k, b) <= n - k)
+        p = _as_prob(plug_mean, "RRS map")
+        vals = p[plug_order]
+        rdp_plugin = tuple(_rdp_plugin(vals, k, b, noise, norm, dim, alphas) for b in rdp_betas)
+        rdp_finite = tuple(replace(certified_radius_from_bounds(set_lower, set_upper, selected, k, b, noise, norm,
+                                                                dim, alphas, eta), scheme=scheme)
+                           for b in rdp_betas)
+        equal = tuple(_equal_level_plugin(vals, k, b, noise, norm, dim, alphas) for b in rdp_betas)
         if per_cell:
-            cells_plugin = _cell_radii_sorted(p, selected_all, k, noise, norm, dim, alphas)
-            cells_finite = cell_radii_from_bounds(lower, upper, selected, k, noise, norm, dim, alphas, eta)
+            cells_plugin = _cell_radii_sorted(p, plug_order, k, noise, norm, dim, alphas)
+            cells_finite = replace(cell_radii_from_bounds(lower, upper, selected, k, noise, norm, dim, alphas, eta),
+                                   scheme=scheme)
     cdf_plugin = cdf_finite = ()
     cdf_cells_plugin = cdf_cells_finite = None
     if isinstance(noise, Gaussian):
-        cdf_cells_plugin = gaussian_cdf_cell_radii(mean, mean, selected, k, noise.sigma, v1, norm, dim)
-        cdf_cells_finite = gaussian_cdf_cell_radii(lower, upper, selected, k, noise.sigma, v1, norm, dim,
-                                                   eta=eta)
+        sel_plug = plug_order[:k]
+        cdf_cells_plugin = gaussian_cdf_cell_radii(plug_mean, plug_mean, sel_plug, k, noise.sigma, v1, norm, dim)
+        cdf_cells_finite = replace(gaussian_cdf_cell_radii(lower, upper, selected, k, noise.sigma, v1, norm, dim,
+                                                           eta=eta), scheme=scheme)
         cdf_plugin = tuple(Certificate("gaussian-cdf", b, k, displaced_count(k, b),
-                                       _radius_for_overlap(cdf_cells_plugin.radii[selected], k, b), norm)
+                                       _radius_for_overlap(cdf_cells_plugin.radii[sel_plug], k, b), norm)
                            for b in betas)
         cdf_finite = tuple(Certificate("gaussian-cdf", b, k, displaced_count(k, b),
                                        _radius_for_overlap(cdf_cells_finite.radii[selected], k, b), norm,
-                                       finite_sample=True, eta=eta) for b in betas)
+                                       finite_sample=True, eta=eta, scheme=scheme) for b in betas)
     return CertificationReport(k, norm, eta, betas, selected, rdp_plugin, rdp_finite, cdf_plugin,
                                cdf_finite, equal, cells_plugin, cells_finite, lower, upper, bound_method,
-                               cdf_cells_plugin, cdf_cells_finite)
+                               cdf_cells_plugin, cdf_cells_finite, scheme, n_sel, int(stats.samples),
+                               set_lower, set_upper)
