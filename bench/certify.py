@@ -82,14 +82,15 @@ def synthetic(quick: bool):
 
 def real(quick: bool):
     import torch
-    from rrs import list_samples, load_default, load_sample, smooth, to_tensor
+    from rrs import MapSettings, list_samples, load_default, load_sample, smooth
     model = load_default()
-    x = to_tensor(load_sample(list_samples()[0][0]), 224)
+    x = model.prepare(load_sample(list_samples()[0][0]))
     t = 64 if quick else 256
     g = torch.Generator().manual_seed(0)
-    kw = dict(method="rrs", noise=Gaussian(0.15), cell=32, batch_size=16, generator=g)
+    kw = dict(batch_size=16, generator=g)
+    settings = MapSettings(method="rrs", sigma=0.15, cell=32)
     t0 = time.perf_counter()
-    full = smooth(model, x, samples=t, **kw)
+    full = smooth(model, x, settings.replace(samples=t), **kw)
     t_old = time.perf_counter() - t0
     k = max(1, round(0.1 * full.stats().mean.size))
     t1 = time.perf_counter()
@@ -98,8 +99,8 @@ def real(quick: bool):
     g = torch.Generator().manual_seed(1)
     kw["generator"] = g
     t0 = time.perf_counter()
-    sel = smooth(model, x, samples=t // 8, **kw)
-    est = smooth(model, x, samples=t - t // 8, **kw)
+    sel = smooth(model, x, settings.replace(samples=t // 8), **kw)
+    est = smooth(model, x, settings.replace(samples=t - t // 8), **kw)
     new = C.certify(est.stats(), k, full.noise, betas=(1.0, 0.6), dim=full.dim, per_cell=False,
                     scheme="selection", selection=sel.stats())
     t_new = time.perf_counter() - t0

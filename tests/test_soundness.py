@@ -16,7 +16,7 @@ from torch import nn
 from rrs.certify import cell_radii, cell_radii_from_bounds, certified_radius, probability_bounds
 from rrs.metrics import topk_indices
 from rrs.noise import Gaussian
-from rrs.scoring import topk_uniform
+from rrs.settings import MapSettings
 from rrs.smoothing import smooth
 
 from conftest import TinyConvNet
@@ -25,9 +25,8 @@ SIGMA, K, KPRIME, T_BIG = 0.5, 3, 3, 40_000
 
 
 def rrs_map(model, x, t=T_BIG, seed=0):
-    res = smooth(model, x, target=0, method="rrs", noise=Gaussian(SIGMA), samples=t, batch_size=8192,
-                 scoring=topk_uniform(16, KPRIME), generator=torch.Generator().manual_seed(seed))
-    return res
+    settings = MapSettings(method="rrs", sigma=SIGMA, samples=t, scoring_param=KPRIME, seed=seed)
+    return smooth(model, x, settings, target=0, batch_size=8192)
 
 
 def softplus_copy(model, beta=10.0):
