@@ -149,6 +149,32 @@ class EvalConfig:
     def to_json(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
+    @classmethod
+    def from_json(cls, data: dict) -> "EvalConfig":
+        """The config written by :meth:`to_json` (``settings.json``, ``runs.jsonl``), so a report
+        can be rewritten from stored rows. Records before the rrs.study package named an attack
+        strength's EOT count ``eot_samples``."""
+        def strength(d):
+            if d is None:
+                return None
+            d = dict(d)
+            if "eot_samples" in d:
+                d["eot"] = d.pop("eot_samples")
+            return AttackStrength(**d)
+
+        def tuples(v):
+            return tuple(tuples(x) for x in v) if isinstance(v, list) else v
+
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise EvaluationError(f"unknown study setting(s): {', '.join(unknown)}")
+        values = {k: tuples(v) for k, v in data.items()}
+        for k in ("attack", "strong_attack"):
+            if k in data:
+                values[k] = strength(data[k])
+        return cls(**values)
+
 
 def _preset(name: str, model: str) -> EvalConfig:
     tiny = model == "tiny"
