@@ -65,45 +65,52 @@ def _robust_table(s, cfg, cell, T, norm, eps, attack):
 
 
 
-def _findings(summary, rows, cfg) -> list[str]:
-    """Plain statements generated from the numbers (wins / ties / losses and the paper's claims)."""
+def _claims(rows, cfg) -> list[str]:
+    """The paper's two robustness claims, judged from the Holm-corrected best-versus-best table."""
     out = []
     bvb = best_vs_best(rows)
-    if not bvb.empty:
-        counts = bvb["verdict"].value_counts().to_dict()
-        rel = bvb["rel"].to_numpy(float)
-        per = "; ".join(f"{cellname(r['cell'])} T={int(r['T'])} {fmt_budget(r['norm'], r['budget'])}: "
-                        f"{r['rrs_mean']:.2f} vs {r['base_mean']:.2f} ({r['rel']:+.0%}, {r['verdict']})"
-                        for _, r in bvb.iterrows())
-        med = float(np.nanmedian(rel))
-        wins, losses = counts.get("wins", 0), counts.get("loses", 0)
-        if med >= 0.08 and wins >= max(1, len(bvb) // 2) and losses == 0:
-            verdict = "Reproduced on this model."
-        elif med > 0 and losses == 0:
-            verdict = ("Not clearly reproduced: RRS is ahead on average, but the gain is smaller than 10% or "
-                       "not significant in most settings.")
-        elif losses > wins:
-            verdict = "Not reproduced: RRS is significantly behind in more settings than it is ahead."
-        else:
-            verdict = "Not reproduced: no consistent advantage for RRS."
-        out.append(f"**Paper claim 1 — RRS about 10% more robust than existing methods.** Attacked top-k "
-                   f"intersection of the better RRS variant vs the better of SmoothGrad / Sparsified SmoothGrad "
-                   f"(same σ, same T, standard attack), per setting: {per}. Median relative difference "
-                   f"{med:+.0%}; significant wins {wins}, ties {counts.get('ties', 0)}, losses {losses} "
-                   f"(paired t-test, Holm-corrected over the {len(bvb)} settings at α = {ALPHA:g}). {verdict}")
-        small = bvb[(bvb.cell == cfg.T_cell) & (bvb["T"] <= 4) & (bvb.norm == cfg.T_budget[0])
-                    & np.isclose(bvb.budget.astype(float), cfg.T_budget[1])]
-        if not small.empty:
-            ratios = small["ratio"].to_numpy(float)
-            parts = "; ".join(f"T={int(r['T'])}: {r['rrs_mean']:.2f} vs {r['base_mean']:.2f} = ×{r['ratio']:.2f} "
-                              f"({r['verdict']})" for _, r in small.iterrows())
-            medr = float(np.nanmedian(ratios))
-            verdict = ("Reproduced on this model." if medr >= 1.8 and (small.verdict == "wins").all() else
-                       "Partly: RRS is more robust at small T, but well short of 2×." if medr > 1.1
-                       and not (small.verdict == "loses").any() else "Not reproduced on this model.")
-            out.append(f"**Paper claim 2 — RRS about twice as robust at small T.** Better RRS variant ÷ better "
-                       f"baseline, attacked intersection at {fmt_budget(*cfg.T_budget)}, {cellname(cfg.T_cell)} "
-                       f"cells: {parts}. {verdict}")
+    if bvb.empty:
+        return out
+    counts = bvb["verdict"].value_counts().to_dict()
+    rel = bvb["rel"].to_numpy(float)
+    per = "; ".join(f"{cellname(r['cell'])} T={int(r['T'])} {fmt_budget(r['norm'], r['budget'])}: "
+                    f"{r['rrs_mean']:.2f} vs {r['base_mean']:.2f} ({r['rel']:+.0%}, {r['verdict']})"
+                    for _, r in bvb.iterrows())
+    med = float(np.nanmedian(rel))
+    wins, losses = counts.get("wins", 0), counts.get("loses", 0)
+    if med >= 0.08 and wins >= max(1, len(bvb) // 2) and losses == 0:
+        verdict = "Reproduced on this model."
+    elif med > 0 and losses == 0:
+        verdict = ("Not clearly reproduced: RRS is ahead on average, but the gain is smaller than 10% or "
+                   "not significant in most settings.")
+    elif losses > wins:
+        verdict = "Not reproduced: RRS is significantly behind in more settings than it is ahead."
+    else:
+        verdict = "Not reproduced: no consistent advantage for RRS."
+    out.append(f"**Paper claim 1 — RRS about 10% more robust than existing methods.** Attacked top-k "
+               f"intersection of the better RRS variant vs the better of SmoothGrad / Sparsified SmoothGrad "
+               f"(same σ, same T, standard attack), per setting: {per}. Median relative difference "
+               f"{med:+.0%}; significant wins {wins}, ties {counts.get('ties', 0)}, losses {losses} "
+               f"(paired t-test, Holm-corrected over the {len(bvb)} settings at α = {ALPHA:g}). {verdict}")
+    small = bvb[(bvb.cell == cfg.T_cell) & (bvb["T"] <= 4) & (bvb.norm == cfg.T_budget[0])
+                & np.isclose(bvb.budget.astype(float), cfg.T_budget[1])]
+    if not small.empty:
+        ratios = small["ratio"].to_numpy(float)
+        parts = "; ".join(f"T={int(r['T'])}: {r['rrs_mean']:.2f} vs {r['base_mean']:.2f} = ×{r['ratio']:.2f} "
+                          f"({r['verdict']})" for _, r in small.iterrows())
+        medr = float(np.nanmedian(ratios))
+        verdict = ("Reproduced on this model." if medr >= 1.8 and (small.verdict == "wins").all() else
+                   "Partly: RRS is more robust at small T, but well short of 2×." if medr > 1.1
+                   and not (small.verdict == "loses").any() else "Not reproduced on this model.")
+        out.append(f"**Paper claim 2 — RRS about twice as robust at small T.** Better RRS variant ÷ better "
+                   f"baseline, attacked intersection at {fmt_budget(*cfg.T_budget)}, {cellname(cfg.T_cell)} "
+                   f"cells: {parts}. {verdict}")
+    return out
+
+
+def _findings(summary, rows, cfg) -> list[str]:
+    """Plain statements generated from the numbers (the paper's claims, floors and drops, labels, accuracy, certificates)."""
+    out = _claims(rows, cfg)
     fl = select(summary, experiment="robustness", metric="drop", attack="standard")
     floor = select(summary, experiment="robustness", metric="floor_intersection")
     if not fl.empty:
