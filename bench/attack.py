@@ -16,37 +16,25 @@ Times are the minimum over ``--repeat`` runs of CPU time (``time.process_time``,
 of this process), which is far less sensitive than wall time to other jobs on a shared
 machine; wall times are printed too. ``--profile`` prints the top operators of one RRS step.
 
-    python bench/attack.py [--threads 1] [--repeat 3] [--work-size 160] [--profile]
+    python bench/attack.py [--quick] [--threads 1] [--repeat 3] [--work-size 160] [--profile]
+
+``measure(quick=False)`` returns the numbers as a dict (the study imports it); ``main()``
+prints them as a table. ``--quick`` (a smoke run: 128×128, one round, no naive baseline)
+only checks that the benchmark runs.
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import os
-import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-import rrs  # noqa: E402
-from rrs import attacks  # noqa: E402
-
-ROOT = os.path.join(os.path.dirname(__file__), "..")
-
-
-def load_coffee(size: int) -> torch.Tensor:
-    img = Image.open(os.path.join(ROOT, "assets", "samples", "coffee.png")).convert("RGB")
-    w, h = img.size
-    s = min(w, h)
-    img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-    img = img.resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255
+import rrs
+from rrs.attacks import pgd, surrogate_model
+from rrs.settings import AttackSettings, MapSettings
 
 
 class _NaiveSmoothReLU6(nn.Module):
@@ -73,38 +61,23 @@ def naive_surrogate(model, beta=10.0):
 
 
 def make_state(model, x, method, eot, sur, work_size=None):
-    """An attack's internal state (clean map, objective) without running the attack."""
+    """An attack's prepared state (clean map, objective) without running the attack, with
+    ``sur`` as its surrogate."""
     y = model(x[None]).argmax(1)
-    return attacks._Attack(
-        model, sur, x[None], y, method, "vanilla", "topk", "linf", 8 / 255, None, 1, "sum",
-        rrs.Gaussian(0.15), 8, eot, 8, None, 0.1, 0.01, False, None,
-        torch.Generator().manual_seed(0), 0.5, 16, True, 1.0, 1.0, 3, 0, work_size, None)
+    st = pgd._Attack(model, x[None], y, MapSettings(method=method, samples=8),
+                     AttackSettings(eot=eot, work_size=work_size), None, 8)
+    st.sur = sur
+    return st
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable ratios)")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--work-size", type=int, default=160)
-    ap.add_argument("--no-naive", action="store_true", help="skip the naive-surrogate baseline")
-    ap.add_argument("--profile", action="store_true", help="print top operators of one RRS EOT-4 step")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    model = rrs.load_default()
-    x = load_coffee(args.size)
+def _items(model, x, naive: bool, work_size: int | None):
+    """The timed closures ``[(name, fn)]`` and the rows summing them ``[(row, key, parts)]``."""
     y = model(x[None]).argmax(1)
     xb = x[None]
-
-    # Every measurement is a closure; they run in interleaved rounds so that all of them see
-    # the same (possibly changing) load of a shared machine, and the minimum per item is kept.
     items = [("plain vanilla gradient (batch 1)", lambda: rrs.vanilla_gradient(model, xb, y)),
              ("  real forward only (label check)", lambda: model(xb))]
-    combos = []  # (row name, summary key, [item names summed])
-    fast = attacks.surrogate_model(model, 10.0)
-    variants = [("after", fast)]
-    if not args.no_naive:
-        variants.append(("before", naive_surrogate(model)))
+    combos = []
+    variants = [("after", surrogate_model(model, 10.0))] + ([("before", naive_surrogate(model))] if naive else [])
     for label, sur in variants:
         st = make_state(model, x, "vanilla", 1, sur)
         items.append((f"vanilla step [{label}]: surrogate double backward", lambda st=st: st.surrogate_grad(xb)))
@@ -117,61 +90,115 @@ def main(argv=None):
             items.append((f"  RRS label check [{label}] ({eot})", lambda st=st: st.check(xb, need_map=False)))
             combos.append((f"RRS EOT-{eot} step [{label}]: incl. real label check", (f"rrs{eot}", label),
                            [items[-2][0], items[-1][0]]))
-    if args.work_size and args.work_size < args.size:
+    if work_size and work_size < x.shape[-1]:
         for method, eot in (("vanilla", 1), ("rrs", 4)):
-            st = make_state(model, x, method, eot, fast, work_size=args.work_size)
-            items.append((f"  {method} surrogate at {args.work_size}", lambda st=st: st.surrogate_grad(xb)))
-            items.append((f"  {method} check at {args.work_size}",
+            st = make_state(model, x, method, eot, variants[0][1], work_size=work_size)
+            items.append((f"  {method} surrogate at {work_size}", lambda st=st: st.surrogate_grad(xb)))
+            items.append((f"  {method} check at {work_size}",
                           lambda st=st, raw=method == "vanilla": st.check(xb, need_map=raw)))
-            combos.append((f"{method} step at work_size={args.work_size} (EOT {eot})", (f"{method}-work", "after"),
+            combos.append((f"{method} step at work_size={work_size} (EOT {eot})", (f"{method}-work", "after"),
                            [items[-2][0], items[-1][0]]))
+    return items, combos
+
+
+def _time(items, repeat: int) -> dict:
+    """Minimum CPU and wall seconds per item over ``repeat`` interleaved rounds (so all items
+    see the same, possibly changing, load of a shared machine)."""
     best = {name: (float("inf"), float("inf")) for name, _ in items}
     for _, fn in items:
         fn()  # warm-up (allocator, oneDNN primitives)
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         for name, fn in items:
             c0, w0 = time.process_time(), time.perf_counter()
             fn()
             c, w = time.process_time() - c0, time.perf_counter() - w0
             best[name] = (min(best[name][0], c), min(best[name][1], w))
+    return best
+
+
+def measure(quick: bool = False, *, threads: int = 1, repeat: int = 3, size: int = 224,
+            work_size: int | None = 160, naive: bool = True) -> dict:
+    """Time the attack steps on the default model.
+
+    Returns ``{"model", "size", "threads", "repeat", "work_size", "rows", "ratios"}``:
+    ``rows`` are ``{"name", "cpu_s", "wall_s", "ratio"}`` (``ratio``: CPU time ÷ one plain
+    gradient) in the printed order; ``ratios`` maps ``vanilla``, ``rrs4``, ``rrs8``,
+    ``vanilla-work``, ``rrs-work`` (and ``…-before`` for the naive surrogate) to the cost of
+    one attack step in plain gradients. ``quick``: 128×128, one round, work size 96, no naive
+    baseline (a smoke run).
+    """
+    if quick:
+        repeat, size, work_size, naive = 1, 128, 96, False
+    before_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = rrs.load_default()
+        x = rrs.load_sample("coffee").to_tensor(size)
+        items, combos = _items(model, x, naive, work_size)
+        best = _time(items, repeat)
+    finally:
+        torch.set_num_threads(before_threads)
     base_cpu = best[items[0][0]][0]
-    rows = [(name, *best[name]) for name, _ in items[:3]]
-    summary = {}
-    for row, key, parts in combos:
-        c = sum(best[p][0] for p in parts)
-        w = sum(best[p][1] for p in parts)
+    rows = [(name, *best[name]) for name, _ in items[:3]]  # gradient, forward, surrogate double backward
+    ratios = {}
+    for row, (key, label), parts in combos:
+        c, w = sum(best[p][0] for p in parts), sum(best[p][1] for p in parts)
         rows.append((row, c, w))
-        summary[key] = c / base_cpu
-    rows = [rows[0], rows[1]] + [r for r in rows[2:] if not r[0].startswith("  ")] + \
-        [r for r in rows[2:] if r[0].startswith("  ")]
+        ratios[key if label == "after" else f"{key}-before"] = c / base_cpu
+    return {"model": model.name, "size": size, "threads": threads, "repeat": repeat, "work_size": work_size,
+            "rows": [{"name": n, "cpu_s": c, "wall_s": w, "ratio": c / base_cpu} for n, c, w in rows],
+            "ratios": ratios}
 
-    print(f"default model {model.name}, input {args.size}×{args.size}, torch threads "
-          f"{torch.get_num_threads()}, min of {args.repeat}")
+
+def print_table(res: dict) -> None:
+    """The table and the summary lines of :func:`measure`'s result."""
+    print(f"default model {res['model']}, input {res['size']}×{res['size']}, torch threads "
+          f"{res['threads']}, min of {res['repeat']}")
     print(f"{'':58s} {'CPU s':>8s} {'wall s':>8s} {'÷ grad (CPU)':>13s}")
-    for name, c, w in rows:
-        print(f"{name:58s} {c:8.3f} {w:8.3f} {c / base_cpu:13.2f}")
+    for r in res["rows"]:
+        print(f"{r['name']:58s} {r['cpu_s']:8.3f} {r['wall_s']:8.3f} {r['ratio']:13.2f}")
     print()
-
-    def line(key, text, per=1):
-        after, before = summary.get((key, "after")), summary.get((key, "before"))
+    ratios, ws = res["ratios"], res["work_size"]
+    for key, text, per in (("vanilla", "attack step, raw vanilla gradient", 1),
+                           ("rrs4", "attack step, RRS with EOT 4", 4),
+                           ("rrs8", "attack step, RRS with EOT 8", 8),
+                           ("vanilla-work", f"attack step, raw vanilla at work_size {ws}", 1),
+                           ("rrs-work", f"attack step, RRS EOT 4 at work_size {ws}", 4)):
+        after, before = ratios.get(key), ratios.get(f"{key}-before")
         if after is None:
-            return
+            continue
         extra = f", {after / per:.2f}× per EOT sample" if per > 1 else ""
         was = f" (before: {before:.2f}×)" if before is not None else ""
         print(f"{text}: {after:.2f}× a plain gradient{extra}{was}")
-    line("vanilla", "attack step, raw vanilla gradient")
-    line("rrs4", "attack step, RRS with EOT 4", 4)
-    line("rrs8", "attack step, RRS with EOT 8", 8)
-    line("vanilla-work", f"attack step, raw vanilla at work_size {args.work_size}")
-    line("rrs-work", f"attack step, RRS EOT 4 at work_size {args.work_size}", 4)
 
+
+def profile(size: int = 224, threads: int = 1) -> None:
+    """Print the top operators of one RRS EOT-4 step."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    torch.set_num_threads(threads)
+    model = rrs.load_default()
+    x = rrs.load_sample("coffee").to_tensor(size)
+    st = make_state(model, x, "rrs", 4, surrogate_model(model, 10.0))
+    st.surrogate_grad(x[None])
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        st.surrogate_grad(x[None])
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: 128×128, one round, no naive baseline")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable ratios)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--work-size", type=int, default=160)
+    ap.add_argument("--no-naive", action="store_true", help="skip the naive-surrogate baseline")
+    ap.add_argument("--profile", action="store_true", help="print top operators of one RRS EOT-4 step")
+    args = ap.parse_args(argv)
+    print_table(measure(args.quick, threads=args.threads, repeat=args.repeat, size=args.size,
+                        work_size=args.work_size, naive=not args.no_naive))
     if args.profile:
-        from torch.profiler import ProfilerActivity, profile
-        st = make_state(model, x, "rrs", 4, fast)
-        st.surrogate_grad(xb)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            st.surrogate_grad(xb)
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+        profile(args.size, args.threads)
 
 
 if __name__ == "__main__":

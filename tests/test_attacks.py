@@ -1,5 +1,6 @@
 """Interpretation attacks (rrs.attacks): budgets, labels, reproducibility, the surrogate's
-second derivatives, every method, and that certified claims survive the strongest attack."""
+second derivatives, every method, the seeds of the reported maps and the floor, and that
+certified claims survive the strongest attack."""
 import math
 
 import numpy as np
@@ -9,14 +10,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import TinyConvNet
-from rrs import attacks
-from rrs.attacks import (AttackResult, attack, no_attack_floor, smooth_clamp, surrogate_model)
+from rrs.attacks import AttackResult, attack, smooth_clamp, surrogate_model
+from rrs.attacks import pgd
 from rrs.certify import cell_radii_from_bounds, probability_bounds
-from rrs.metrics import topk_indices
+from rrs.floor import no_attack_floor
+from rrs.methods import METHODS, RankScore, rank_transform, sparsify
+from rrs.metrics import tie_aware_intersection, topk_indices
 from rrs.models import Classifier
 from rrs.noise import Gaussian
 from rrs.scoring import exponential, topk_uniform
-from rrs.smoothing import rank_transform, smooth
+from rrs.settings import AttackSettings, MapSettings, Norm
+from rrs.smoothing import interpretation_map, smooth
 
 
 def gen(seed=0):
@@ -43,18 +47,27 @@ def img():
     return torch.rand(3, 8, 8, generator=gen(1))
 
 
+def maps(method="vanilla", **kw):
+    return MapSettings(method=method, **kw)
+
+
+def opts(**kw):
+    return AttackSettings(**kw)
+
+
 # ------------------------------------------------------------------------- geometry
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_projection_never_exceeds_budget_and_stays_in_unit_box(norm):
     g = gen(3)
+    d_norm = Norm.parse(norm)
     for trial in range(300):
         eps = float(torch.rand(1, generator=g)) * (0.5 if norm == "linf" else 4.0) + 1e-4
         x0 = torch.rand(1, 3, 6, 6, generator=g)
         if trial % 3 == 0:
             x0 = (x0 > 0.5).float()  # pixels on the box faces: clipping binds
         far = x0 + torch.randn(1, 3, 6, 6, generator=g) * float(torch.rand(1, generator=g)) * 3
-        for x in (attacks._project(x0, far, norm, eps), attacks._random_start(x0, norm, eps, g)):
+        for x in (pgd.project(x0, far, d_norm, eps), pgd.random_start(x0, d_norm, eps, g)):
             d = (x - x0).flatten()
             size = d.abs().max() if norm == "linf" else d.norm()
             assert size <= eps * (1 + 1e-5) + 1e-7
@@ -62,42 +75,47 @@ def test_projection_never_exceeds_budget_and_stays_in_unit_box(norm):
     # projection is the identity inside the feasible set
     x0 = torch.full((1, 3, 4, 4), 0.5)
     inside = x0 + 0.001
-    assert torch.equal(attacks._project(x0, inside, norm, 0.1), inside)
+    assert torch.equal(pgd.project(x0, inside, d_norm, 0.1), inside)
+    # unit steps have unit norm (ℓ2) or are signs (ℓ∞)
+    step = pgd.unit_step(torch.randn(1, 3, 4, 4, generator=g), d_norm)
+    if d_norm.is_inf:
+        assert set(step.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    else:
+        assert float(step.norm()) == pytest.approx(1.0, rel=1e-6)
 
 
 @pytest.mark.parametrize("norm,eps", [("linf", 8 / 255), ("l2", 0.3)])
 def test_attack_result_within_budget_every_method(net, img, norm, eps):
-    for method in attacks.ATTACK_METHODS:
-        r = attack(net, img, method, norm=norm, epsilon=eps, steps=3, step_size=eps, samples=4,
-                   eot_samples=2, random_start=True, generator=gen(0),
-                   base_kwargs={"steps": 4} if method == "integrated_gradients" else None)
+    for method in METHODS:
+        settings = maps(method, samples=4, ig_steps=4)
+        a = opts(norm=norm, epsilon=eps, steps=3, step_size=eps, eot=2, random_start=True)
+        r = attack(net, img, settings, a)
         assert isinstance(r, AttackResult)
+        assert r.map_settings == settings and r.attack_settings == a and r.method == method
         d = (r.x_adv - img).flatten()
         assert (r.linf if norm == "linf" else r.l2) <= eps * (1 + 1e-5)
         assert r.linf == pytest.approx(float(d.abs().max()), abs=1e-6)
         assert r.l2 == pytest.approx(float(d.norm()), rel=1e-5)
         assert r.x_adv.min() >= 0 and r.x_adv.max() <= 1
         assert r.label_preserved and r.adv_label == r.clean_label and r.message == ""
-        assert r.clean_map.shape == r.attacked_map.shape and r.clean_map.dim() == 2
+        assert r.clean_map.shape == r.attacked_map.shape == r.attacked_map_same_noise.shape
+        assert r.clean_map.dim() == 2
         assert 0 <= r.topk_intersection <= 1 and -1 <= r.spearman <= 1 and -1 <= r.kendall <= 1
+        assert 0 <= r.floor.topk_intersection <= 1
         assert len(r.history) == 3 and all(math.isfinite(h) for h in r.history)
         assert r.accepted_steps + r.rejected_steps == 3
 
 
 # ------------------------------------------------------------------- reproducibility
 
-def test_attack_is_reproducible_with_a_fixed_generator(img, device):
+def test_attack_is_reproducible_with_a_fixed_seed(img, device):
     net = TinyConvNet(channels=3, classes=3, width=6, seed=0).eval().to(device)
     img = img.to(device)
-    kw = dict(method="rrs", steps=4, samples=8, eot_samples=4, random_start=True,
-              scoring=topk_uniform(64, 6))
-
-    def g(seed):
-        return torch.Generator(device=device).manual_seed(seed)
-    a = attack(net, img, generator=g(5), **kw)
-    b = attack(net, img, generator=g(5), **kw)
-    c = attack(net, img, generator=g(6), **kw)
-    assert a.x_adv.device.type == device.type
+    settings = maps("rrs", samples=8, scoring="topk", scoring_param=6)
+    a = attack(net, img, settings, opts(steps=4, eot=4, random_start=True, seed=5))
+    b = attack(net, img, settings, opts(steps=4, eot=4, random_start=True, seed=5))
+    c = attack(net, img, settings, opts(steps=4, eot=4, random_start=True, seed=6))
+    assert a.x_adv.device.type == "cpu"
     assert torch.equal(a.x_adv, b.x_adv)
     assert a.history == b.history
     assert torch.equal(a.attacked_map, b.attacked_map)
@@ -106,8 +124,35 @@ def test_attack_is_reproducible_with_a_fixed_generator(img, device):
 
 def test_progress_callback_counts_every_step(net, img):
     calls = []
-    attack(net, img, "vanilla", steps=3, restarts=2, progress=lambda d, t: calls.append((d, t)))
+    attack(net, img, maps("vanilla"), opts(steps=3, restarts=2), progress=lambda d, t: calls.append((d, t)))
     assert calls == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
+
+
+# --------------------------------------------------- the reported maps and the floor
+
+@pytest.mark.parametrize("method", ["rrs", "smoothgrad", "vanilla"])
+def test_reported_maps_use_seeds_s_and_s_plus_1_and_the_floor_is_rrs_floor(net, img, method):
+    """The attacker sees the map at seed s; the attacked map is measured at s + 1, like the
+    floor's second run, and at s; the floor is exactly rrs.floor.no_attack_floor."""
+    settings = maps(method, samples=4, k=6, seed=3)
+    r = attack(net, img, settings, opts(steps=2, eot=2))
+    assert r.label_preserved
+    x_adv = r.x_adv
+    assert torch.equal(r.clean_map, interpretation_map(net, img, settings))
+    assert torch.equal(r.attacked_map, interpretation_map(net, x_adv, settings.replace(seed=4)))
+    assert torch.equal(r.attacked_map_same_noise, interpretation_map(net, x_adv, settings))
+    floor = no_attack_floor(net, img, settings)
+    assert r.floor.seeds == floor.seeds == (3, 4)
+    assert r.floor.topk_intersection == floor.topk_intersection and r.floor.k == floor.k == r.k == 6
+    assert r.floor.spearman == floor.spearman and r.floor.kendall == floor.kendall
+    assert torch.equal(r.floor.map_a, floor.map_a) and torch.equal(r.floor.map_b, floor.map_b)
+    assert r.topk_intersection == tie_aware_intersection(r.clean_map, r.attacked_map, 6)
+    table = dict(r.rows())
+    assert table["no_attack_floor"] == floor.topk_intersection and table["norm"] == "linf"
+    if method == "vanilla":   # deterministic: both seeds give the same map, the floor is 1
+        assert torch.equal(r.attacked_map, r.attacked_map_same_noise) and floor.topk_intersection == 1.0
+    else:                     # the two seeds do differ
+        assert not torch.equal(r.attacked_map, r.attacked_map_same_noise)
 
 
 # ------------------------------------------------------------------------ surrogate
@@ -269,13 +314,13 @@ def test_torchvision_resnet18_attack_runs_quickly():
     small = x[:, :32, :32]
     with torch.no_grad():
         assert torch.allclose(sur(small[None]), model(small[None]), atol=0.2)
-    r = attack(model, small, "vanilla", steps=2, generator=gen(0))
+    r = attack(model, small, maps("vanilla"), opts(steps=2))
     assert r.label_preserved and r.linf <= 8 / 255 + 1e-6
     assert r.adv_objective < r.clean_objective
-    r = attack(model, x, "gradcam", steps=1, generator=gen(0))
+    r = attack(model, x, maps("gradcam"), opts(steps=1))
     assert r.clean_map.shape == (2, 2) and r.k == 1 and r.label_preserved
     with pytest.raises(ValueError, match="only 1 cell"):
-        attack(model, small, "gradcam", steps=1)
+        attack(model, small, maps("gradcam"), opts(steps=1))
 
 
 # ---------------------------------------------------------------- what gets batched
@@ -285,25 +330,30 @@ def test_eot_samples_go_through_the_surrogate_in_one_batch(net, img):
     batches = []
     handle = sur.model.register_forward_hook(lambda m, i, o: batches.append(i[0].shape[0]))
     try:
-        attack(net, img, "rrs", steps=3, eot_samples=8, samples=4, generator=gen(0))
+        attack(net, img, maps("rrs", samples=4), opts(steps=3, eot=8))
     finally:
         handle.remove()
     assert batches == [8, 8, 8]
 
 
-def test_soft_rank_surrogate_tends_to_the_real_rank_transform():
+def test_soft_transforms_the_attack_uses_tend_to_the_real_ones():
     # float64 and a tiny temperature: the nearest value pairs differ by ~1e-4 relative
     a = torch.rand(3, 200, generator=gen(11), dtype=torch.float64) ** 3
     for v in (topk_uniform(200, 20), exponential(200, 15.0)):
-        tr = attacks._Transform("rrs", 200, v, 0.1, 0.01, False, 1e-9, 400)
         hard = rank_transform(a, torch.as_tensor(v, dtype=a.dtype))
-        assert torch.allclose(tr.soft(a), hard, atol=1e-9)
+        assert torch.allclose(RankScore(v, max_levels=400).soft(a, 1e-9), hard, atol=1e-9)
         # with few levels the compressed vector still sums to v_1 at the top
-        tr16 = attacks._Transform("rrs", 200, v, 0.1, 0.01, False, 0.2, 16)
-        assert float(tr16.weights.sum()) == pytest.approx(v[0], rel=1e-9)
-    from rrs.smoothing import sparsify
-    tr = attacks._Transform("sparsified", 200, None, 0.1, 0.01, False, 1e-9, 16)
-    assert torch.allclose(tr.soft(a), sparsify(a, 0.1, 0.01), atol=1e-9)
+        assert float(RankScore(v, max_levels=16).weights.sum()) == pytest.approx(v[0], rel=1e-9)
+    sp = MapSettings(method="sparsified", tau=0.1, phi=0.01).transform(200)
+    assert torch.allclose(sp.soft(a, 1e-9), sparsify(a, 0.1, 0.01), atol=1e-9)
+    # what the attack builds: the settings' transform, with rank_levels
+    tr = pgd._work_transform(maps("rrs", scoring="exponential", scoring_param=15.0), 200, 200, 400)
+    assert torch.allclose(tr.soft(a, 1e-9), rank_transform(a, torch.as_tensor(exponential(200, 15.0))), atol=1e-9)
+    # on a lower work grid a count of the full grid's cells keeps its fraction: 51 of 1024 → 13 of 256
+    tr = pgd._work_transform(maps("rrs", scoring="topk", scoring_param=51), 1024, 256, 16)
+    assert float(tr.v.max()) == pytest.approx(1 / 13) and tr.v.size == 256
+    tr = pgd._work_transform(maps("rrs", scoring="topk", scoring_param=0.05), 1024, 256, 16)
+    assert float(tr.v.max()) == pytest.approx(1 / 13)
 
 
 # ------------------------------------------------------------------------- objectives
@@ -313,8 +363,8 @@ def test_each_objective_improves_its_real_value(net, img):
     target = torch.zeros(rows, cols)
     target[:3, :3] = 1.0
     for objective in ("topk", "mass_center", "targeted"):
-        r = attack(net, img, "vanilla", objective=objective, steps=8, epsilon=16 / 255,
-                   target_map=target if objective == "targeted" else None, generator=gen(0))
+        r = attack(net, img, maps("vanilla"), opts(objective=objective, steps=8, epsilon=16 / 255),
+                   target_map=target if objective == "targeted" else None)
         assert r.adv_objective < r.clean_objective - 1e-3, objective
         if objective == "targeted":
             inside = lambda m: float(m[:3, :3].sum() / m.sum())  # noqa: E731
@@ -342,18 +392,38 @@ class Boundary(nn.Module):
 
 @pytest.mark.parametrize("label_margin,label_weight", [(1.0, 1.0), (1e-3, 1.0), (1.0, 0.0)])
 def test_steps_that_flip_the_label_are_shortened_or_rejected(label_margin, label_weight):
-    # (1e-3, 1): the margin term only starts after a rejection; (1, 0): halving alone
+    # (1e-3, 1): the margin term only starts after a rejection (forced margin gradient);
+    # (1, 0): halving alone
     x0 = torch.rand(3, 8, 8, generator=gen(13))
     model = Boundary(x0).eval()
-    r = attack(model, x0, "vanilla", epsilon=8 / 255, steps=10, generator=gen(0),
-               label_margin=label_margin, label_weight=label_weight)
+    r = attack(model, x0, maps("vanilla"), opts(epsilon=8 / 255, steps=10, label_margin=label_margin,
+                                                 label_weight=label_weight))
     assert r.label_preserved and r.adv_label == 0
     assert 0 < r.linf < 3 / 255
     assert r.shortened_steps + r.rejected_steps > 0      # the constraint was active
     assert r.accepted_steps > 0
     # without enforcement the same attack crosses the boundary
-    free = attack(model, x0, "vanilla", epsilon=8 / 255, steps=10, keep_label=False, generator=gen(0))
+    free = attack(model, x0, maps("vanilla"), opts(epsilon=8 / 255, steps=10, keep_label=False))
     assert free.linf > 3 / 255 and not free.label_preserved
+    assert "keep_label=False" in free.message
+
+
+def test_a_forced_margin_gradient_follows_a_rejected_step():
+    """With a tiny label_margin no margin gradient is computed until a step is rejected;
+    then the check is redone with the margin gradient, and the next step uses it."""
+    x0 = torch.rand(3, 8, 8, generator=gen(13))
+    model = Boundary(x0).eval()
+    st = pgd._Attack(model, x0[None], torch.tensor([0]), maps("vanilla"),
+                     opts(epsilon=8 / 255, label_margin=1e-3), None, 16)
+    xc = pgd.project(x0[None], x0[None] + 1 / 255, Norm.parse("linf"), 8 / 255)  # off the kink of |x − x0|
+    chk = st.check(xc, need_map=True)
+    assert chk.margin_grad is None and chk.label == 0
+    forced = st.check(xc, need_map=True, force_margin=True)
+    assert forced.margin_grad is not None and float(forced.margin_grad.abs().max()) > 0
+    assert torch.equal(forced.cell_map, chk.cell_map)
+    g = torch.randn(1, 3, 8, 8, generator=gen(2))
+    assert torch.equal(st.direction(g, chk, boost=2.0), g / g.norm())
+    assert not torch.allclose(st.direction(g, forced, boost=2.0), g / g.norm())
 
 
 class Fragile(nn.Module):
@@ -371,7 +441,7 @@ class Fragile(nn.Module):
 
 def test_no_label_preserving_step_is_reported_clearly():
     x0 = torch.rand(3, 8, 8, generator=gen(14))
-    r = attack(Fragile(x0).eval(), x0, "vanilla", steps=3, generator=gen(0))
+    r = attack(Fragile(x0).eval(), x0, maps("vanilla"), opts(steps=3))
     assert not r.label_preserved and r.adv_label != r.clean_label
     assert r.accepted_steps == 0 and r.rejected_steps == 3
     assert "label" in r.message
@@ -379,67 +449,72 @@ def test_no_label_preserving_step_is_reported_clearly():
 
 def test_work_size_and_eval_every_options(net):
     x = torch.rand(3, 32, 32, generator=gen(15))
-    r = attack(net, x, "vanilla", steps=4, work_size=16, generator=gen(0))
+    r = attack(net, x, maps("vanilla"), opts(steps=4, work_size=16))
     assert r.clean_map.shape == (32, 32)           # measured at full resolution
     assert r.adv_objective < r.clean_objective and r.label_preserved
-    r = attack(net, x, "rrs", steps=2, samples=4, eot_samples=2, work_size=16,
-               scoring=topk_uniform(32 * 32, 51), generator=gen(0))  # vector for the full grid
+    sur = surrogate_model(net, 10.0)
+    sizes = []
+    handle = sur.model.register_forward_hook(lambda m, i, o: sizes.append(tuple(i[0].shape[-2:])))
+    try:   # a count of the full grid's cells (51 of 1024) for the scoring
+        r = attack(net, x, maps("rrs", samples=4, scoring="topk", scoring_param=51), opts(steps=2, eot=2, work_size=16))
+    finally:
+        handle.remove()
+    assert sizes == [(16, 16), (16, 16)]
     assert r.clean_map.shape == (32, 32) and r.accepted_steps == 2
-    assert float(attacks._resample_scoring(topk_uniform(1024, 51), 256).max()) == pytest.approx(1 / 13)
-    r = attack(net, x, "smoothgrad", steps=4, samples=4, eot_samples=2, eval_every=1, generator=gen(0))
+    r = attack(net, x, maps("smoothgrad", samples=4), opts(steps=4, eot=2, eval_every=1))
     assert r.accepted_steps == 4 and r.label_preserved
     table = dict(r.rows())
     assert table["method"] == "smoothgrad" and table["topk_intersection"] == r.topk_intersection
 
 
-# --------------------------------------------------------------------------- floor
-
-def test_no_attack_floor(net, img):
-    raw = no_attack_floor(net, img, "vanilla")
-    assert raw.topk_intersection == 1.0 and raw.spearman == pytest.approx(1.0)
-    fl = no_attack_floor(net, img, "rrs", samples=4, seeds=(0, 1), scoring=topk_uniform(64, 6), k=6)
-    a = smooth(net, img, method="rrs", samples=4, scoring=topk_uniform(64, 6), generator=gen(0)).map[0]
-    b = smooth(net, img, method="rrs", samples=4, scoring=topk_uniform(64, 6), generator=gen(1)).map[0]
-    from rrs.metrics import topk_intersection
-    assert fl.topk_intersection == topk_intersection(a, b, 6) and fl.k == 6
-    assert torch.equal(fl.map_a, a) and torch.equal(fl.map_b, b)
-    with pytest.raises(ValueError, match="seeds"):
-        no_attack_floor(net, img, "rrs", seeds=(3, 3))
-
-
 # ------------------------------------------------------------------------ bad input
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(method="lime"), "method"),
-    (dict(objective="fool"), "objective"),
-    (dict(norm="l3"), "norm"),
-    (dict(epsilon=0.0), "epsilon"),
-    (dict(epsilon=float("nan")), "epsilon"),
-    (dict(steps=0), "steps"),
-    (dict(step_size=-1.0), "step_size"),
-    (dict(eot_samples=0), "eot_samples"),
-    (dict(k=64), "k must be"),
-    (dict(objective="targeted"), "target_map"),
-    (dict(objective="targeted", target_map=torch.ones(4, 4)), "target_map"),
-    (dict(objective="targeted", target_map=torch.zeros(8, 8)), "target_map"),
-    (dict(base="saliency", method="rrs"), "base"),
-    (dict(surrogate_beta=-1.0), "surrogate_beta"),
-    (dict(noise=0.1, method="rrs"), "noise"),
+@pytest.mark.parametrize("make,match", [
+    (lambda: (maps("lime"), opts()), "method"),
+    (lambda: (maps(), opts(objective="fool")), "objective"),
+    (lambda: (maps(), opts(norm="l3")), "ℓ2 and ℓ∞"),
+    (lambda: (maps(), opts(norm="l1")), "ℓ2 and ℓ∞"),
+    (lambda: (maps(), opts(epsilon=0.0)), "epsilon"),
+    (lambda: (maps(), opts(epsilon=float("nan"))), "epsilon"),
+    (lambda: (maps(), opts(epsilon=2.0)), "covers all"),
+    (lambda: (maps(), opts(steps=0)), "steps"),
+    (lambda: (maps(), opts(step_size=-1.0)), "step_size"),
+    (lambda: (maps(), opts(eot=0)), "eot"),
+    (lambda: (maps(k=64), opts()), "k = 64 is out of range"),
+    (lambda: (maps("rrs", base="saliency"), opts()), "base"),
+    (lambda: (maps(), opts(surrogate_beta=-1.0)), "surrogate_beta"),
+    (lambda: (maps("rrs", noise="uniform"), opts()), "noise"),
+    (lambda: ({"method": "rrs"}, opts()), "settings must be rrs.MapSettings"),
+    (lambda: (maps(), {"steps": 1}), "attack must be rrs.AttackSettings"),
+    (lambda: (maps("rrs", scoring="custom", scoring_values=(1.0,) + (0.0,) * 63), opts(work_size=8)),
+     "work_size needs"),
 ])
-def test_bad_arguments_give_clear_value_errors(net, img, kwargs, match):
+def test_bad_settings_give_clear_value_errors(net, img, make, match):
     with pytest.raises(ValueError, match=match):
-        attack(net, img, **{"steps": 1, **kwargs})
+        attack(net, img, *make())
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(), "target_map"),
+    (dict(target_map=torch.ones(4, 4)), "target_map"),
+    (dict(target_map=torch.zeros(8, 8)), "target_map"),
+    (dict(target_map=torch.ones(8)), "target_map"),
+    (dict(target_map=torch.ones(8, 8), batch_size=0), "batch_size"),
+])
+def test_bad_call_arguments_give_clear_value_errors(net, img, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        attack(net, img, maps(), opts(objective="targeted", steps=1), **kwargs)
 
 
 def test_bad_images_give_clear_value_errors(net, img):
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        attack(net, img * 3, steps=1)
+        attack(net, img * 3, maps(), opts(steps=1))
     with pytest.raises(ValueError, match="one image"):
-        attack(net, torch.stack([img, img]), steps=1)
+        attack(net, torch.stack([img, img]), maps(), opts(steps=1))
     with pytest.raises(ValueError, match="non-finite"):
-        attack(net, img.masked_fill(img > 0.5, float("nan")), steps=1)
+        attack(net, img.masked_fill(img > 0.5, float("nan")), maps(), opts(steps=1))
     with pytest.raises(ValueError, match="tensor"):
-        attack(net, img.numpy(), steps=1)
+        attack(net, img.numpy(), maps(), opts(steps=1))
 
 
 # ------------------------------------------------- certified claims survive attacks
@@ -460,9 +535,9 @@ def test_certified_cells_survive_the_strongest_attack_within_the_radius():
     model = TinyConvNet(channels=1, classes=3, width=6, seed=0).eval()
     x = torch.rand(1, 8, 8, generator=gen(1))
     v = topk_uniform(64, 6)
+    settings = maps("rrs", noise="gaussian", sigma=sigma, samples=t, k=k, scoring="topk", scoring_param=6)
     y = int(model(x[None]).argmax())
-    clean = smooth(model, x, target=y, method="rrs", noise=Gaussian(sigma), samples=t,
-                   batch_size=t, scoring=v, generator=gen(0))
+    clean = smooth(model, x, settings, target=y, batch_size=t)
     stats = clean.stats(0)
     lower, upper = probability_bounds(stats, 1e-3)
     selected = topk_indices(clean.map[0], k)
@@ -477,22 +552,22 @@ def test_certified_cells_survive_the_strongest_attack_within_the_radius():
         m = m.reshape(-1).numpy()
         return [int(np.sum(np.delete(m, i) > m[i] + tol)) >= k for i in certified]
 
-    common = dict(objective="topk", norm="l2", k=k, noise=Gaussian(sigma), samples=t,
-                  batch_size=t, scoring=v, keep_label=False, eot_samples=32, steps=20,
-                  restarts=2, random_start=True, generator=gen(0), target=y)
-    r = attack(model, x, "rrs", epsilon=radius, **common)
+    strong = opts(objective="topk", norm="l2", epsilon=radius, keep_label=False, eot=32, steps=20,
+                  restarts=2, random_start=True)
+    r = attack(model, x, settings, strong, target=y, batch_size=t)
+    assert torch.equal(r.clean_map, clean.map[0])   # the attacker saw the certified map
     assert r.l2 <= radius * (1 + 1e-5)
     assert r.adv_objective < r.clean_objective      # the attack did move the map
-    assert not any(pushed_out(r.attacked_map))
+    assert not any(pushed_out(r.attacked_map)) and not any(pushed_out(r.attacked_map_same_noise))
     # per certified cell: pull all mass away from that cell
     for i in certified:
         away = torch.ones(8, 8)
         away.view(-1)[i] = 0.0
-        r = attack(model, x, "rrs", epsilon=radius, target_map=away,
-                   **{**common, "objective": "targeted", "restarts": 1})
+        r = attack(model, x, settings, strong.replace(objective="targeted", restarts=1), target=y,
+                   target_map=away, batch_size=t)
         assert not any(pushed_out(r.attacked_map))
     # far outside the certificate the same attack and check do find a violation
-    big = attack(model, x, "rrs", epsilon=40 * radius, **{**common, "restarts": 1})
+    big = attack(model, x, settings, strong.replace(epsilon=40 * radius, restarts=1), target=y, batch_size=t)
     assert all(pushed_out(big.attacked_map))
 
 
@@ -512,11 +587,11 @@ def coffee(default_model):
 
 @pytest.mark.slow
 def test_topk_attack_on_default_model_moves_vanilla_map_and_keeps_label(default_model, coffee):
-    r = attack(default_model, coffee, "vanilla", objective="topk", norm="linf", epsilon=8 / 255,
-               steps=10, generator=gen(0))
+    r = attack(default_model, coffee, maps("vanilla"), opts(objective="topk", norm="linf", epsilon=8 / 255,
+                                                            steps=10))
     assert r.clean_class_name in ("espresso", "cup")
     assert r.label_preserved and r.adv_label == r.clean_label
-    assert r.topk_intersection < 0.5
+    assert r.topk_intersection < 0.5 and r.floor.topk_intersection == 1.0
     assert r.linf <= 8 / 255 + 1e-6 and 0 <= float(r.x_adv.min()) and float(r.x_adv.max()) <= 1
     assert r.adv_objective < r.clean_objective
 
@@ -527,7 +602,7 @@ def test_rrs_attack_on_default_model_runs_with_eot(default_model, coffee):
     assert sur.folded > 0 and not any(isinstance(m, nn.ReLU6) for m in sur.modules())
     with torch.no_grad():
         assert int(sur(coffee[None]).argmax()) == int(default_model(coffee[None]).argmax())
-    r = attack(default_model, coffee, "rrs", steps=2, eot_samples=2, samples=4, epsilon=4 / 255,
-               cell=16, generator=gen(0))
+    r = attack(default_model, coffee, maps("rrs", samples=4, cell=16), opts(steps=2, eot=2, epsilon=4 / 255))
     assert r.clean_map.shape == (14, 14) and r.label_preserved
     assert r.attacked_map.sum().item() == pytest.approx(1.0, abs=1e-4)
+    assert r.floor.seeds == (0, 1) and 0 <= r.floor.topk_intersection <= 1

@@ -126,7 +126,7 @@ def _work_transform(settings: MapSettings, n_full: int, n_work: int, max_levels:
 
 # ========================================================================== the state
 
-@dataclass
+@dataclass(frozen=True)
 class _Check:
     """What the real model says about one input."""
 
@@ -262,6 +262,17 @@ class _Attack:
 
 # ============================================================================ the loop
 
+@dataclass(frozen=True)
+class _Iterate:
+    """A point of the attack: the input, the real model's check, and (when measured) its
+    real map at noise seed ``s`` with that map's objective value."""
+
+    x: torch.Tensor
+    check: _Check
+    cell_map: torch.Tensor | None = None
+    objective: float = math.inf
+
+
 @dataclass
 class _Tally:
     """What the restarts accumulate: counts, the surrogate history and the best iterate."""
@@ -273,13 +284,14 @@ class _Tally:
     rejected: int = 0
     shortened: int = 0
     done: int = 0
-    best: tuple | None = None           # (real objective, x, check, map at seed s)
-    first_flipped: tuple | None = None  # (x, check) of the first rejected candidate
+    best: _Iterate | None = None           # the label-preserving iterate with the lowest objective
+    first_flipped: _Iterate | None = None  # the first candidate that changed the label
 
-    def consider(self, value: float, xc, chk: _Check, cell_map):
-        """Keep ``xc`` if its real objective is the best so far."""
-        if self.best is None or value < self.best[0]:
-            self.best = (value, xc, chk, cell_map)
+    def consider(self, st: "_Attack", xc, chk: _Check, cell_map):
+        """Keep ``xc`` if the objective of its real map ``cell_map`` is the best so far."""
+        value = st.real_objective(cell_map)
+        if self.best is None or value < self.best.objective:
+            self.best = _Iterate(xc, chk, cell_map, value)
 
     def tick(self):
         self.done += 1
@@ -287,9 +299,9 @@ class _Tally:
             self.progress(self.done, self.total)
 
 
-def _step(st: _Attack, tally: _Tally, xc, chk: _Check, g, boost: float):
-    """One PGD step with backtracking: ``(x, check)`` of the accepted point, or ``None`` when
-    even ``max_backtracks`` halvings of the step change the label."""
+def _step(st: _Attack, tally: _Tally, xc, chk: _Check, g, boost: float) -> _Iterate | None:
+    """One PGD step with backtracking: the accepted point, or ``None`` when even
+    ``max_backtracks`` halvings of the step change the label."""
     opts = st.opts
     d = st.direction(g, chk, boost)
     alpha = opts.step
@@ -299,9 +311,9 @@ def _step(st: _Attack, tally: _Tally, xc, chk: _Check, g, boost: float):
         if not opts.keep_label or cchk.label == st.clean.label:
             tally.accepted += 1
             tally.shortened += attempt > 0
-            return cand, cchk
+            return _Iterate(cand, cchk)
         if tally.first_flipped is None:
-            tally.first_flipped = (cand, cchk)
+            tally.first_flipped = _Iterate(cand, cchk)
         alpha /= 2
     tally.rejected += 1
     return None
@@ -323,47 +335,41 @@ def _restart(st: _Attack, tally: _Tally, restart: int):
             if opts.keep_label and chk.margin_grad is None:
                 chk = st.check(xc, need_map=st.raw, force_margin=True)
         else:
-            xc, chk = moved
+            xc, chk = moved.x, moved.check
             cache, boost = None, 1.0
             if st.raw:
-                tally.consider(st.real_objective(chk.cell_map), xc, chk, chk.cell_map)
+                tally.consider(st, xc, chk, chk.cell_map)
             elif opts.eval_every and (step + 1) % opts.eval_every == 0:
-                m = st.measure(xc)
-                tally.consider(st.real_objective(m), xc, chk, m)
+                tally.consider(st, xc, chk, st.measure(xc))
                 measured = xc
         tally.tick()
     if not st.raw and xc is not st.x0 and measured is not xc:
-        m = st.measure(xc)
-        tally.consider(st.real_objective(m), xc, chk, m)
+        tally.consider(st, xc, chk, st.measure(xc))
 
 
-def _chosen(st: _Attack, tally: _Tally):
-    """``(x_adv, check, map at seed s or None, message)``: the best label-preserving iterate,
-    else the first label-changing candidate, else ``x0``."""
+def _chosen(st: _Attack, tally: _Tally) -> tuple[_Iterate, str]:
+    """The reported iterate and its message: the best label-preserving iterate, else the
+    first label-changing candidate, else ``x0``."""
     if tally.best is not None:
-        _, x_adv, chk, same = tally.best
-        message = ""
-        if not st.opts.keep_label and chk.label != st.clean.label:
-            message = "label not enforced (keep_label=False) and it changed"
-        return x_adv, chk, same, message
+        changed = not st.opts.keep_label and tally.best.check.label != st.clean.label
+        return tally.best, "label not enforced (keep_label=False) and it changed" if changed else ""
     if tally.first_flipped is not None:
-        x_adv, chk = tally.first_flipped
-        return x_adv, chk, None, (
+        return tally.first_flipped, (
             "no step kept the label: every candidate changed the prediction even after "
             f"{st.opts.max_backtracks} step halvings; the result shows the first label-changing "
             "candidate (try a smaller epsilon or step size, or a larger label_weight)")
-    return st.x0, st.clean, st.clean_map, "no step was taken"
+    return _Iterate(st.x0, st.clean, st.clean_map), "no step was taken"
 
 
 def _assemble(st: _Attack, tally: _Tally, elapsed_from: float) -> AttackResult:
     """Measure ``x_adv`` at seeds ``s + 1`` and ``s`` and the floor; build the result."""
-    x_adv, chk, same, message = _chosen(st, tally)
-    seed = st.settings.seed
+    chosen, message = _chosen(st, tally)
+    x_adv, chk, seed = chosen.x, chosen.check, st.settings.seed
     attacked = st.measure(x_adv, seed=seed + 1)
     if not st.settings.smoothed:
         same = attacked
-    elif same is None:
-        same = st.measure(x_adv, seed=seed)
+    else:
+        same = chosen.cell_map if chosen.cell_map is not None else st.measure(x_adv, seed=seed)
     clean = st.clean_map
     floor = no_attack_floor(st.model, st.x0, st.settings, target=st.y, batch_size=st.batch_size, map_a=clean)
     delta = (x_adv - st.x0)[0]
