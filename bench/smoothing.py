@@ -7,7 +7,7 @@ Sparsified SmoothGrad and RRS; then the certificates of one RRS map.
     python bench/smoothing.py [--samples 32] [--batch-size 16] [--repeats 5] [--quick]
 
 :func:`measure` returns the numbers (the study, ``rrs.study.bench``, stores them);
-:func:`table` formats them as :func:`main` prints them.
+:func:`print_table` prints them as :func:`main` does.
 """
 from __future__ import annotations
 
@@ -130,6 +130,10 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def print_table(result: dict) -> None:
+    print(table(result))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=32)
@@ -140,7 +144,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="T ≤ 8 and 2 rounds (a smoke run)")
     args = ap.parse_args(argv)
     result = measure(args.quick, args.model, args.samples, args.batch_size, args.repeats, args.sigma)
-    print(table(result))
+    print_table(result)
     return result
 
 

@@ -500,3 +500,29 @@ def test_bench_measure_returns_rows():
     assert ("smoothing: certify one map, with per-cell radii", "certify_seconds") in got
     assert all(r["experiment"] == "speed" for r in rows)
     assert len(rows) == sum(len(r) - 1 for r in result["rows"])
+
+
+def test_bench_attack_rows_use_the_study_metric_names():
+    """bench/attack.py's measure rows (cpu_s, wall_s, ratio) become the metrics the report shows."""
+    result = {"rows": [{"name": "plain vanilla gradient (batch 1)", "cpu_s": 0.05, "wall_s": 0.06, "ratio": 1.0},
+                       {"name": "  RRS EOT-4 surrogate [after]", "cpu_s": 0.4, "wall_s": 0.5, "ratio": 8.0}]}
+    rows = bench.rows_from_measure({"kind": "speed"}, "attack", result)
+    got = {(r["certificate"], r["metric"]): r["value"] for r in rows}
+    assert got == {("attack: plain vanilla gradient (batch 1)", "cpu_seconds"): 0.05,
+                   ("attack: plain vanilla gradient (batch 1)", "wall_seconds"): 0.06,
+                   ("attack: plain vanilla gradient (batch 1)", "ratio_to_gradient_cpu"): 1.0,
+                   ("attack: RRS EOT-4 surrogate [after]", "cpu_seconds"): 0.4,
+                   ("attack: RRS EOT-4 surrogate [after]", "wall_seconds"): 0.5,
+                   ("attack: RRS EOT-4 surrogate [after]", "ratio_to_gradient_cpu"): 8.0}
+
+
+def test_speed_job_runs_the_smoothing_benchmark(monkeypatch):
+    """speed_rows runs bench/smoothing.py's measure in-process and keeps its printed table."""
+    module = bench.load_benchmark("smoothing")
+    real = module.measure
+    monkeypatch.setattr(module, "measure", lambda quick=False: real(quick=True, model="tiny", repeats=1))
+    rows = bench.speed_rows({"kind": "speed", "model": "tiny"}, scripts=("smoothing",))
+    metrics = {r["metric"] for r in rows}
+    assert {"seconds", "ratio_to_bare_loop", "ratio_to_captum", "certify_seconds", "bench_seconds"} <= metrics
+    note = next(r["note"] for r in rows if r["metric"] == "bench_seconds")
+    assert "rrs rrs" in note and "× captum" in note

@@ -1,25 +1,31 @@
 """The speed experiment: the project's benchmarks (``bench/smoothing.py``, ``bench/attack.py``)
 run in-process through their ``measure`` functions, whose returned numbers become rows.
 
-Contract of a benchmark module: ``measure(quick: bool = False, ...) -> {"settings": {...},
-"rows": [{"name": str, <metric>: float, ...}, ...]}`` and ``table(result) -> str`` (what its
-``main`` prints). Every numeric entry of a row becomes one study row (``certificate`` =
-``"<script>: <name>"``, ``metric`` = the entry's key); the printed table is kept as the note
-of the ``bench_seconds`` row so the report can show it.
+Contract of a benchmark module: ``measure(quick: bool = False, ...) -> {..., "rows": [{"name":
+str, <number>: float, ...}, ...]}`` and ``print_table(result)`` (what its ``main`` prints).
+Every numeric entry of a row becomes one study row (``certificate`` = ``"<script>: <name>"``,
+``metric`` = the entry's key, renamed by :data:`METRICS`); the printed table is kept as the
+note of the ``bench_seconds`` row so the report can show it (display only: the numbers come
+from ``measure``).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import sys
 import time
 from pathlib import Path
 
 from .jobs import row
 
-__all__ = ["BENCH_DIR", "SCRIPTS", "load_benchmark", "rows_from_measure", "speed_rows"]
+__all__ = ["BENCH_DIR", "SCRIPTS", "METRICS", "load_benchmark", "rows_from_measure", "speed_rows"]
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 SCRIPTS = ("smoothing", "attack")
+#: Per benchmark: its row keys → the study's metric names (keys not listed keep their name).
+METRICS = {"smoothing": {},
+           "attack": {"cpu_s": "cpu_seconds", "wall_s": "wall_seconds", "ratio": "ratio_to_gradient_cpu"}}
 
 
 def load_benchmark(name: str):
@@ -41,11 +47,12 @@ def load_benchmark(name: str):
 
 def rows_from_measure(job: dict, script: str, result: dict) -> list[dict]:
     """Study rows from one benchmark's :func:`measure` result."""
+    names = METRICS.get(script, {})
     out = []
     for r in result["rows"]:
-        for metric, value in r.items():
-            if metric != "name" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                out.append(row(job, "speed", metric, value, certificate=f"{script}: {r['name']}"))
+        for key, value in r.items():
+            if key != "name" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                out.append(row(job, "speed", names.get(key, key), value, certificate=f"{script}: {r['name'].strip()}"))
     return out
 
 
@@ -60,7 +67,10 @@ def speed_rows(job: dict, scripts=SCRIPTS, quick: bool = False) -> list[dict]:
         try:
             module = load_benchmark(script)
             result = module.measure(quick=quick)
-            text = module.table(result)
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                module.print_table(result)
+            text = printed.getvalue().strip()
         except Exception as exc:  # a benchmark's failure is a result of the speed experiment
             rows.append(row(job, "speed", "bench_failed", 1.0, certificate=script,
                             note=f"{type(exc).__name__}: {exc}"[-600:]))
