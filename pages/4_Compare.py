@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from rrs import plots as P
-from rrs.evaluate import load_summary
+from rrs.study import load_summary
 from rrs.methods import METHODS
 from rrs.settings import L2, LINF, AttackSettings, CertifySettings, MapSettings
 from ui import caching, export, sidebar, state

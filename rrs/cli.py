@@ -682,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List the registered models and whether their weights are available here.")
     p.set_defaults(func=cmd_models)
 
-    from .evaluate import register_cli
+    from .study.cli import register_cli
 
     register_cli(sub)
     return parser

@@ -439,7 +439,7 @@ def test_compare_page_live_and_stored_results():
     ok(at)
     stored = [i.value for i in at.info if "stored" in i.value.lower() or "make eval" in i.value]
     try:
-        from rrs.evaluate import load_summary
+        from rrs.study import load_summary
         has_summary = load_summary() is not None
     except ImportError:
         has_summary = False
@@ -460,7 +460,7 @@ def test_compare_page_live_and_stored_results():
 
 
 def test_compare_shows_stored_evaluation_results(tmp_path, monkeypatch):
-    from rrs.report import KEYS
+    from rrs.study.stats import KEYS
     rows = []
     for method in ("rrs", "smoothgrad"):
         for t in (1, 4, 16):
