@@ -23,6 +23,7 @@ from .attributions import get_attribution, to_cells
 from .methods import Transform
 from .noise import Noise
 from .settings import MapSettings
+from .timing import RATES, sample_key
 
 __all__ = ["smooth", "smooth_stream", "raw_map", "interpretation_map", "SmoothResult", "CellStats",
            "predict_target", "model_device", "generator_for"]
@@ -180,7 +181,8 @@ def smooth_stream(model, x, settings: MapSettings | None = None, *, checkpoints=
     target = _target(model, x, target)
     generator = generator_for(model, settings.seed) if generator is None else generator
     b = x.shape[0]
-    start = time.perf_counter()
+    rate_key = sample_key(model, x, settings)
+    start = last = time.perf_counter()
     transform: Transform | None = None
     total_sum = sq_sum = None
     per_pass = max(1, batch_size // b)
@@ -200,6 +202,9 @@ def smooth_stream(model, x, settings: MapSettings | None = None, *, checkpoints=
             total_sum = s if total_sum is None else total_sum + s
             sq_sum = s2 if sq_sum is None else sq_sum + s2
             done += m
+            now = time.perf_counter()
+            RATES.record(rate_key, m * b, now - last)
+            last = now
             if progress is not None:
                 progress(done, total)
         yield SmoothResult(settings, (total_sum / done).float().reshape(b, *rows_cols),

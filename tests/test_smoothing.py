@@ -274,3 +274,18 @@ def test_grad_cam_builds_no_graph_below_its_layer(tiny_model64, tiny_input):
     assert below is None
     assert torch.autograd.grad(full.sum(), tiny_model64.conv1.weight, allow_unused=True)[0] is not None
     assert torch.is_grad_enabled()  # the grad mode is restored after the cut forward
+
+
+def test_smoothing_records_the_measured_sample_rate(tiny_model, tiny_input):
+    """Predicted times come from rates measured on this device: smooth records its own."""
+    from rrs.timing import RATES, format_seconds, sample_key
+
+    s = MapSettings(method="rrs", samples=6)
+    key = sample_key(tiny_model, tiny_input, s)
+    RATES.clear()
+    assert RATES.predict(key, 100) is None
+    smooth(tiny_model, tiny_input, s, batch_size=2)
+    rate = RATES.rate(key)
+    assert rate is not None and rate > 0
+    assert RATES.predict(key, 100) == pytest.approx(100 / rate)
+    assert format_seconds(None) == "unknown" and format_seconds(150) == "about 2 min"
