@@ -99,7 +99,8 @@ class SmoothResult:
         """Per-cell sample statistics of image ``index`` for :func:`rrs.certify.certify`."""
         mean = self.flat(index)
         if self.method == "rrs":
-            mean = mean / mean.sum()  # float32 accumulation drift; the exact map sums to 1
+            # float32 storage drift: the exact map sums to 1 and no cell exceeds v_1
+            mean = np.minimum(mean / mean.sum(), self.value_bound)
         sq = self.sq_mean[index].detach().double().cpu().reshape(-1).numpy()
         return CellStats(mean, sq, self.samples, self.value_bound, self.binary)
 

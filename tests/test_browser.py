@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rrs.images import load_image, to_tensor
+from rrs.images import load_image
 from rrs.models import load_model
 from rrs.settings import MapSettings
 from rrs.smoothing import interpretation_map
@@ -239,8 +239,9 @@ def test_every_page_in_a_real_browser(server, browser, tmp_path):
         # the exported settings read back recompute the exported map
         settings = MapSettings.from_dict(doc["settings"])
         assert (settings.method, settings.samples, settings.cell) == ("rrs", 8, 16)
-        x = to_tensor(load_image(img.read_bytes(), name=img.name), 112)
-        again = interpretation_map(load_model(doc["provenance"]["model"]), x, settings).numpy()
+        model = load_model(doc["provenance"]["model"])
+        x = model.prepare(load_image(img.read_bytes(), name=img.name), 112)
+        again = interpretation_map(model, x, settings).numpy()
         assert np.allclose(again, np.array(doc["results"]["map"]), rtol=1e-4, atol=1e-6)
         png = download(page, "PNG figure")
         assert png[:8] == b"\x89PNG\r\n\x1a\n"

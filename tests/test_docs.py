@@ -44,7 +44,8 @@ def references(text: str) -> list[str]:
 def unresolved(text: str, known: dict[str, str]) -> list[str]:
     bad = [f"§{sid}" for sid in references(text) if sid not in known]
     for sid, phrase in QUOTED.findall(text):
-        if sid in known and phrase.lower() not in known[sid].lower():
+        phrase = " ".join(phrase.split())
+        if sid in known and phrase.lower() not in " ".join(known[sid].split()).lower():
             bad.append(f"§{sid} has no {phrase!r}")
     return bad
 

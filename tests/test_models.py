@@ -525,7 +525,9 @@ def test_prepare_is_the_reference_preprocessing_at_any_working_size():
     from rrs.images import to_tensor
     from rrs.models import load_tiny
 
-    model = load_tiny()
+    import copy
+
+    model = copy.deepcopy(load_tiny())  # the loaded model is cached and shared: never mutate it
     model.resize_size = 40  # a 32-px model evaluated on a centre crop of 32 from 40
     img = Image.fromarray((np.random.default_rng(0).random((50, 70, 3)) * 255).astype(np.uint8))
     torch.testing.assert_close(model.prepare(img), to_tensor(img, 32, resize_size=40))
