@@ -8,7 +8,8 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["integer", "positive", "fraction", "non_negative", "choice", "image_batch", "image"]
+__all__ = ["integer", "positive", "fraction", "probability", "non_negative", "choice", "array", "image_batch",
+           "image"]
 
 
 def integer(name: str, value, low: int = 1, high: int | None = None) -> int:
@@ -56,6 +57,31 @@ def fraction(name: str, value, closed_low: bool = False) -> float:
     if not math.isfinite(v) or v > 1 or v < 0 or (v == 0 and not closed_low):
         raise ValueError(f"{name} must be in {'[' if closed_low else '('}0, 1], got {value!r}")
     return v
+
+
+def probability(name: str, value) -> float:
+    """``value`` strictly between 0 and 1 (a failure probability such as η)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}") from None
+    if not 0 < v < 1:
+        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+    return v
+
+
+def array(name: str, value, above: float | None = None, at_least: float | None = None) -> np.ndarray:
+    """``value`` as a finite float array with every entry ``> above`` / ``≥ at_least``."""
+    a = np.asarray(value, dtype=float)
+    bad = ~np.isfinite(a)
+    if above is not None:
+        bad |= a <= above
+    if at_least is not None:
+        bad |= a < at_least
+    if np.any(bad):
+        bound = f" and > {above:g}" if above is not None else f" and ≥ {at_least:g}" if at_least is not None else ""
+        raise ValueError(f"{name} must be finite{bound}, got {value!r}")
+    return a
 
 
 def choice(name: str, value, options) -> str:

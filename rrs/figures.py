@@ -28,6 +28,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from PIL import Image
 
+from . import checks
+
 __all__ = ["CMAP", "CERTIFIED_COLOR", "TOPK_COLOR", "LOST_COLOR", "image_array", "map_array",
            "upsample", "blend", "topk_mask", "overlay_png", "comparison_png", "attack_png"]
 
@@ -109,10 +111,7 @@ def upsample(cell_map, height: int, width: int, cell: int | None = None) -> np.n
 
 
 def _check_opacity(opacity) -> float:
-    o = float(opacity)
-    if not 0.0 <= o <= 1.0:
-        raise ValueError(f"opacity must be in [0, 1], got {opacity!r}")
-    return o
+    return checks.fraction("opacity", opacity, closed_low=True)
 
 
 def _vmax(maps, vmax=None) -> float:

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import checks
+
 __all__ = ["ImageError", "ImageInfo", "LoadedImage", "load_image", "to_tensor", "to_pil",
            "list_samples", "load_sample", "SAMPLES_DIR", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS",
            "MIN_SIDE", "IMAGE_SUFFIXES"]
@@ -325,9 +327,7 @@ def _as_pil(img) -> Image.Image:
 
 
 def _check_side(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return checks.integer(name, value)
 
 
 def to_tensor(img, size: int, *, resize_size: int | None = None) -> torch.Tensor:

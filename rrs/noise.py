@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import checks
+
 __all__ = ["Gaussian", "Laplace", "Noise", "check_norm"]
 
 
@@ -31,17 +33,11 @@ def check_norm(norm) -> float:
 
 
 def _check_alpha(alpha) -> np.ndarray:
-    a = np.asarray(alpha, dtype=float)
-    if not np.all(np.isfinite(a)) or np.any(a <= 1):
-        raise ValueError(f"alpha must be finite and > 1, got {alpha!r}")
-    return a
+    return checks.array("alpha", alpha, above=1.0)
 
 
 def _check_radius(radius) -> np.ndarray:
-    r = np.asarray(radius, dtype=float)
-    if not np.all(np.isfinite(r)) or np.any(r < 0):
-        raise ValueError(f"radius must be finite and ≥ 0, got {radius!r}")
-    return r
+    return checks.array("radius", radius, at_least=0.0)
 
 
 def _dim_factor(norm: float, exponent_at_inf: float, threshold: float, dim) -> float:

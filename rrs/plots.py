@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 
 __all__ = ["COLORSCALE", "OVERLAY_SCALE", "CMAP", "CERTIFIED", "TOPK", "LOST", "PALETTE", "to_uint8",
            "display_scale", "mask_outline", "map_figure", "region_figure", "radius_figure",
@@ -59,7 +60,7 @@ OVERLAY_SCALE = _overlay_scale()
 
 def to_uint8(image) -> np.ndarray:
     """``(H, W, 3)`` uint8 from a uint8 array, a float array in [0, 1] (HWC or CHW) or a tensor."""
-    if hasattr(image, "detach"):
+    if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
@@ -350,7 +351,7 @@ def difference_image(x, x_adv, amplify: float | None = None) -> tuple[np.ndarray
 
 
 def _hwc(x) -> np.ndarray:
-    if hasattr(x, "detach"):
+    if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     arr = np.asarray(x, dtype=float)
     if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):

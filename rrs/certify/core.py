@@ -22,8 +22,10 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
 from scipy import stats as _stats
 
+from .. import checks
 from ..noise import Gaussian, Noise, check_norm
 from ..smoothing import CellStats
 from .stable import divergence_at
@@ -44,7 +46,7 @@ DEFAULT_ALPHAS = 1.0 + np.geomspace(1e-3, 2e3, 72)
 # --------------------------------------------------------------------------- validation
 
 def _as_prob(p, name="p") -> np.ndarray:
-    if hasattr(p, "detach"):
+    if isinstance(p, torch.Tensor):
         p = p.detach().cpu().double().numpy()
     arr = np.asarray(p, dtype=float)
     if arr.ndim != 1:
@@ -62,29 +64,15 @@ def _as_prob(p, name="p") -> np.ndarray:
 
 
 def _check_k(k, n) -> int:
-    if isinstance(k, bool) or not float(k).is_integer():
-        raise ValueError(f"k must be an integer in 1..{n - 1}, got {k!r}")
-    k = int(k)
-    if not 1 <= k <= n - 1:
-        raise ValueError(f"k must be in 1..{n - 1} (n = {n} cells), got {k}")
-    return k
+    return checks.integer("k", k, low=1, high=n - 1)
 
 
 def _check_beta(beta) -> float:
-    try:
-        b = float(beta)
-    except (TypeError, ValueError):
-        raise ValueError(f"beta must be a number in (0, 1], got {beta!r}") from None
-    if not (0.0 < b <= 1.0):
-        raise ValueError(f"beta must be in (0, 1], got {beta!r}")
-    return b
+    return checks.fraction("beta", beta)
 
 
 def _check_alpha(alpha) -> float:
-    a = float(alpha)
-    if not math.isfinite(a) or a <= 1:
-        raise ValueError(f"alpha must be finite and > 1, got {alpha!r}")
-    return a
+    return float(checks.array("alpha", alpha, above=1.0))
 
 
 def displaced_count(k: int, beta: float) -> int:
@@ -191,12 +179,7 @@ def _split(p_sorted_vals_desc: np.ndarray, k: int, k0: int):
 
 
 def _check_k0(k0, k, n) -> int:
-    if isinstance(k0, bool) or not float(k0).is_integer():
-        raise ValueError(f"k0 must be an integer, got {k0!r}")
-    k0 = int(k0)
-    if not 1 <= k0 <= min(k, n - k):
-        raise ValueError(f"k0 must be in 1..{min(k, n - k)} for k = {k} and n = {n}, got {k0}")
-    return k0
+    return checks.integer("k0", k0, low=1, high=min(k, n - k))
 
 
 def min_renyi_divergence(p, k: int, k0: int, alpha: float) -> float:
@@ -606,13 +589,7 @@ def certified_region(radii, radius: float) -> np.ndarray:
 # ------------------------------------------------------------ confidence intervals
 
 def _check_eta(eta) -> float:
-    try:
-        eta = float(eta)
-    except (TypeError, ValueError):
-        raise ValueError(f"eta must be a number in (0, 1), got {eta!r}") from None
-    if not 0 < eta < 1:
-        raise ValueError(f"eta must be in (0, 1), got {eta!r}")
-    return eta
+    return checks.probability("eta", eta)
 
 
 def _check_stats(stats, name: str = "stats", bounded: bool = False) -> CellStats:
