@@ -420,8 +420,7 @@ def cmd_certify(args) -> int:
     n = m.numel()
     k = settings.k_for(n)
     t1 = time.perf_counter()
-    report = certify(res.stats(0), k, res.noise, betas=cert.betas, norm=float(cert.norm), dim=res.dim,
-                     eta=cert.eta, bound_method=args.bound_method, rrs_map=True, per_cell=True)
+    report = certify(res.stats(0), k, res.noise, dim=res.dim, bound_method=args.bound_method, settings=cert)
     certify_s = time.perf_counter() - t1
     print(f"RRS over {_name(settings.base)}: {_grid_summary(m)}, k = {k}, T = {settings.samples}, "
           f"{_noise_text(settings)}; map {smooth_s:.2f} s, certificates {certify_s:.2f} s")

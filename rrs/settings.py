@@ -379,12 +379,16 @@ class CertifySettings(_Settings):
         eta: failure probability of the finite-sample certificates (sound with prob. ≥ 1 − η).
         betas: overlap levels β for the radius-versus-β table.
         cell_radii: also compute per-cell radii (the certified region).
+        scheme: the finite-sample scheme (method.md §5): ``"bonferroni"`` (intervals for every
+            cell from the same samples) or ``"selection"`` (a separate first batch fixes the
+            top-k set; one-sided intervals on the rest).
     """
 
     norm: Norm = L2
     eta: float = 0.05
     betas: tuple = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
     cell_radii: bool = True
+    scheme: str = "bonferroni"
 
     def __post_init__(self):
         object.__setattr__(self, "norm", Norm.parse(self.norm))
@@ -397,3 +401,4 @@ class CertifySettings(_Settings):
             raise ValueError("betas must hold at least one overlap level β in (0, 1]")
         object.__setattr__(self, "betas", betas)
         object.__setattr__(self, "cell_radii", bool(self.cell_radii))
+        checks.choice("scheme", self.scheme, ("bonferroni", "selection"))

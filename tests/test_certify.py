@@ -337,3 +337,20 @@ def test_bad_beta_and_noise():
         C.probability_bounds(C.CellStats(p, p, 10, None), 0.05)
     with pytest.raises(ValueError, match="radius"):
         C.certified_region(p, -1)
+
+
+def test_certify_settings_object_equals_keyword_arguments():
+    """certify(settings=CertifySettings(...)) is the same computation as the keyword form."""
+    from rrs.settings import CertifySettings
+    from rrs.smoothing import CellStats
+
+    rng = np.random.default_rng(3)
+    p = np.minimum(rng.dirichlet(np.ones(12) * 2.0), 0.3)
+    p = p / p.sum()
+    stats = CellStats(p, p * 0.4, 400, 0.4, False)
+    cs = CertifySettings(norm="l2", eta=0.1, betas=(1.0, 0.8))
+    a = C.certify(stats, 3, Gaussian(0.3), settings=cs)
+    b = C.certify(stats, 3, Gaussian(0.3), betas=(1.0, 0.8), norm=2, eta=0.1)
+    assert [c.radius for c in a.rdp_finite] == [c.radius for c in b.rdp_finite]
+    assert [c.radius for c in a.cdf_plugin] == [c.radius for c in b.cdf_plugin]
+    assert a.scheme == "bonferroni"

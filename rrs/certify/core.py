@@ -828,7 +828,8 @@ SCHEMES = ("bonferroni", "selection")
 def certify(stats: CellStats, k: int, noise: Noise, betas=(1.0, 0.9, 0.8, 0.7, 0.6, 0.5),
             norm=2, dim=None, eta: float = 0.05, bound_method: str = "auto",
             rrs_map: bool = True, per_cell: bool = True, alphas=None, *,
-            scheme: str = "bonferroni", selection: CellStats | None = None) -> CertificationReport:
+            scheme: str = "bonferroni", selection: CellStats | None = None,
+            settings=None) -> CertificationReport:
     """Every certificate for one smoothed map (method.md §4–§6).
 
     Guarantee of the finite-sample certificates: with probability ≥ 1 − η over the sampling,
@@ -855,7 +856,13 @@ def certify(stats: CellStats, k: int, noise: Noise, betas=(1.0, 0.9, 0.8, 0.7, 0
             ``scheme="selection"``; e.g. ``smooth(..., samples=T//8)`` followed by an
             independent ``smooth(..., samples=T − T//8)`` on the same generator). The plug-in
             certificates use both batches pooled.
+        settings: a :class:`rrs.settings.CertifySettings`; when given, its ``norm``, ``eta``,
+            ``betas``, ``cell_radii`` (→ ``per_cell``) and ``scheme`` replace those arguments
+            (the form the command line, the app and the study use).
     """
+    if settings is not None:
+        betas, norm, eta = settings.betas, float(settings.norm), settings.eta
+        per_cell, scheme = settings.cell_radii, settings.scheme
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
     _check_stats(stats, bounded=True)
