@@ -5,9 +5,16 @@ k' cells of a noisy latent score, so per-sample values are binary as for real to
 the finite-sample RDP radius (β = 1 and 0.6) and the Gaussian-CDF radius after T samples,
 ``scheme="selection"`` (T/8 selection + 7T/8 estimation) against ``scheme="bonferroni"``
 (all T samples), and the time each takes (sampling + certification, measured in the same
-run). With ``--real`` also on the default model (rrs.load_default + rrs.smooth).
+run).
 
-    python bench/certify.py [--quick] [--real]
+Then the real model at the Certify page's defaults (EfficientNet-Lite0, coffee, 32-px cells,
+σ = 0.25): samples per second fp32 vs channels_last vs bf16 (``bench/precision.py``'s timing),
+whether bf16 agrees with fp32 within the no-attack floor, the time to the first non-empty
+finite-sample region of an anytime run, and the finite-sample radius after equal compute
+time: new (selection batch + the fastest precision that agrees) vs old (Bonferroni, fp32
+contiguous input), printed as ``finite-sample radius per second: new/old = X``.
+
+    python bench/certify.py [--quick] [--synthetic-only]
 """
 from __future__ import annotations
 
@@ -80,46 +87,120 @@ def synthetic(quick: bool):
     return rate_new, rate_old
 
 
+CERTIFY_DEFAULTS = dict(method="rrs", sigma=0.25, cell=32, k=0.1)   # the Certify page's defaults
+
+
+def _radii(report) -> dict:
+    """Finite-sample numbers of one report: whole-set radius at β = 1 and 0.6 (best of RDP and
+    Gaussian-CDF), the per-cell radii of the top-k (best of both) and how many are > 0."""
+    def whole(beta):
+        return max([c.radius for c in report.rdp_finite + report.cdf_finite if abs(c.beta - beta) < 1e-9] + [0.0])
+    cells = np.zeros(report.selected.size)
+    for cc in (report.cells_finite, report.cdf_cells_finite):
+        if cc is not None:
+            cells = np.maximum(cells, cc.radii[report.selected])
+    return {"beta1": whole(1.0), "beta06": whole(0.6), "cells": cells, "certified": int((cells > 0).sum())}
+
+
+def _anytime(model, x, settings, k, total, eta=0.05, t0=64):
+    """The Certify page's new run: a T/8 selection batch, then the estimation samples in
+    doubling checkpoints through ``smooth_stream`` + ``AnytimeCertifier`` (η split over the
+    checkpoints). Returns (best radii, seconds to the first non-empty region, its T, seconds)."""
+    from rrs.smoothing import generator_for, smooth, smooth_stream
+    g = generator_for(model, settings.seed)
+    start = time.perf_counter()
+    n_sel = total // 8
+    sel = smooth(model, x, settings.replace(samples=n_sel), generator=g)
+    n_est = total - n_sel
+    j = max(0, int(np.floor(np.log2(max(n_est / t0, 1)))))
+    first = n_est // 2 ** j
+    marks = [first * 2 ** i for i in range(j + 1)]
+    cert = C.AnytimeCertifier(k, sel.noise, t0=first, eta=eta, betas=(1.0, 0.6), dim=sel.dim, per_cell=True,
+                              scheme="selection", selection=sel.stats())
+    first_region = None
+    best_cells = np.zeros(k)
+    for res in smooth_stream(model, x, settings.replace(samples=marks[-1]), checkpoints=marks, generator=g):
+        r = _radii(cert.update(res.stats()))
+        best_cells = np.maximum(best_cells, r["cells"])
+        if first_region is None and r["certified"]:
+            first_region = (time.perf_counter() - start, n_sel + res.samples)
+    best = {"beta1": cert.best[0].radius, "beta06": cert.best[1].radius, "cells": best_cells,
+            "certified": int((best_cells > 0).sum())}
+    return best, first_region, time.perf_counter() - start
+
+
 def real(quick: bool):
+    """The Certify defaults on the real model: speed per precision, then new vs old after equal
+    compute time (samples = budget × each variant's rate measured in this run)."""
     import torch
-    from rrs import MapSettings, list_samples, load_default, load_sample, smooth
-    model = load_default()
-    x = model.prepare(load_sample(list_samples()[0][0]))
-    t = 64 if quick else 256
+    from precision import VARIANTS, agreement, speed   # bench/precision.py (same folder)
+    from rrs import MapSettings, load_default, load_sample, smooth
+    torch.manual_seed(0)
+    model = load_default("cpu")
+    x = model.prepare(load_sample("coffee"))
+    settings = MapSettings(**CERTIFY_DEFAULTS)
+    rates = speed(model, x, ("vanilla",), batch=8, repeats=2 if quick else 4)
+    base = rates[("vanilla", VARIANTS[0])]
+    print(f"\nreal model: EfficientNet-Lite0, coffee 224 px, 32-px cells, σ = 0.25 "
+          f"({torch.get_num_threads()} threads, CPU); samples per second, vanilla gradient:")
+    for v in VARIANTS:
+        print(f"  {v:<20} {rates[('vanilla', v)]:7.2f} /s  ({rates[('vanilla', v)] / base:4.2f}×)")
+    agree = agreement(model, x, 16, 32)
+    bf16_ok = agree["bf16_vs_fp32"] >= agree["floor_fp32"]
+    print(f"  bf16 vs fp32 (same noise, T=16, 32-px cells): {agree['bf16_vs_fp32']:.3f}; "
+          f"fp32 floor {agree['floor_fp32']:.3f} -> {'agrees' if bf16_ok else 'does NOT agree'}")
+    new_variant = "bf16 channels_last" if bf16_ok else "fp32 channels_last"
+    new_settings = settings.replace(precision="bf16" if bf16_ok else "fp32")
+    budget = (256 if quick else 1024) / base          # seconds: old gets 256 (1024) samples
+    t_old = int(budget * base)
+    t_new = int(budget * rates[("vanilla", new_variant)]) // 8 * 8
+    k = settings.k_for(49)
+    t0 = time.perf_counter()
+    full = smooth(model, x, settings.replace(samples=t_old))
+    old = _radii(C.certify(full.stats(), k, full.noise, betas=(1.0, 0.6), dim=full.dim))
+    secs_old = time.perf_counter() - t0
+    # the new scheme at a fixed T (η not split) and as the page runs it (anytime, η split)
+    t0 = time.perf_counter()
     g = torch.Generator().manual_seed(0)
-    kw = dict(batch_size=16, generator=g)
-    settings = MapSettings(method="rrs", sigma=0.15, cell=32)
-    t0 = time.perf_counter()
-    full = smooth(model, x, settings.replace(samples=t), **kw)
-    t_old = time.perf_counter() - t0
-    k = max(1, round(0.1 * full.stats().mean.size))
-    t1 = time.perf_counter()
-    old = C.certify(full.stats(), k, full.noise, betas=(1.0, 0.6), dim=full.dim, per_cell=False)
-    t_old += time.perf_counter() - t1
-    g = torch.Generator().manual_seed(1)
-    kw["generator"] = g
-    t0 = time.perf_counter()
-    sel = smooth(model, x, settings.replace(samples=t // 8), **kw)
-    est = smooth(model, x, settings.replace(samples=t - t // 8), **kw)
-    new = C.certify(est.stats(), k, full.noise, betas=(1.0, 0.6), dim=full.dim, per_cell=False,
-                    scheme="selection", selection=sel.stats())
-    t_new = time.perf_counter() - t0
-    print(f"default model, 32-px cells (n={full.stats().mean.size}), T={t}, k={k}:")
-    for name, rep, secs in (("bonferroni", old, t_old), ("selection", new, t_new)):
-        print(f"  {name:>10}: RDP finite β=1 {rep.rdp_finite[0].radius:.4g}, β=0.6 {rep.rdp_finite[1].radius:.4g}, "
-              f"CDF finite β=0.6 {rep.cdf_finite[1].radius:.4g}, plug-in RDP β=1 {rep.rdp_plugin[0].radius:.4g}; "
-              f"{secs:.1f} s")
+    sel = smooth(model, x, new_settings.replace(samples=t_new // 8), generator=g)
+    est = smooth(model, x, new_settings.replace(samples=t_new - t_new // 8), generator=g)
+    new = _radii(C.certify(est.stats(), k, full.noise, betas=(1.0, 0.6), dim=full.dim, scheme="selection",
+                           selection=sel.stats()))
+    secs_new = time.perf_counter() - t0
+    anytime, first, secs_any = _anytime(model, x, new_settings, k, t_new)
+    print(f"equal compute budget {budget:.1f} s of sampling at the measured rates: old = Bonferroni, "
+          f"{VARIANTS[0]}, T = {t_old}; new = selection batch, {new_variant}, T = {t_new}")
+    print(f"  {'':<28}{'β=1':>9}{'β=0.6':>9}{'cells>0':>9}{'mean cell r':>12}{'wall s':>8}")
+    for name, r, secs in (("old (bonferroni, fp32)", old, secs_old), ("new (selection), fixed T", new, secs_new),
+                          ("new, anytime (η split)", anytime, secs_any)):
+        print(f"  {name:<28}{r['beta1']:>9.4g}{r['beta06']:>9.4g}{r['certified']:>6} of {k}"
+              f"{float(np.mean(r['cells'])):>9.4g}{secs:>8.1f}")
+    if first is None:
+        print("  time to the first non-empty finite-sample region (anytime): none within the budget")
+    else:
+        print(f"  time to the first non-empty finite-sample region (anytime): {first[0]:.1f} s at T = {first[1]}")
+
+    def ratio(a, b):
+        return f"{a / b:.3g}" if b > 0 else ("inf (old certified nothing)" if a > 0 else "n/a (both 0)")
+    mean_new, mean_old = float(np.mean(new["cells"])), float(np.mean(old["cells"]))
+    print(f"finite-sample radius per second: new/old = {ratio(mean_new, mean_old)}   (real model, Certify defaults, "
+          f"equal compute time; mean per-cell finite radius over the top-{k}, the page's region)")
+    print(f"  whole set β = 1: new/old = {ratio(new['beta1'], old['beta1'])}; β = 0.6: new/old = "
+          f"{ratio(new['beta06'], old['beta06'])}; anytime (η split) mean per-cell: new/old = "
+          f"{ratio(float(np.mean(anytime['cells'])), mean_old)}")
+    print(f"  per wall-clock second (this busy machine): new/old = "
+          f"{ratio(mean_new / secs_new, mean_old / secs_old)}")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer maps and sample sizes (a few minutes on 2 cores)")
-    ap.add_argument("--real", action="store_true", help="also certify a map of the default model")
+    ap.add_argument("--synthetic-only", action="store_true", help="skip the real-model section")
     args = ap.parse_args(argv)
     rate_new, rate_old = synthetic(args.quick)
     ratio = rate_new / rate_old if rate_old > 0 else float("inf")
-    print(f"finite-sample radius per second: new/old = {ratio:.3g}")
-    if args.real:
+    print(f"synthetic maps, finite-sample radius per second (RDP β=1): new/old = {ratio:.3g}")
+    if not args.synthetic_only:
         real(args.quick)
 
 

@@ -258,15 +258,19 @@ def beta_curve_figure(curves: list[dict], title: str | None = None, height: int 
 
     Args:
         curves: dicts with ``name``, ``beta`` (list), ``radius`` (list) and optional
-            ``dash`` (True for comparison-only forms such as the equal-level one).
+            ``dash`` (True for comparison-only forms such as the equal-level one, or a plotly
+            dash name such as ``"dot"``), ``marker`` (symbol) and ``width``. Curves are drawn
+            in order (later ones on top); infinite radii are left out of the line.
     """
     fig = go.Figure()
     for i, c in enumerate(curves):
+        dash = c.get("dash")
+        dash = dash if isinstance(dash, str) else ("dash" if dash else "solid")
+        y = [None if r is None or not np.isfinite(r) else r for r in c["radius"]]
         fig.add_trace(go.Scatter(
-            x=list(c["beta"]), y=list(c["radius"]), mode="lines+markers", name=c["name"],
-            line=dict(color=c.get("color", PALETTE[i % len(PALETTE)]), width=2.5,
-                      dash="dash" if c.get("dash") else "solid"),
-            marker=dict(size=7), hovertemplate="β = %{x:.2f}<br>radius %{y:.4g}<extra>%{fullData.name}</extra>"))
+            x=list(c["beta"]), y=y, mode="lines+markers", name=c["name"],
+            line=dict(color=c.get("color", PALETTE[i % len(PALETTE)]), width=c.get("width", 2.5), dash=dash),
+            marker=dict(size=8, symbol=c.get("marker", "circle")), hovertemplate="β = %{x:.2f}<br>radius %{y:.4g}<extra>%{fullData.name}</extra>"))
     fig.update_xaxes(title="β (fraction of the top-k that must stay)", autorange="reversed",
                      gridcolor="#e5e5e5")
     fig.update_yaxes(title=f"certified radius ({unit})", type="log" if log_y else "linear",
@@ -458,9 +462,12 @@ def curves_png(series: list[dict], x_title: str, y_title: str, title: str | None
     fig = _figure(6.4, 3.8)
     ax = fig.subplots()
     for i, s in enumerate(series):
-        ax.plot(list(s["x"]), list(s["y"]), marker="o", label=s["name"],
-                color=s.get("color", PALETTE[i % len(PALETTE)]),
-                linestyle="--" if s.get("dash") else "-")
+        dash = s.get("dash")
+        style = {"dot": ":", "dash": "--", "solid": "-"}.get(dash, "--") if isinstance(dash, str) else \
+            ("--" if dash else "-")
+        ax.plot(list(s["x"]), [v if v is not None and np.isfinite(v) else np.nan for v in s["y"]],
+                marker={"diamond": "D", "x": "x"}.get(s.get("marker"), "o"), label=s["name"],
+                color=s.get("color", PALETTE[i % len(PALETTE)]), linestyle=style)
     if log_x:
         ax.set_xscale("log", base=2)
     if reverse_x:

@@ -143,3 +143,33 @@ def compare(ctx, methods, ts, settings: MapSettings, attack: AttackSettings, cer
     """:func:`ui.compute.compare_vs_t` on the page's image, cached by every parameter."""
     return _compare(ctx.model_key, ctx.image_digest, ctx.size, tuple(methods), tuple(sorted(ts)), settings,
                     attack, certify, ctx.model, ctx.x, _progress=progress)
+
+
+# ------------------------------------------------------------------ anytime certification
+
+@st.cache_resource(show_spinner=False)
+def certify_store() -> dict:
+    """Completed anytime runs of the Certify page (:class:`ui.certify.Sampled`), shared by the
+    server's sessions, keyed by the page's run key (model, image, size, settings, scheme);
+    the 32 most recent are kept."""
+    return {}
+
+
+def keep_run(key, sampled) -> None:
+    store = certify_store()
+    store.pop(key, None)
+    store[key] = sampled
+    while len(store) > 32:
+        store.pop(next(iter(store)))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _anytime_view(key, samples_done: int, certify: CertifySettings, _sampled):
+    from . import certify as CU
+    return CU.certify_sampled(_sampled, certify)
+
+
+def anytime_view(key, sampled, certify: CertifySettings):
+    """:func:`ui.certify.certify_sampled`, cached by the run key, the samples reached and
+    the certificate settings (a norm or η change re-certifies without sampling again)."""
+    return _anytime_view(key, sampled.samples_done, certify, sampled)
