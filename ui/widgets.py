@@ -158,6 +158,12 @@ class Progress:
         frac = float(min(max(done / total, 0.0), 1.0)) if total else 1.0
         self._context.run(self.bar.progress, frac, text=f"{self.text} — {frac:.0%}")
 
+    def queued(self, position: int, seconds) -> None:
+        """While the job waits for the compute scheduler: its place in the queue and the wait."""
+        from rrs.timing import format_seconds
+        wait = "wait not yet known" if seconds is None else f"{format_seconds(seconds)} until it starts"
+        self._context.run(self.bar.progress, 0.0, text=f"Queued: position {position}, {wait} — {self.text}")
+
     def clear(self) -> None:
         self._context.run(self.bar.empty)
 
