@@ -138,6 +138,7 @@ class RayBackend:
         self._task = None
         self._gpus = 0
         self._models: dict = {}
+        self.cancelled: list = []            # object refs of the tasks cancelled (for tests)
 
     def _ensure(self):
         with self._lock:
@@ -197,6 +198,7 @@ class RayBackend:
                     return ray.get(ref)
         except BaseException:
             ray.cancel(ref, force=False)
+            self.cancelled.append(ref)
             raise
         finally:
             self._reporter.drop.remote(job)
