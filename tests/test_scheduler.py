@@ -256,3 +256,16 @@ def test_app_jobs_through_the_scheduler_equal_direct_results(tiny, x32, monkeypa
     queued = jobs.run("map", C.compute_map, tiny, x32, settings)
     assert small.admissions and np.array_equal(direct.map, queued.map)
     assert np.array_equal(direct.stats.mean, queued.stats.mean)
+
+
+def test_gpu_batch_sizes_from_free_memory(tiny, x32):
+    """The CUDA rule, exercised on the CPU by giving the free memory explicitly."""
+    from rrs.compute import device as D
+
+    assert D.batch_size(tiny, x32, "vanilla", 16) == 16          # CPU: the app's fixed batch
+    small, large = (D.batch_size(tiny, x32, "vanilla", 16, free=f) for f in (M.GB, 40 * M.GB))
+    assert 16 < small <= large == 1024                            # capped
+    per = M.JobCost("map", "tiny", 32, batch=1).factor * M.PER_SAMPLE_224
+    assert small == min(1024, int((M.GB / 2 - M.FIXED) // per))
+    assert D.batch_size(tiny, x32, "integrated_gradients", 16, free=M.GB) == small // 8
+    assert D.precision(tiny, x32) == "fp32"                      # bf16 only on CUDA where it agrees

@@ -16,6 +16,7 @@ import streamlit as st
 import torch
 
 from rrs import plots as P
+from rrs.compute.scheduler import Cancelled
 from rrs.methods import METHODS
 from rrs.settings import L1, L2, LINF, Norm
 
@@ -180,6 +181,8 @@ def run(text: str, fn, *args, **kwargs):
     except torch.cuda.OutOfMemoryError:  # pragma: no cover - GPU only
         st.error("The GPU ran out of memory for this request; lower T, the EOT samples or the "
                  "resolution.", icon=":material/memory:")
+    except Cancelled:
+        st.info("This computation was cancelled.", icon=":material/cancel:")
     except MemoryError:
         st.error("This request needs more memory than the machine has; lower T, the EOT samples "
                  "or the working resolution.", icon=":material/memory:")
