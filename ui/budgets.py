@@ -72,8 +72,9 @@ def plan_samples(samples: int, model, what: str = "noise samples") -> tuple[int,
 def plan_eot(eot: int, x: torch.Tensor, model, memory_bytes: int | None = None) -> tuple[int, str]:
     """Cap EOT samples per attack step so the second-order graph fits in memory.
 
-    ``memory_bytes``: memory free for this request (default: what the model's device has free
-    now); at most half of it is used, since other sessions share the machine.
+    ``memory_bytes``: memory for this request (default: the budget of the process-wide compute
+    scheduler, :mod:`rrs.compute`, which admits concurrent jobs against it — a fixed number, so
+    the cap does not depend on what other sessions run now); at most half of it is used.
     """
     if isinstance(eot, bool) or int(eot) != eot or eot < 1:
         raise BudgetError(f"EOT samples must be a whole number ≥ 1, got {eot!r}.")
@@ -82,13 +83,22 @@ def plan_eot(eot: int, x: torch.Tensor, model, memory_bytes: int | None = None) 
     per = _BYTES_PER_2ND_ORDER_224 * pixels / (224 * 224)
     cap = MAX_EOT[device_kind(model)] * max(1, int((224 * 224) / pixels))
     if memory_bytes is None:
-        memory_bytes = _free_memory(model)
+        memory_bytes = _job_memory(model)
     if memory_bytes is not None:
         cap = min(cap, max(1, int(memory_bytes / 2 // per)))
     if eot > cap:
         return cap, (f"{eot} EOT samples per step would need about {eot * per / 2**30:.1f} GB for "
                      f"second-order gradients at {x.shape[-1]}×{x.shape[-2]}; capped at {cap}.")
     return eot, ""
+
+
+def _job_memory(model) -> int | None:
+    """The compute scheduler's memory budget for the model's device (None when unknown)."""
+    from rrs.compute import get_scheduler
+    try:
+        return get_scheduler(model_device(model).type).budget
+    except (ValueError, OSError, RuntimeError):
+        return _free_memory(model)
 
 
 def _free_memory(model) -> int | None:

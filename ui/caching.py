@@ -20,6 +20,7 @@ from rrs.images import list_samples, load_image, load_sample, to_tensor
 from rrs.settings import AttackSettings, CertifySettings, MapSettings
 
 from . import compute as C
+from . import jobs
 
 
 # ----------------------------------------------------------------------------- models
@@ -101,7 +102,7 @@ def predictions(ctx, k: int = 5) -> list[tuple[int, str, float]]:
 
 @st.cache_data(show_spinner=False, max_entries=96)
 def _map(model_key: str, digest: str, size: int, settings: MapSettings, _model, _x, _progress=None):
-    return C.compute_map(_model, _x, settings, progress=_progress)
+    return jobs.run("map", C.compute_map, _model, _x, settings, progress=_progress)
 
 
 def map_result(ctx, settings: MapSettings, progress=None) -> C.MapResult:
@@ -111,19 +112,20 @@ def map_result(ctx, settings: MapSettings, progress=None) -> C.MapResult:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _certificate(model_key: str, digest: str, size: int, settings: MapSettings, certify: CertifySettings,
-                 _map_result):
-    return C.certify_map(_map_result, certify)
+                 _map_result, _model=None):
+    return jobs.certify(_model, _map_result, certify)
 
 
 def certificate(ctx, map_result: C.MapResult, certify: CertifySettings) -> C.CertifyResult:
     """:func:`ui.compute.certify_map` of a cached RRS map (keyed by the map's settings)."""
-    return _certificate(ctx.model_key, ctx.image_digest, ctx.size, map_result.settings, certify, map_result)
+    return _certificate(ctx.model_key, ctx.image_digest, ctx.size, map_result.settings, certify, map_result,
+                        _model=ctx.model)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _attack(model_key: str, digest: str, size: int, settings: MapSettings, attack: AttackSettings,
             _model, _x, _progress=None):
-    return C.attack_method(_model, _x, settings, attack, progress=_progress)
+    return jobs.run("attack", C.attack_method, _model, _x, settings, attack, progress=_progress, attack=attack)
 
 
 def attack(ctx, settings: MapSettings, attack: AttackSettings, progress=None) -> C.MethodAttack:
@@ -135,7 +137,8 @@ def attack(ctx, settings: MapSettings, attack: AttackSettings, progress=None) ->
 @st.cache_data(show_spinner=False, max_entries=16)
 def _compare(model_key: str, digest: str, size: int, methods: tuple, ts: tuple, settings: MapSettings,
              attack: AttackSettings, certify: CertifySettings, _model, _x, _progress=None):
-    return C.compare_vs_t(_model, _x, methods, ts, settings, attack, certify, progress=_progress)
+    return jobs.run("compare", jobs.compare_job, _model, _x, settings, methods, ts, attack, certify,
+                    progress=_progress, attack=attack)
 
 
 def compare(ctx, methods, ts, settings: MapSettings, attack: AttackSettings, certify: CertifySettings,

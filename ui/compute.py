@@ -174,7 +174,7 @@ class MapResult:
 
 
 def compute_map(model, x: torch.Tensor, settings: MapSettings, progress=None,
-                target: int | None = None) -> MapResult:
+                target: int | None = None, batch_size: int | None = None) -> MapResult:
     """The map chosen by ``settings`` for the image ``x`` ``(3, S, S)`` in ``[0, 1]``.
 
     The smoothed map is :func:`rrs.smoothing.smooth` with noise seed ``settings.seed``, i.e.
@@ -183,6 +183,7 @@ def compute_map(model, x: torch.Tensor, settings: MapSettings, progress=None,
     Args:
         progress: optional ``progress(done, total)`` over noise samples.
         target: class to explain (default the predicted class).
+        batch_size: noisy inputs per pass (default :func:`ui.budgets.batch_size_for`; result-neutral).
     """
     start = time.perf_counter()
     message = ""
@@ -197,7 +198,8 @@ def compute_map(model, x: torch.Tensor, settings: MapSettings, progress=None,
     raw = raw_map(model, x, settings, target=target)[0].double().cpu().numpy()
     stats = None
     if settings.smoothed:
-        res = smooth(model, x, settings, target=target, batch_size=batch_size_for(x, settings.attribution),
+        res = smooth(model, x, settings, target=target,
+                     batch_size=batch_size or batch_size_for(x, settings.attribution),
                      progress=progress)
         m = res.map[0].double().cpu().numpy()
         stats = res.stats(0) if res.value_bound is not None else None
@@ -449,7 +451,7 @@ def _target_map(shape: tuple[int, int]) -> torch.Tensor:
 
 
 def attack_method(model, x: torch.Tensor, settings: MapSettings, attack: AttackSettings,
-                  progress=None) -> MethodAttack:
+                  progress=None, batch_size: int | None = None) -> MethodAttack:
     """Attack the map ``settings`` describes (:func:`rrs.attacks.attack`), with its floor.
 
     The attacker sees the clean map at noise seed ``s = settings.seed``; the attacked map and
@@ -472,7 +474,7 @@ def attack_method(model, x: torch.Tensor, settings: MapSettings, attack: AttackS
     if attack.objective == "targeted":
         target_map = _target_map(tuple(raw_map(model, x, settings)[0].shape))
     result = run_attack(model, x, settings, attack, target_map=target_map, progress=progress,
-                        batch_size=batch_size_for(x, settings.attribution))
+                        batch_size=batch_size or batch_size_for(x, settings.attribution))
     if result.message:
         messages.append(result.message)
     elif not result.label_preserved:
@@ -482,7 +484,7 @@ def attack_method(model, x: torch.Tensor, settings: MapSettings, attack: AttackS
 
 
 def compare_vs_t(model, x: torch.Tensor, methods, ts, settings: MapSettings, attack: AttackSettings,
-                 certify_settings: CertifySettings, progress=None) -> dict:
+                 certify_settings: CertifySettings, progress=None, batch_size: int | None = None) -> dict:
     """Robustness versus computation on one image (the paper's trade-off, live).
 
     For every smoothed method in ``methods`` and every ``T`` in ``ts``: the attacked top-k
@@ -501,14 +503,15 @@ def compare_vs_t(model, x: torch.Tensor, methods, ts, settings: MapSettings, att
     attack_rows, cert_rows = [], []
     for i, (m, t) in enumerate(jobs):
         sub = None if progress is None else (lambda d, tot, i=i: progress(i + d / max(tot, 1), total))
-        res = attack_method(model, x, settings.replace(method=m, samples=t), attack, sub)
+        res = attack_method(model, x, settings.replace(method=m, samples=t), attack, sub, batch_size)
         row = {**res.row(), "T": t}
         attack_rows.append(row)
         if not METHODS[m].smoothed:
             attack_rows += [{**row, "T": t2} for t2 in ts[1:]]
     for j, t in enumerate(ts):
         sub = None if progress is None else (lambda d, tot, j=j: progress(len(jobs) + j + d / max(tot, 1), total))
-        cr = certify_map(compute_map(model, x, settings.replace(method="rrs", samples=t), progress=sub),
+        cr = certify_map(compute_map(model, x, settings.replace(method="rrs", samples=t), progress=sub,
+                                     batch_size=batch_size),
                          certify_settings)
         for beta in certify_settings.betas:
             cert_rows.append({"T": t, "beta": beta, "norm": cr.norm.label,

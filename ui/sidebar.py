@@ -7,6 +7,7 @@ returns the :class:`Context` every page works on.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,8 @@ from .compute import working_image
 from .budgets import device_label
 
 DEFAULT_SAMPLE = "coffee"
-DEFAULT_MODEL = models.DEFAULT_MODEL
+#: ``RRS_DEFAULT_MODEL`` picks the model a new session starts with (e.g. ``tiny`` for load tests).
+DEFAULT_MODEL = os.environ.get("RRS_DEFAULT_MODEL", "").strip() or models.DEFAULT_MODEL
 IMAGE_TYPES = [s.lstrip(".") for s in IMAGE_SUFFIXES]
 
 #: The app's pages: (script, label, icon, one-line description). ``app.py`` is Home, the

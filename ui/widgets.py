@@ -16,6 +16,7 @@ import streamlit as st
 import torch
 
 from rrs import plots as P
+from rrs.compute.scheduler import Cancelled
 from rrs.methods import METHODS
 from rrs.settings import L1, L2, LINF, Norm
 
@@ -158,6 +159,12 @@ class Progress:
         frac = float(min(max(done / total, 0.0), 1.0)) if total else 1.0
         self._context.run(self.bar.progress, frac, text=f"{self.text} — {frac:.0%}")
 
+    def queued(self, position: int, seconds) -> None:
+        """While the job waits for the compute scheduler: its place in the queue and the wait."""
+        from rrs.timing import format_seconds
+        wait = "wait not yet known" if seconds is None else f"{format_seconds(seconds)} until it starts"
+        self._context.run(self.bar.progress, 0.0, text=f"Queued: position {position}, {wait} — {self.text}")
+
     def clear(self) -> None:
         self._context.run(self.bar.empty)
 
@@ -174,6 +181,8 @@ def run(text: str, fn, *args, **kwargs):
     except torch.cuda.OutOfMemoryError:  # pragma: no cover - GPU only
         st.error("The GPU ran out of memory for this request; lower T, the EOT samples or the "
                  "resolution.", icon=":material/memory:")
+    except Cancelled:
+        st.info("This computation was cancelled.", icon=":material/cancel:")
     except MemoryError:
         st.error("This request needs more memory than the machine has; lower T, the EOT samples "
                  "or the working resolution.", icon=":material/memory:")

@@ -1,0 +1,86 @@
+"""The app's heavy work through the process-wide scheduler (:mod:`rrs.compute.scheduler`).
+
+:func:`run` is what :mod:`ui.caching` calls on a cache miss: it describes the job's memory
+(:class:`rrs.compute.memory.JobCost` from the model, the working size, the batch, the EOT
+samples), predicts its duration from :data:`rrs.timing.RATES`, queues it under the Streamlit
+session's id and runs it with the batch the scheduler admits. While it waits, the page's
+progress bar (``progress.queued``) says "Queued: position N, about S s". Plain Python apart
+from reading the session id, so it also works from scripts and tests (session ``"script"``).
+"""
+from __future__ import annotations
+
+import torch
+
+from rrs.compute import JobCost, get_scheduler
+from rrs.compute import device as D
+from rrs.timing import RATES, sample_key
+
+from . import compute as C
+from .budgets import batch_size_for, plan_eot
+
+__all__ = ["session_id", "job_cost", "run", "certify", "certify_job", "compare_job"]
+
+
+def session_id() -> str:
+    """The Streamlit session running this script (``"script"`` outside a session)."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        ctx = get_script_run_ctx(suppress_warning=True)
+    except Exception:  # pragma: no cover - streamlit internals moved
+        ctx = None
+    return ctx.session_id if ctx is not None else "script"
+
+
+def _batch(model, x, attribution: str) -> int:
+    return D.batch_size(model, x, attribution, batch_size_for(x, attribution))
+
+
+def job_cost(kind: str, model, x: torch.Tensor, settings=None, attack=None) -> JobCost:
+    """What the job needs: maps and attacks by batch (adaptable), attacks also by EOT samples."""
+    name = getattr(model, "name", type(model).__name__)
+    if settings is None:
+        return JobCost(kind, name, int(x.shape[-1]), batch=0, adaptable=False)
+    eot = 0
+    if attack is not None:
+        eot = plan_eot(attack.eot, x, model)[0] if settings.smoothed else 1
+    return JobCost(kind, name, int(x.shape[-1]), batch=_batch(model, x, settings.attribution), eot=eot)
+
+
+def _seconds(kind, model, x, settings) -> float | None:
+    if kind != "map" or settings is None or not settings.smoothed:
+        return None
+    return RATES.predict(sample_key(model, x, settings), settings.samples)
+
+
+def run(kind: str, fn, model, x, settings, *rest, progress=None, attack=None):
+    """``fn(model, x, settings, *rest, progress=…, batch_size=…)`` through the scheduler.
+
+    On CUDA a smoothed map's precision becomes :func:`rrs.compute.device.precision` (bf16 where
+    it agrees with fp32); the result's settings record it.
+    """
+    if settings.smoothed and D.device_of(model).type == "cuda":
+        settings = settings.replace(precision=D.precision(model, x))
+    cost = job_cost(kind, model, x, settings, attack)
+    scheduler = get_scheduler(D.device_of(model).type)
+    return scheduler.run(session_id(), cost, fn, model, x, settings, *rest, progress=progress,
+                         on_wait=getattr(progress, "queued", None), label=kind,
+                         seconds=_seconds(kind, model, x, settings))
+
+
+def compare_job(model, x, settings, methods, ts, attack, certify, progress=None, batch_size=None):
+    """:func:`ui.compute.compare_vs_t` in the scheduler's calling convention."""
+    return C.compare_vs_t(model, x, methods, ts, settings, attack, certify, progress=progress,
+                          batch_size=batch_size)
+
+
+def certify_job(map_result, certify, progress=None):
+    """:func:`ui.compute.certify_map` in the scheduler's calling convention."""
+    return C.certify_map(map_result, certify)
+
+
+def certify(model, map_result, certify_settings):
+    """Certificates of a map through the scheduler (small memory, but fair CPU time)."""
+    x_size = torch.empty(3, map_result.input_size, map_result.input_size)
+    cost = job_cost("certificate", model, x_size)
+    scheduler = get_scheduler(D.device_of(model).type)
+    return scheduler.run(session_id(), cost, certify_job, map_result, certify_settings, label="certificate")
