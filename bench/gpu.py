@@ -18,11 +18,6 @@ T ∈ {16, 64} and T = 64 for the Certify step.
 """
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # this checkout's rrs and ui
-
 import argparse
 import time
 

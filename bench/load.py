@@ -14,11 +14,6 @@ The harness (:func:`serve`, :func:`classroom`) is what ``tests/test_load.py`` ru
 """
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # this checkout's rrs and ui
-
 import argparse
 import json
 import os
@@ -65,7 +60,7 @@ def status(pid: int, field: str) -> int:
 def serve(model: str = "tiny", budget: str = "1GB", port: int | None = None, log=None):
     """A streamlit server of this checkout on 127.0.0.1; yields ``(url, pid)``."""
     port = port or free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RRS_DEFAULT_MODEL": model, "RRS_MEMORY_BUDGET": budget}
+    env = {**os.environ, "RRS_DEFAULT_MODEL": model, "RRS_MEMORY_BUDGET": budget}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
          str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",

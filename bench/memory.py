@@ -13,11 +13,6 @@ peak RSS above the warmed-up resident set, in MB.
 """
 from __future__ import annotations
 
-import sys as _sys
-from pathlib import Path as _Path
-
-_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # this checkout's rrs and ui
-
 import argparse
 import json
 import subprocess

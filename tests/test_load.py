@@ -11,22 +11,19 @@ the test finishes in a few minutes on 2 cores; ``bench/load.py`` prints the timi
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+from rrs.compute.memory import parse_budget
+from rrs.images import load_image, load_sample, to_tensor
+from rrs.models import load_model
+from rrs.settings import AttackSettings, MapSettings
+from rrs.study.bench import load_benchmark
+from ui import compute as C
 
-import load as L  # noqa: E402  (bench/load.py: the harness)
-
-from rrs.compute.memory import parse_budget  # noqa: E402
-from rrs.images import load_image, load_sample, to_tensor  # noqa: E402
-from rrs.models import load_model  # noqa: E402
-from rrs.settings import AttackSettings, MapSettings  # noqa: E402
-from ui import compute as C  # noqa: E402
+L = load_benchmark("load")  # bench/load.py: the harness
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
 

@@ -147,7 +147,7 @@ class RayBackend:
             import ray
             kwargs = {"include_dashboard": False, "log_to_driver": False}
             if self.address is None:
-                kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": str(ROOT)}}
+                # local workers share this interpreter's environment (the installed rrs)
                 if self.num_cpus:
                     kwargs["num_cpus"] = self.num_cpus
                 if not ray.is_initialized():
