@@ -1,9 +1,9 @@
 """Long work on a page: its predicted time before it starts, progress, a Stop button, and
 an honest line saying whether a result was computed now or came from the cache.
 
-A result comes from the cache exactly when the call took less time than the computation it
-reports (``elapsed`` is measured inside the computation, so a real run always takes at
-least that long; a cache hit only deserialises).
+A result came from the cache exactly when the computation never reported progress: every
+computation the pages run reports it (at least once, at the end), and a cache hit does not
+run the computation at all.
 """
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ class Outcome:
     """A finished run: ``value`` (None when it failed), ``cached``, ``elapsed`` (of the
     computation, also when it came from the cache) and ``wall`` (of this call)."""
 
-    def __init__(self, value, wall: float):
+    def __init__(self, value, wall: float, computed: bool = True):
         self.value = value
         self.wall = wall
         self.elapsed = _elapsed(value) if value is not None else wall
-        self.cached = value is not None and wall < self.elapsed
+        self.cached = value is not None and not computed
 
 
 def _elapsed(value) -> float:
@@ -65,9 +65,16 @@ def stoppable(page_key: str):
 def run(text: str, fn, *args, predicted: float | None = None, **kwargs) -> Outcome:
     """``W.run(fn, *args)`` with its predicted time in the progress text; an :class:`Outcome`."""
     label = text if predicted is None else f"{text} ({predicted_text(predicted)})"
+    calls = []
+
+    def tracked(*a, progress, **kw):
+        def report(done, total):
+            calls.append(done)
+            progress(done, total)
+        return fn(*a, progress=report, **kw)
     start = time.perf_counter()
-    value = W.run(label, fn, *args, **kwargs)
-    return Outcome(value, time.perf_counter() - start)
+    value = W.run(label, tracked, *args, **kwargs)
+    return Outcome(value, time.perf_counter() - start, computed=bool(calls))
 
 
 def provenance(ctx, outcome: Outcome, device: str, seed, settings_text: str) -> None:

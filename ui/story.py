@@ -37,7 +37,7 @@ COLUMNS = {
     # stored study results
     "experiment": "Experiment", "cell": "Cell size (px)", "budget": "Attack budget", "attack": "Attack",
     "certificate": "Certificate", "metric": "Measure", "mean": "Mean", "ci_low": "95% CI low",
-    "ci_high": "95% CI high", "n": "Images", "n_images": "Images", "n_seeds": "Seeds per image",
+    "ci_high": "95% CI high", "n": "Runs averaged", "n_images": "Images", "n_seeds": "Seeds per image",
     "ci_method": "Interval",
 }
 
