@@ -14,6 +14,12 @@ from ui import caching, sidebar, state
 from ui import widgets as W
 
 
+def _pick(name: str) -> None:
+    """Gallery click: the sample becomes the image, and the page says what the model sees."""
+    state.use_sample(name)
+    st.session_state["home.picked"] = name
+
+
 def home() -> None:
     ctx = sidebar.page(
         "Robust interpretation maps",
@@ -25,7 +31,7 @@ def home() -> None:
     left, right = st.columns([1, 1.3], gap="large")
     with left:
         st.image(ctx.picture, caption=f"{ctx.image_name} — what the model sees "
-                                      f"({ctx.size}×{ctx.size} working resolution)", width=340)
+                                      f"({ctx.size}×{ctx.size} working resolution)", width="stretch")
     with right:
         preds = caching.predictions(ctx)
         _, top_name, top_p = preds[0]
@@ -43,6 +49,12 @@ def home() -> None:
     st.subheader("Sample gallery")
     st.caption("Public-domain images bundled with the app. Pick one here or in the sidebar, or upload "
                "your own there. Your choices and settings stay while you move between pages.")
+    picked = st.session_state.pop("home.picked", None)
+    if picked:
+        # the prediction above is off-screen after a click down here: say it where the user looks
+        news = f"Now showing **{ctx.image_name}** — the model says **{top_name}** ({top_p:.0%} confident)."
+        st.success(news, icon=":material/check_circle:")
+        st.toast(news, icon=":material/image:")
     samples = [n for n, _ in list_samples()]
     per_row = 6
     for start in range(0, len(samples), per_row):
@@ -50,7 +62,7 @@ def home() -> None:
         for col, name in zip(cols, samples[start:start + per_row]):
             with col:
                 st.image(caching.thumbnail(name), width="stretch")
-                st.button(name, key=f"home_use_{name}", on_click=state.use_sample, args=(name,),
+                st.button(name, key=f"home_use_{name}", on_click=_pick, args=(name,),
                           type="primary" if (ctx.source == "sample" and name == ctx.image_name) else "secondary",
                           width="stretch")
 
