@@ -105,27 +105,28 @@ for method, res in results.items():
         st.warning(res.message, icon=":material/warning:")
     clean, attacked = as_array(r.clean_map), as_array(r.attacked_map)
     zmax = P.display_scale(clean, attacked)
-    a, b, c = st.columns([1, 1, 0.8], gap="medium")
+    a, b = st.columns(2, gap="medium")
     with a:
-        W.figure(P.map_figure(ctx.picture, clean, res.pixel_cell, opacity, zmax=zmax,
-                              topk_mask=topk_mask(clean, res.k), title="Clean map", height=330),
-                 f"attack_clean_{method}", "Bright = where the model looked on the clean image; orange = top-k cells.")
+        fig = P.map_figure(ctx.picture, clean, res.pixel_cell, opacity, zmax=zmax,
+                           topk_mask=topk_mask(clean, res.k), title="Clean map", height=330)
+        fig.update_traces(showscale=False, selector=dict(type="heatmap"))      # one scale, shown on the right
+        W.figure(fig, f"attack_clean_{method}", "Bright = where the model looked on the clean image; orange = top-k cells.")
     with b:
         W.figure(P.map_figure(working_image(r.x_adv), attacked, res.pixel_cell, opacity, zmax=zmax,
                               topk_mask=topk_mask(attacked, res.k), title="Attacked map", height=330),
                  f"attack_adv_{method}", "The same method on the adversarial image, same colour scale.")
-    with c:
-        W.metric(st, "Top-k intersection", f"{r.topk_intersection:.2f}",
-                 f"{r.topk_intersection - res.floor:+.2f} vs no-attack floor {res.floor:.2f}", good_up=True,
-                 help="Share of the clean top-k cells still in the top-k after the attack.")
-        W.metric(st, "Rank correlation", f"{r.spearman:.2f}", f"Kendall τ {r.kendall:.2f}",
-                 help="Spearman rank correlation between the clean and the attacked map (1 = same order).")
-        with st.container(border=True):
-            st.markdown(f"**Label** {res.clean_name} → {res.adv_name}")
-            text, color, icon = story.label_badge(r.label_preserved, r.clean_confidence, r.adv_confidence)
-            st.badge(text, icon=icon, color=color)
-            st.caption(f"confidence {r.clean_confidence:.1%} → {r.adv_confidence:.1%} · "
-                       + ("from cache" if outcomes[method].cached else f"{res.elapsed:.1f} s"))
+    c1, c2, c3 = st.columns([1, 1, 1.2])
+    W.metric(c1, "Top-k intersection", f"{r.topk_intersection:.2f}",
+             f"{r.topk_intersection - res.floor:+.2f} vs floor {res.floor:.2f}", good_up=True,
+             help="Share of the clean top-k cells still in the top-k after the attack, against the no-attack "
+                  "floor (two clean runs with different noise seeds).")
+    W.metric(c2, "Rank correlation", f"{r.spearman:.2f}", f"Kendall τ {r.kendall:.2f}",
+             help="Spearman rank correlation between the clean and the attacked map (1 = same order).")
+    with c3.container(border=True):
+        st.markdown(f"**Label** {res.clean_name} → {res.adv_name}")
+        text, color, icon = story.label_badge(r.label_preserved, r.clean_confidence, r.adv_confidence)
+        st.badge(text, icon=icon, color=color)
+        st.caption("from cache" if outcomes[method].cached else f"attack took {res.elapsed:.1f} s")
 
 # ----------------------------------------------------------------------------- summary
 st.subheader("Methods compared")
@@ -135,7 +136,7 @@ series = [{"name": "no-attack floor (two clean seeds)", "values": [r["no_attack_
           {"name": "under attack", "values": [r["attacked_topk_intersection"] for r in rows], "color": P.PALETTE[3]}]
 left, right = st.columns([1.3, 1], gap="medium")
 with left:
-    W.figure(P.bars_figure([r["method"] for r in rows], series), "attack_bars",
+    W.figure(P.bars_figure([METHODS[r["method_id"]].short for r in rows], series), "attack_bars",
              "Higher = steadier. The gap between a method's two bars is what the attack did; a low floor "
              "means the map varies by itself from run to run.")
 with right:
@@ -166,9 +167,9 @@ if cert_map is not None and cert_map.stats is not None:
     cert = caching.certificate(ctx, cert_map, CertifySettings(norm=norm, eta=0.05, betas=CERTIFY_BETAS))
     guaranteed = max(cert.radius("rdp_finite", 1.0), cert.radius("cdf_finite", 1.0))
     estimate = max(cert.radius("rdp_plugin", 1.0), cert.radius("cdf_plugin", 1.0))
-    fig, caption = story.budget_scale(epsilon, guaranteed, estimate, norm, ctx.dim,
-                                      title=f"RRS certificate (T = {cert_map.samples_used}, all top-k cells) "
-                                            f"vs attack budget")
+    fig, caption = story.budget_scale(epsilon, guaranteed, estimate, norm, ctx.dim)
+    st.markdown(f"RRS certificate of these map settings (T = {cert_map.samples_used}, all {cert_map.k} top-k cells "
+                f"at once, {norm.label}) next to the attack budget:")
     W.figure(fig, "attack_scale", caption)
 
 # -------------------------------------------------------------------------------- export

@@ -20,19 +20,19 @@ ctx = sidebar.page("Compare", "Smoothing costs one gradient per noise sample **T
                    "method's no-attack floor) and the certified radius of RRS, for several T.")
 
 # ------------------------------------------------------------------------------ controls
-c1, c2 = st.columns([2, 1.4])
-methods = W.methods_multiselect(c1, "Methods", "compare_methods", ["vanilla", "smoothgrad", "rrs"],
+methods = W.methods_multiselect(st, "Methods", "compare_methods", ["vanilla", "smoothgrad", "rrs"],
                                 help="Raw methods do not use noise samples; they appear as flat reference lines.")
+c2, c3 = st.columns([1.5, 1.3])
 ts = state.widget(c2.multiselect, "Values of T", "compare_ts", [1, 2, 4, 8, 16], options=[1, 2, 4, 8, 16, 32, 64, 128])
-c3, c6, c7 = st.columns([1.3, 1.2, 1])
 epsilon = W.linf_budget_slider(c3, "Attack budget ε (ℓ∞, in 1/255 steps)", "compare_budget", 4, max_steps=16)
+c6, c7, c9, c10 = st.columns([1.3, 1, 1, 1])
 cell = W.cell_slider(ctx, c6, "compare_cell", 16)
 k = W.k_slider(c7, "compare_k", 10.0, label="Top-k share")
-c8, c9, c10 = st.columns([2.4, 1, 1])
-sigma = W.sigma_slider(ctx, c8, "compare_sigma", 0.15)
 beta = state.widget(c9.select_slider, "Certificate β", "compare_beta", 1.0, options=[0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
                     format_func=lambda b: f"{b:.0%}")
 norm = W.norm_radio(c10, "Certificate norm", "compare_norm", L2)
+c8, _ = st.columns([2.4, 2])
+sigma = W.sigma_slider(ctx, c8, "compare_sigma", 0.15)
 with st.expander("Attack strength and seed"):
     c4, c5, c11 = st.columns([1, 1, 0.8])
     steps = state.widget(c4.slider, "Attack steps", "compare_steps", 5, min_value=1, max_value=30, step=1)
@@ -66,8 +66,8 @@ def _radius_charts(crows: list[dict], unit: str, scale: float) -> tuple[list, li
               {"name": "Gaussian-CDF, plug-in", "x": xs, "y": [r["cdf_plugin"] * scale for r in crows],
                "color": P.PALETTE[3], "dash": "dash"}]
     W.figure(P.lines_figure(finite, "noise samples T (log scale)", f"guaranteed radius ({unit})",
-                            title=f"Guarantee of RRS (β = {beta:.0%}, probability ≥ 95%)"), "compare_certify",
-             "The real guarantee: 0 means nothing is guaranteed yet. It needs many samples to prove the ranks "
+                            title=f"Guarantee of RRS, β = {beta:.0%}"), "compare_certify",
+             "The real guarantee (holds with probability ≥ 95%): 0 means nothing is guaranteed yet. It needs many samples to prove the ranks "
              "are stable, so it starts at 0 and grows with T (try T = 64 or 128).")
     return finite, plugin
 

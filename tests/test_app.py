@@ -361,7 +361,7 @@ def test_attack_page_runs_and_reports_floor_and_labels():
     assert len(inter) == 2
     for m in inter:
         assert 0.0 <= float(m.value) <= 1.0
-        assert "no-attack floor" in m.delta
+        assert "vs floor" in m.delta
     table = at.dataframe[0].value
     assert len(table) == 2
     assert list(table["floor"])[0] == pytest.approx(1.0)      # vanilla gradients are deterministic

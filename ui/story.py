@@ -131,8 +131,8 @@ def budget_scale(budget: float, radius: float, plugin: float, norm: Norm, dim: i
 
     Two rows for ℓ1/ℓ2 (the norm's own units, and the change per pixel value when spread
     evenly over all ``dim`` values, in 1/255 steps); one row for ℓ∞ (per value). Radius 0
-    (nothing certified) is drawn at the left edge and labelled so. Returns the figure and
-    its caption, both from the same numbers.
+    (nothing certified) is drawn at the left edge and an unbounded one at the right edge,
+    labelled so. Returns the figure and its caption, both from the same numbers.
     """
     rows = [(f"size in {norm.label}", 1.0)] if not norm.is_inf else []
     rows.append(("per pixel value (/255)", None))
@@ -143,22 +143,23 @@ def budget_scale(budget: float, radius: float, plugin: float, norm: Norm, dim: i
     def value(v, scale):
         return v if scale is not None else norm.per_pixel(v, dim) * 255
     positive = [value(v, s) for _, v, *_ in marks for _, s in rows if v > 0 and math.isfinite(v)]
-    lo = 10 ** math.floor(math.log10(min(positive)) - 0.5) if positive else 1e-3
-    hi = 10 ** math.ceil(math.log10(max(positive)) + 0.3) if positive else 10
+    lo = 10 ** (math.floor(math.log10(min(positive))) - 1) if positive else 1e-3
+    hi = 10 ** (math.ceil(math.log10(max(positive))) + 1) if positive else 10
     fig = go.Figure()
     for name, v, color, symbol in marks:
-        xs = [lo if v <= 0 else hi if not math.isfinite(v) else value(v, s) for _, s in rows]
+        xs = [lo * 2 if v <= 0 else hi / 2 if not math.isfinite(v) else value(v, s) for _, s in rows]
         text = ["0" if v <= 0 else "∞" if not math.isfinite(v) else f"{value(v, s):.3g}" for _, s in rows]
         fig.add_trace(go.Scatter(x=xs, y=[r for r, _ in rows], mode="markers+text", name=name, text=text,
-                                 textposition="top center", marker=dict(size=15, color=color, symbol=symbol,
-                                                                         line=dict(width=2, color=color)),
+                                 textposition="top center", cliponaxis=False,
+                                 marker=dict(size=15, color=color, symbol=symbol, line=dict(width=2, color=color)),
                                  hovertemplate="%{y}: %{text}<extra>" + name + "</extra>"))
     fig.update_xaxes(type="log", range=[math.log10(lo), math.log10(hi)], gridcolor="#e5e5e5",
-                     title="size of the change (log scale: each grid line is ×10)")
+                     title="size of the change (log scale: each grid line is ×10)", dtick=1)
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=150 + 55 * len(rows), font=P._FONT, margin=dict(l=10, r=10, t=36 if title else 10, b=10),
+    fig.update_layout(height=170 + 50 * len(rows), font=P._FONT,
+                      margin=dict(l=10, r=10, t=60 if title else 40, b=10),
                       title=dict(text=title or "", x=0.02, font=dict(size=15)),
-                      legend=dict(orientation="h", yanchor="top", y=-0.45, x=0),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                       plot_bgcolor="white", paper_bgcolor="rgba(0,0,0,0)")
     return fig, _scale_caption(budget, radius, plugin, norm, dim)
 
@@ -167,6 +168,8 @@ def _scale_caption(budget: float, radius: float, plugin: float, norm: Norm, dim:
     def both(v):
         per = norm.per_pixel(v, dim) * 255
         return f"{per:.3g}/255 per value" if norm.is_inf else f"{v:.3g} ({norm.label}, ≈ {per:.2g}/255 per value)"
+    if radius > 0 and not math.isfinite(radius):
+        return f"The guarantee is unbounded here, so it covers the attack of {both(budget)} too."
     if radius > 0:
         ratio = budget / radius
         head = f"The guarantee covers changes up to {both(radius)}; the attack used {both(budget)}"
@@ -174,8 +177,15 @@ def _scale_caption(budget: float, radius: float, plugin: float, norm: Norm, dim:
             return (f"{head} — {ratio:,.0f}× larger, so the guarantee says nothing about this attack: "
                     "it is outside the certified ball.")
         return f"{head} — inside the certified ball, so the certified top cells cannot have been pushed out."
-    est = (f" Even the plug-in estimate, {both(plugin)}, is {budget / plugin:,.0f}× smaller than the attack."
-           if plugin > 0 else "")
+    if plugin > 0 and not math.isfinite(plugin):
+        est = (" The plug-in estimate is unbounded (∞): with so few noisy copies the sampled ranks look "
+               "certain, which says nothing — more noise samples T make it meaningful.")
+    elif plugin > 0:
+        est = (f" Even the plug-in estimate (not a guarantee), {both(plugin)}, is "
+               f"{budget / plugin:,.0f}× smaller than the attack." if plugin < budget else
+               f" The plug-in estimate, {both(plugin)}, would cover it, but it is not a guarantee.")
+    else:
+        est = ""
     return (f"Nothing is guaranteed with these noise samples (radius 0), so the guarantee says nothing about "
             f"the attack of {both(budget)}.{est}")
 
