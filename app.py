@@ -28,16 +28,16 @@ def home() -> None:
         "completely. This app shows the maps, attacks them, and computes **guarantees** that parts "
         "of a map cannot move — using *Rényi-Robust-Smooth* (Liu et al., 2022), which averages "
         "maps over noisy copies of the image.")
-    left, right = st.columns([1, 1.3], gap="large")
+    left, right = st.columns([1, 1.4], gap="large")
     with left:
         st.image(ctx.picture, caption=f"{ctx.image_name} — what the model sees "
                                       f"({ctx.size}×{ctx.size} working resolution)", width="stretch")
     with right:
         preds = caching.predictions(ctx)
         _, top_name, top_p = preds[0]
-        m1, m2 = st.columns([2, 1])
+        m1, m2 = st.columns([1.4, 1])
         W.metric(m1, "Prediction", top_name)
-        W.metric(m2, "Confidence", f"{top_p:.1%}")
+        W.metric(m2, "Confidence", f"{top_p:.0%}")
         W.figure(P.prediction_figure(preds), "home_pred",
                  f"The model's five most likely classes for this image ({ctx.model_label}).")
     st.subheader("Where to go next")
@@ -56,7 +56,7 @@ def home() -> None:
         st.success(news, icon=":material/check_circle:")
         st.toast(news, icon=":material/image:")
     samples = [n for n, _ in list_samples()]
-    per_row = 6
+    per_row = 4     # names stay readable on a 1024-px projector
     for start in range(0, len(samples), per_row):
         cols = st.columns(per_row)
         for col, name in zip(cols, samples[start:start + per_row]):

