@@ -115,7 +115,7 @@ for method, res in results.items():
         W.figure(P.map_figure(working_image(r.x_adv), attacked, res.pixel_cell, opacity, zmax=zmax,
                               topk_mask=topk_mask(attacked, res.k), title="Attacked map", height=330),
                  f"attack_adv_{method}", "The same method on the adversarial image, same colour scale.")
-    c1, c2, c3 = st.columns([1, 1, 1.2])
+    c1, c2, c3 = st.columns([1, 1, 1.8])
     W.metric(c1, "Top-k intersection", f"{r.topk_intersection:.2f}",
              f"{r.topk_intersection - res.floor:+.2f} vs floor {res.floor:.2f}", good_up=True,
              help="Share of the clean top-k cells still in the top-k after the attack, against the no-attack "
