@@ -115,17 +115,18 @@ for method, res in results.items():
         W.figure(P.map_figure(working_image(r.x_adv), attacked, res.pixel_cell, opacity, zmax=zmax,
                               topk_mask=topk_mask(attacked, res.k), title="Attacked map", height=330),
                  f"attack_adv_{method}", "The same method on the adversarial image, same colour scale.")
-    c1, c2, c3 = st.columns([1, 1, 1.8])
+    c1, c2, c3 = st.columns([1.15, 0.9, 1.3])
     W.metric(c1, "Top-k intersection", f"{r.topk_intersection:.2f}",
              f"{r.topk_intersection - res.floor:+.2f} vs floor {res.floor:.2f}", good_up=True,
              help="Share of the clean top-k cells still in the top-k after the attack, against the no-attack "
                   "floor (two clean runs with different noise seeds).")
-    W.metric(c2, "Rank correlation", f"{r.spearman:.2f}", f"Kendall τ {r.kendall:.2f}",
+    W.metric(c2, "Rank order", f"{r.spearman:.2f}", f"Kendall τ {r.kendall:.2f}",
              help="Spearman rank correlation between the clean and the attacked map (1 = same order).")
     with c3.container(border=True):
         st.markdown(f"**Label** {res.clean_name} → {res.adv_name}")
         text, color, icon = story.label_badge(r.label_preserved, r.clean_confidence, r.adv_confidence)
-        st.badge(text, icon=icon, color=color)
+        # the badge wraps its text in two lines (label; confidence change) so a narrow card never cuts it
+        st.markdown(f":{color}-badge[{icon} {text.split(', ')[0]}]  \n:{color}-badge[{text.split(', ', 1)[1]}]")
         st.caption("from cache" if outcomes[method].cached else f"attack took {res.elapsed:.1f} s")
 
 # ----------------------------------------------------------------------------- summary
@@ -134,7 +135,7 @@ rows = [res.row() for res in results.values()]
 series = [{"name": "no-attack floor (two clean seeds)", "values": [r["no_attack_floor"] for r in rows],
            "color": P.PALETTE[5]},
           {"name": "under attack", "values": [r["attacked_topk_intersection"] for r in rows], "color": P.PALETTE[3]}]
-left, right = st.columns([1.3, 1], gap="medium")
+left, right = st.columns([1.1, 1], gap="medium")
 with left:
     W.figure(P.bars_figure([METHODS[r["method_id"]].short for r in rows], series), "attack_bars",
              "Higher = steadier. The gap between a method's two bars is what the attack did; a low floor "
