@@ -136,20 +136,20 @@ if show_all and not runs.stopped("explain_all"):
                 st.stop()
             maps[m], outcomes = o.value, outcomes + [o]
     first = maps["smoothgrad"]
-    panels = [(f"Raw: {METHODS[first.settings.attribution].label}", first.raw,
+    panels = [(f"Raw {METHODS[first.settings.attribution].short.lower()}", first.raw,
                "one gradient, no noise")] + [
-        (METHODS[m].label, r.map, f"T = {r.samples_used} noisy copies") for m, r in maps.items()]
+        (METHODS[m].short, r.map, f"T = {r.samples_used} noisy copies") for m, r in maps.items()]
     cols_all = st.columns(len(panels), gap="small")
     for i, (col, (title, cmap, note)) in enumerate(zip(cols_all, panels)):
         scaled = cmap / max(P.display_scale(cmap), 1e-12)
         fig = P.map_figure(ctx.picture, scaled, first.pixel_cell, opacity, zmax=1.0,
                            topk_mask=topk_mask(cmap, first.k), title=title, height=260)
-        fig.update_traces(showscale=i == len(panels) - 1, selector=dict(type="heatmap"))
+        fig.update_traces(showscale=False, selector=dict(type="heatmap"))   # same size panels; scale in the caption
         fig.update_layout(title=dict(font=dict(size=13)))
         with col:
             W.figure(fig, f"explain_all_{i}", f"{note}; orange = top {first.k} cells.")
-    st.caption("All four maps on one colour scale: each is divided by its own top value (0 = least, "
-               "1 = most important), so the pattern, not the units, is compared.")
+    st.caption("All four maps on one colour scale, dark = least to bright yellow = most important: each is "
+               "divided by its own top value, so the pattern, not the units, is compared.")
     total = runs.Outcome(None, sum(o.elapsed for o in outcomes))
     total.cached = all(o.cached for o in outcomes)
     runs.provenance(ctx, total, first.device, seed, first.settings.describe())

@@ -130,7 +130,7 @@ def test_every_story_page_fits_the_screen_with_captioned_figures(server, browser
         page.locator(CHART).nth(1).wait_for()
         check(page, f"explain_{tag}")
         page.get_by_text("Compare all methods side by side").click()
-        page.get_by_text("RRS (Rényi-Robust-Smooth)").last.wait_for()
+        page.get_by_text("dark = least to bright yellow").wait_for()
         page.wait_for_function(f"document.querySelectorAll('{CHART}').length >= 6")
         check(page, f"explain_all_{tag}")
         page.get_by_text("Compare all methods side by side").click()
