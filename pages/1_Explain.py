@@ -5,8 +5,9 @@ from rrs import plots as P
 from rrs.figures import comparison_png
 from rrs.methods import METHODS, RAW_METHODS
 from rrs.settings import MapSettings
-from ui import caching, export, sidebar, state
+from ui import caching, export, runs, sidebar, state, story
 from ui import widgets as W
+from ui.compute import topk_mask
 
 ctx = sidebar.page("Explain", "Where did the model look? Pick a method. **Smoothing** averages the map over "
                    "many noisy copies of the image, which makes it steadier; **RRS** averages the *ranks* of "
@@ -22,14 +23,21 @@ base = W.method_select(c2, "Base attribution (what gets smoothed)", "explain_bas
                        help="Vanilla gradient: how much each pixel changes the score. Grad-CAM: a coarse map "
                             "from the last convolutional layer.")
 attribution = base if smoothed else method
-cell = W.cell_slider(ctx, c3, "explain_cell", 8, disabled=attribution == "gradcam",
-                     help="Maps are made of cells: single pixels or square patches (coarser = steadier). "
-                          "Grad-CAM always uses its own feature grid.")
+if attribution == "gradcam":
+    # Grad-CAM has no cell size to choose: its cells are the last convolutional layer's grid,
+    # named once the map is known (below)
+    cell_slot = c3.empty()
+    cell = int(st.session_state.get(state.KEEP + "explain_cell", state.preset_default("explain_cell", 8)))
+else:
+    cell_slot = None
+    cell = W.cell_slider(ctx, c3, "explain_cell", 8,
+                         help="Maps are made of cells: single pixels or square patches (coarser = steadier).")
 seed = W.seed_input(c4, "explain_seed", disabled=not smoothed,
                     help="Fixes the noise draws, so a result can be recomputed exactly.")
 
 c5, c6, c7 = st.columns([2.4, 1.2, 1.2])
-sigma = W.sigma_slider(ctx, c5, "explain_sigma", 0.15)
+sigma = W.sigma_slider(ctx, c5, "explain_sigma", 0.15, disabled=not smoothed,
+                       why="Not used: a raw method reads the gradient of the image itself, with no noise.")
 samples = state.widget(c6.select_slider, "Noise samples T", "explain_samples", 16,
                    options=[1, 2, 4, 8, 16, 32, 64, 128, 256], disabled=not smoothed,
                    help="How many noisy copies are averaged. More = steadier map, proportionally slower.")
@@ -49,24 +57,29 @@ settings = W.settings_or_stop(lambda: MapSettings(
     scoring_param=scoring_param, seed=seed))
 
 # ------------------------------------------------------------------------------- compute
-result = W.run(f"Computing the {METHODS[method].label} map", caching.map_result, ctx, settings)
+predicted = story.predict_map(ctx.model, ctx.x, settings)
+out = runs.run(f"Computing the {METHODS[method].label} map", caching.map_result, ctx, settings, predicted=predicted)
+result = out.value
 if result is None:
     st.stop()
 if result.message:
     st.warning(result.message, icon=":material/warning:")
-
 rows, cols = result.grid
-m = st.columns([1.8, 1, 1, 1.2, 0.9])
-W.metric(m[0], "Prediction", result.label, f"{result.confidence:.1%} confident")
-W.metric(m[1], "Map size", f"{rows}×{cols}", f"{result.n:,} cells of {result.pixel_cell} px" if attribution != "gradcam"
-         else f"{result.n} Grad-CAM cells")
-W.metric(m[2], "Top-k", f"{result.k:,} cells", f"{k * 100:g}% of the map")
+if cell_slot is not None:
+    cell_slot.markdown(f"**Cells**  \nGrad-CAM's own {rows}×{cols} feature grid")
+
+m = st.columns([1.3, 1, 1])
+W.metric(m[0], "Prediction", result.label, f"{result.confidence:.0%} confident")
+W.metric(m[1], "Map size", f"{rows}×{cols}", f"top {result.k:,} of {result.n:,} cells",
+         help=(f"Cells of {result.pixel_cell}×{result.pixel_cell} px" if attribution != "gradcam" else
+               "Grad-CAM's feature grid") + f"; the top {result.k:,} ({k * 100:g}% of the cells) are outlined "
+         "in orange on the maps.")
 if smoothed:
-    W.metric(m[3], "Top-k overlap with raw map", f"{result.raw_agreement():.2f}",
-             help="Fraction of the smoothed map's top-k cells that are also top-k in the raw map.")
+    W.metric(m[2], "Raw agreement", f"{result.raw_agreement():.2f}",
+             help="Top-k overlap with the raw map: the fraction of the smoothed map's top-k cells that are also "
+                  "top-k in the raw map.")
 else:
-    W.metric(m[3], "Noise samples", "none", "raw maps use the image once")
-W.metric(m[4], "Time", f"{result.elapsed:.2f} s", result.device)
+    W.metric(m[2], "Noise samples", "none", "one gradient")
 
 opacity = W.opacity_slider("explain_opacity", 0.6)
 top_raw = result.topk_mask("raw")
@@ -88,7 +101,7 @@ with right:
 st.caption("Each map is scaled to its own range (0 = least, 1 = most important) so raw gradients and "
            "smoothed scores share one colour scale.")
 used = result.settings
-W.provenance(ctx, result.elapsed, result.device, used.seed if smoothed else "—", used.describe())
+runs.provenance(ctx, out, result.device, used.seed if smoothed else "—", used.describe())
 
 # -------------------------------------------------------------------------------- export
 maps = {f"Raw: {METHODS[attribution].label}": result.raw}
@@ -102,3 +115,41 @@ W.exports(f"rrs_explain_{ctx.image_name}_{method}", "explain_export",
           csv=export.to_csv(result.rows(), header={"settings": used, "provenance": ctx.provenance()}),
           json_text=export.to_json("explain", used, {**result.summary(), "map": result.map, "raw": result.raw},
                                    ctx.provenance()))
+
+# ------------------------------------------------------------------- every method at once
+st.divider()
+ALL = ["smoothgrad", "sparsified", "rrs"]
+all_settings = {m: settings.replace(method=m) for m in ALL}
+all_predicted = sum(story.predict_map(ctx.model, ctx.x, s) for s in all_settings.values())
+show_all = state.widget(st.toggle, "Compare all methods side by side", "explain_all", False,
+                        help="The raw map and every smoothing method on this image, with the same σ, T, "
+                             "cells and seed.")
+if show_all and not runs.stopped("explain_all"):
+    st.caption(f"{METHODS[attribution if not smoothed else base].label} raw, then SmoothGrad, Sparsified "
+               f"SmoothGrad and RRS at T = {samples} — {story.predicted_text(all_predicted)}.")
+    maps, outcomes = {}, []
+    with runs.stoppable("explain_all"):
+        for m, s_m in all_settings.items():
+            o = runs.run(f"Computing the {METHODS[m].label} map", caching.map_result, ctx, s_m,
+                         predicted=story.predict_map(ctx.model, ctx.x, s_m))
+            if o.value is None:
+                st.stop()
+            maps[m], outcomes = o.value, outcomes + [o]
+    first = maps["smoothgrad"]
+    panels = [(f"Raw {METHODS[first.settings.attribution].short.lower()}", first.raw,
+               "one gradient, no noise")] + [
+        (METHODS[m].short, r.map, f"T = {r.samples_used} noisy copies") for m, r in maps.items()]
+    cols_all = st.columns(len(panels), gap="small")
+    for i, (col, (title, cmap, note)) in enumerate(zip(cols_all, panels)):
+        scaled = cmap / max(P.display_scale(cmap), 1e-12)
+        fig = P.map_figure(ctx.picture, scaled, first.pixel_cell, opacity, zmax=1.0,
+                           topk_mask=topk_mask(cmap, first.k), title=title, height=260)
+        fig.update_traces(showscale=False, selector=dict(type="heatmap"))   # same size panels; scale in the caption
+        fig.update_layout(title=dict(font=dict(size=13)))
+        with col:
+            W.figure(fig, f"explain_all_{i}", f"{note}; orange = top {first.k} cells.")
+    st.caption("All four maps on one colour scale, dark = least to bright yellow = most important: each is "
+               "divided by its own top value, so the pattern, not the units, is compared.")
+    total = runs.Outcome(None, sum(o.elapsed for o in outcomes))
+    total.cached = all(o.cached for o in outcomes)
+    runs.provenance(ctx, total, first.device, seed, first.settings.describe())

@@ -223,13 +223,13 @@ def test_every_page_in_a_real_browser(server, browser, tmp_path):
         nav(page, "Explain")
         charts_drawn(page, 2)                          # raw and smoothed maps
         assert "my_blob.png" in page.get_by_text(re.compile("image \\*?my_blob.png")).first.inner_text()
-        before = metric_value(page, "Top-k")
+        before = page.get_by_test_id("stMetric").filter(has_text="Map size").first.inner_text()
         value = slider_keys(page, "Top-k: share of cells", "ArrowRight", "ArrowRight", "ArrowRight",
                             "ArrowRight", "ArrowRight")
         assert value and value.startswith("10")
         page.wait_for_function(
             "b => ![...document.querySelectorAll('[data-testid=stMetric]')].some("
-            "m => m.innerText.includes('Top-k') && m.innerText.includes(b))", arg=before)
+            "m => m.innerText.includes('Map size') && m.innerText === b)", arg=before)
         charts_drawn(page, 2)
         doc = json.loads(download(page, "JSON (settings + results)"))
         assert doc["page"] == "explain" and doc["settings"]["k"] == pytest.approx(0.10)
@@ -267,11 +267,12 @@ def test_every_page_in_a_real_browser(server, browser, tmp_path):
         nav(page, "Attack")
         page.get_by_role("button", name="Remove SmoothGrad").click()
         idle(page)
+        page.get_by_text("Attack strength and seed").click()             # steps and EOT are in an expander
         slider_keys(page, "Attack steps", "Home", "ArrowRight")          # 2 steps
         slider_keys(page, "EOT samples per step", "Home")               # 1 sample
         slider_keys(page, "Map samples T", "Home", "ArrowRight")         # T = 2
         button(page, "Run attack").click()
-        charts_drawn(page, 5)                          # 2 × (clean, attacked) + bars
+        charts_drawn(page, 6)                          # 2 × (clean, attacked) + bars + budget-vs-radius scale
         page.get_by_text("Methods compared").wait_for()
         adv = Image.open(io.BytesIO(download(page, re.compile("Adversarial image"))))
         assert adv.size == (112, 112)
@@ -290,6 +291,7 @@ def test_every_page_in_a_real_browser(server, browser, tmp_path):
         for t in ("Remove 4", "Remove 8"):
             page.get_by_role("button", name=t, exact=True).click()
             idle(page)
+        page.get_by_text("Attack strength and seed").click()
         slider_keys(page, "Attack steps", "Home")
         slider_keys(page, "EOT samples", "Home")
         button(page, "Run comparison").click()

@@ -104,8 +104,6 @@ def _image_section(sb):
     up = sb.file_uploader("…or upload your own", type=IMAGE_TYPES, key="sb_upload",
                           help="PNG, JPEG, WebP, BMP, GIF or TIFF, up to 25 MB and 40 megapixels.")
     state.process_upload(up)
-    if st.session_state.get("sb.upload_error"):
-        sb.error(st.session_state["sb.upload_error"], icon=":material/error:")
     upload = state.upload_in_use()
     if upload:
         loaded = caching.load_upload(upload["digest"], upload["name"], upload["data"])
@@ -180,7 +178,24 @@ def page(title: str, intro: str) -> Context:
     ctx = sidebar()
     st.title(title)
     st.markdown(intro)
-    if st.session_state.get("sb.upload_error"):
-        st.error(f"Your upload could not be used: {st.session_state['sb.upload_error']} "
-                 "The previous image is still in use.", icon=":material/error:")
+    _upload_error(ctx)
     return ctx
+
+
+def upload_error_text(err: dict, ctx: Context) -> str:
+    """What went wrong with an upload and which image is shown instead (the one in use now)."""
+    shown = (f"Still showing your previous upload **{ctx.image_name}**." if ctx.source == "upload"
+             else f"Showing the sample **{ctx.image_name}** instead.")
+    return f"**{err['name']}** could not be used: {err['why'].rstrip('.')}. {shown}"
+
+
+def _upload_error(ctx: Context) -> None:
+    """The one place a refused upload is reported (cleared by picking any image)."""
+    err = state.upload_error()
+    if err is None:
+        return
+    st.error(upload_error_text(err, ctx), icon=":material/error:")
+    previous = st.session_state.get("sb.upload")
+    if ctx.source == "sample" and previous:
+        st.button(f"Use your earlier upload {previous['name']} again", key="sb_previous_upload",
+                  on_click=state.use_previous_upload, icon=":material/undo:")

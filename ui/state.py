@@ -25,8 +25,8 @@ PRESET = {
     "explain_cell": (8, 16),
     "certify_samples": (1024, 256),
     "certify_cell": (32, 32),
-    "attack_samples": (16, 8),
-    "attack_cell": (8, 16),
+    "attack_samples": (32, 16),
+    "attack_cell": (16, 16),
     "attack_steps": (10, 5),
     "attack_eot": (4, 2),
     "compare_ts": ([1, 2, 4, 8, 16], [1, 2, 4, 8]),
@@ -133,8 +133,25 @@ def request_run(page_key: str, updates: dict) -> None:
 # ------------------------------------------------------------------------------ uploads
 
 def use_samples() -> None:
-    """Go back from an upload to the bundled sample chosen in the sidebar."""
+    """Go back from an upload to the bundled sample chosen in the sidebar (a pending upload
+    error is about an image no longer in question, so it goes too)."""
     st.session_state["sb.source"] = "sample"
+    st.session_state.pop("sb.upload_error", None)
+
+
+def use_previous_upload() -> None:
+    """Make the last good upload the image again (after a bad file or a sample pick)."""
+    if st.session_state.get("sb.upload"):
+        st.session_state["sb.source"] = "upload"
+    st.session_state.pop("sb.upload_error", None)
+
+
+def upload_error() -> dict | None:
+    """The pending upload error: ``name`` (the refused file) and ``why``, or None."""
+    err = st.session_state.get("sb.upload_error")
+    if err is None:
+        return None
+    return err if isinstance(err, dict) else {"name": "the file", "why": str(err)}
 
 
 def use_sample(name: str) -> None:
@@ -166,7 +183,7 @@ def process_upload(up) -> None:
     try:
         loaded = caching.load_upload(digest, up.name, data)
     except ImageError as e:
-        st.session_state["sb.upload_error"] = str(e)
+        st.session_state["sb.upload_error"] = {"name": up.name, "why": str(e)}
         return
     st.session_state.pop("sb.upload_error", None)
     st.session_state["sb.upload"] = {"name": up.name, "digest": digest, "data": data,

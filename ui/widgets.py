@@ -95,11 +95,17 @@ def linf_budget_slider(container, label: str, key: str, default: int, max_steps:
     return int(steps) / 255.0
 
 
-def sigma_slider(ctx, container, key: str, default: float = 0.15, noise: str = "gaussian") -> float:
-    """A σ slider with the image under one noise draw at that σ beside it."""
+def sigma_slider(ctx, container, key: str, default: float = 0.15, noise: str = "gaussian",
+                 disabled: bool = False, why: str = "") -> float:
+    """A σ slider with the image under one noise draw at that σ beside it; ``disabled`` (a
+    raw method, which adds no noise) greys the slider and replaces the preview by ``why``."""
     left, right = container.columns([3, 1.2])
     sigma = widget(left.slider, "Noise level σ (pixel units; images are in [0, 1])", key, default,
-                   min_value=0.01, max_value=0.5, step=0.01, help=f"{SIGMA_HELP}. 0.15 ≈ 38/255.")
+                   min_value=0.01, max_value=0.5, step=0.01, help=f"{SIGMA_HELP}. 0.15 ≈ 38/255.",
+                   disabled=disabled)
+    if disabled:
+        left.caption(why or "Not used: this method adds no noise.")
+        return float(sigma)
     left.caption(f"σ = {sigma:g} ≈ {sigma * 255:.0f}/255 per pixel value")
     noise_preview_image(ctx, sigma, noise, right)
     return float(sigma)

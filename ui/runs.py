@@ -1,0 +1,87 @@
+"""Long work on a page: its predicted time before it starts, progress, a Stop button, and
+an honest line saying whether a result was computed now or came from the cache.
+
+A result came from the cache exactly when the computation never reported progress: every
+computation the pages run reports it (at least once, at the end), and a cache hit does not
+run the computation at all.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+
+import streamlit as st
+
+from . import widgets as W
+from .story import predicted_text
+
+__all__ = ["Outcome", "run", "stoppable", "stopped", "provenance", "stop_key"]
+
+
+class Outcome:
+    """A finished run: ``value`` (None when it failed), ``cached``, ``elapsed`` (of the
+    computation, also when it came from the cache) and ``wall`` (of this call)."""
+
+    def __init__(self, value, wall: float, computed: bool = True):
+        self.value = value
+        self.wall = wall
+        self.elapsed = _elapsed(value) if value is not None else wall
+        self.cached = value is not None and not computed
+
+
+def _elapsed(value) -> float:
+    if isinstance(value, dict):
+        return float(value.get("elapsed", 0.0))
+    return float(getattr(value, "elapsed", 0.0))
+
+
+def stop_key(page_key: str) -> str:
+    return f"{page_key}_stop"
+
+
+def stopped(page_key: str) -> bool:
+    """True on the run right after the page's Stop button was pressed (the work it stopped
+    is not restarted; a notice says so)."""
+    if st.session_state.get(stop_key(page_key)):
+        st.info("Stopped — nothing from the interrupted run is shown. Press the run button to start "
+                "again.", icon=":material/stop_circle:")
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def stoppable(page_key: str):
+    """A Stop button shown while the block runs (pressing it, or changing any widget,
+    interrupts the work at its next progress update; :func:`stopped` then says so)."""
+    slot = st.empty()
+    slot.button("Stop", key=stop_key(page_key), icon=":material/stop:",
+                help="Interrupts the computation; changing any setting does the same.")
+    try:
+        yield
+    finally:
+        slot.empty()
+
+
+def run(text: str, fn, *args, predicted: float | None = None, **kwargs) -> Outcome:
+    """``W.run(fn, *args)`` with its predicted time in the progress text; an :class:`Outcome`."""
+    label = text if predicted is None else f"{text} ({predicted_text(predicted)})"
+    calls = []
+
+    def tracked(*a, progress, **kw):
+        def report(done, total):
+            calls.append(done)
+            progress(done, total)
+        return fn(*a, progress=report, **kw)
+    start = time.perf_counter()
+    value = W.run(label, tracked, *args, **kwargs)
+    return Outcome(value, time.perf_counter() - start, computed=bool(calls))
+
+
+def provenance(ctx, outcome: Outcome, device: str, seed, settings_text: str) -> None:
+    """The one line every result carries, saying whether it came from the cache."""
+    if outcome.cached:
+        when = f":material/cached: from cache (computed earlier in {outcome.elapsed:.2f} s)"
+    else:
+        when = f":material/timer: computed now in {outcome.elapsed:.2f} s"
+    st.caption(f"{when} on {device} · seed {seed} · {settings_text} · image *{ctx.image_name}* at "
+               f"{ctx.size}×{ctx.size} · model {ctx.model_label}")

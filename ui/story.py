@@ -1,0 +1,288 @@
+"""The app's story in plain words, computed from the numbers (plain Python: no streamlit).
+
+Every sentence here is built from the numbers it talks about, so a text can never disagree
+with the figure beside it: the "what this shows" line under an attack, the label badge, the
+Learn page's certificate step, the attack-budget-versus-guarantee scale, readable names for
+tables and stored results, and predicted times from the rates measured on this device
+(:data:`rrs.timing.RATES`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from rrs import plots as P
+from rrs.methods import METHODS
+from rrs.settings import Norm
+from rrs.timing import RATES, calibrate, format_seconds, sample_key
+
+__all__ = ["COLUMNS", "readable_rows", "stored_series_name", "STORED_METRICS", "label_badge",
+           "attack_takeaway", "budget_scale", "certificate_story", "predict_map", "predict_attack",
+           "record_attack", "predicted_text", "ATTACK_SECOND_ORDER"]
+
+# ------------------------------------------------------------------------ readable names
+
+#: Column names for people (raw keys of the compute rows -> table headers).
+COLUMNS = {
+    "method": "Method", "T": "Noise samples T", "no_attack_floor": "No-attack floor",
+    "attacked_topk_intersection": "Top-k kept under attack", "drop": "Drop below the floor",
+    "spearman": "Rank correlation", "kendall": "Kendall τ", "label_preserved": "Label kept",
+    "confidence_before": "Confidence before", "confidence_after": "Confidence after",
+    "linf_255": "Largest change (/255)", "l2": "Size of the change (ℓ2)", "elapsed_s": "Time (s)",
+    "beta": "β", "norm": "Norm",
+    "rdp_plugin": "RDP estimate (plug-in)", "rdp_finite": "RDP guarantee (finite-sample)",
+    "cdf_plugin": "Gaussian-CDF estimate (plug-in)", "cdf_finite": "Gaussian-CDF guarantee (finite-sample)",
+    # stored study results
+    "experiment": "Experiment", "cell": "Cell size (px)", "budget": "Attack budget", "attack": "Attack",
+    "certificate": "Certificate", "metric": "Measure", "mean": "Mean", "ci_low": "95% CI low",
+    "ci_high": "95% CI high", "n": "Runs averaged", "n_images": "Images", "n_seeds": "Seeds per image",
+    "ci_method": "Interval",
+}
+
+#: Stored study metrics for people.
+STORED_METRICS = {
+    "intersection": "top-k kept under attack", "floor_intersection": "no-attack floor (top-k)",
+    "drop": "drop below the floor", "intersection_same_noise": "top-k kept under attack (same noise)",
+    "intersection_index": "top-k kept under attack (index ties)",
+    "floor_intersection_index": "no-attack floor (index ties)", "spearman": "rank correlation under attack",
+    "floor_spearman": "no-attack rank correlation", "label_preserved": "share of attacks that kept the label",
+    "perturbation_l2": "size of the change (ℓ2)", "perturbation_linf": "largest change per value",
+    "attack_seconds": "attack time (s)", "radius": "certified radius", "cell_radius_median":
+    "median per-cell radius", "certify_seconds": "certificate time (s)", "smooth_seconds": "smoothing time (s)",
+    "intersection_vs_reference": "agreement with a T=64 reference", "reference_half_agreement":
+    "agreement of the reference's halves",
+}
+
+
+def readable_rows(rows: list[dict], keys: list[str]) -> list[dict]:
+    """``rows`` restricted to ``keys`` (in that order) under :data:`COLUMNS` names."""
+    return [{COLUMNS.get(k, k): r.get(k) for k in keys} for r in rows]
+
+
+def _present(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v)) and str(v) != "nan"
+
+
+def stored_series_name(key: dict) -> str:
+    """A stored result's series in words, e.g. ``"RRS (exponential), 16×16 cells, ℓ∞ 4/255"``."""
+    from rrs.study.config import method_label
+    from rrs.study.plots import CERT_LABELS, fmt_budget
+    parts = []
+    if _present(key.get("method")):
+        parts.append(method_label(str(key["method"])))
+    if _present(key.get("cell")):
+        c = int(float(key["cell"]))
+        parts.append("pixel cells" if c == 1 else f"{c}×{c} cells")
+    if _present(key.get("budget")):
+        parts.append(fmt_budget(key.get("norm"), float(key["budget"])))
+    elif _present(key.get("norm")):
+        parts.append({"linf": "ℓ∞", "l2": "ℓ2", "l1": "ℓ1"}.get(str(key["norm"]), str(key["norm"])))
+    if _present(key.get("certificate")):
+        parts.append(CERT_LABELS.get(str(key["certificate"]), str(key["certificate"])))
+    if _present(key.get("beta")):
+        parts.append(f"β = {float(key['beta']):g}")
+    return ", ".join(parts) or "all"
+
+
+# ------------------------------------------------------------------------------- attacks
+
+def label_badge(kept: bool, before: float, after: float, big_drop: float = 0.25) -> tuple[str, str, str]:
+    """``(text, colour, icon)`` of the label badge: green only when the label and most of the
+    confidence stayed; amber when the label stayed but the confidence fell by more than
+    ``big_drop`` (e.g. 94% → 14%); red when the label changed."""
+    change = f"confidence {before:.0%} → {after:.0%}"
+    if not kept:
+        return f"label changed, {change}", "red", ":material/close:"
+    if before - after > big_drop:
+        return f"label kept, {change}", "orange", ":material/warning:"
+    return f"label kept, {change}", "green", ":material/check:"
+
+
+def attack_takeaway(rows: list[dict]) -> str:
+    """One line saying what the attack results show, computed from the rows of
+    :meth:`ui.compute.MethodAttack.row` (method, floor, attacked intersection, label kept)."""
+    rows = [r for r in rows if r.get("label_preserved", True)] or rows
+    if not rows:
+        return ""
+    drop = {r["method"]: r["no_attack_floor"] - r["attacked_topk_intersection"] for r in rows}
+    worst = max(rows, key=lambda r: drop[r["method"]])
+    best = min(rows, key=lambda r: drop[r["method"]])
+
+    def part(r):
+        return (f"{r['method']} kept {r['attacked_topk_intersection']:.0%} of its top cells against a "
+                f"no-attack floor of {r['no_attack_floor']:.0%}")
+    if len(rows) == 1 or abs(drop[worst["method"]] - drop[best["method"]]) < 0.05:
+        verdict = "the attack moved every method about equally" if len(rows) > 1 else (
+            "the attack moved it well beyond sampling noise" if drop[worst["method"]] > 0.1 else
+            "the attack did little beyond what sampling noise does anyway")
+        return f"What this shows: {part(worst)} — {verdict}."
+    low_floor = best["no_attack_floor"] < 0.5
+    tail = (" — but its map is unsteady even without an attack (low floor): more noise samples T or larger "
+            "cells raise the floor" if low_floor else "")
+    return (f"What this shows: {part(worst)} (a drop of {drop[worst['method']]:.0%}), while {part(best)} "
+            f"(a drop of {max(drop[best['method']], 0):.0%}){tail}.")
+
+
+def budget_scale(budget: float, radius: float, plugin: float, norm: Norm, dim: int,
+                 title: str | None = None) -> tuple[go.Figure, str]:
+    """The attack budget and the certified radius on one logarithmic scale.
+
+    Two rows for ℓ1/ℓ2 (the norm's own units, and the change per pixel value when spread
+    evenly over all ``dim`` values, in 1/255 steps); one row for ℓ∞ (per value). Radius 0
+    (nothing certified) is drawn at the left edge and an unbounded one at the right edge,
+    labelled so. Returns the figure and its caption, both from the same numbers.
+    """
+    rows = [(f"size in {norm.label}", 1.0)] if not norm.is_inf else []
+    rows.append(("per pixel value (/255)", None))
+    marks = [("guarantee (finite-sample)", radius, P.CERTIFIED, "diamond"),
+             ("estimate (plug-in, not a guarantee)", plugin, P.TOPK, "circle-open"),
+             ("attack budget", budget, "#D55E00", "x")]
+
+    def value(v, scale):
+        return v if scale is not None else norm.per_pixel(v, dim) * 255
+    positive = [value(v, s) for _, v, *_ in marks for _, s in rows if v > 0 and math.isfinite(v)]
+    lo = 10 ** (math.floor(math.log10(min(positive))) - 1) if positive else 1e-3
+    hi = 10 ** (math.ceil(math.log10(max(positive))) + 1) if positive else 10
+    fig = go.Figure()
+    for name, v, color, symbol in marks:
+        xs = [lo * 2 if v <= 0 else hi / 2 if not math.isfinite(v) else value(v, s) for _, s in rows]
+        text = ["0" if v <= 0 else "∞" if not math.isfinite(v) else f"{value(v, s):.3g}" for _, s in rows]
+        fig.add_trace(go.Scatter(x=xs, y=[r for r, _ in rows], mode="markers+text", name=name, text=text,
+                                 textposition="top center", cliponaxis=False,
+                                 marker=dict(size=15, color=color, symbol=symbol, line=dict(width=2, color=color)),
+                                 hovertemplate="%{y}: %{text}<extra>" + name + "</extra>"))
+    fig.update_xaxes(type="log", range=[math.log10(lo), math.log10(hi)], gridcolor="#e5e5e5",
+                     title="size of the change (log scale: each grid line is ×10)", dtick=1)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=170 + 50 * len(rows), font=P._FONT,
+                      margin=dict(l=10, r=10, t=60 if title else 40, b=10),
+                      title=dict(text=title or "", x=0.02, font=dict(size=15)),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      plot_bgcolor="white", paper_bgcolor="rgba(0,0,0,0)")
+    return fig, _scale_caption(budget, radius, plugin, norm, dim)
+
+
+def _scale_caption(budget: float, radius: float, plugin: float, norm: Norm, dim: int) -> str:
+    def both(v):
+        per = norm.per_pixel(v, dim) * 255
+        return f"{per:.3g}/255 per value" if norm.is_inf else f"{v:.3g} ({norm.label}, ≈ {per:.2g}/255 per value)"
+    if radius > 0 and not math.isfinite(radius):
+        return f"The guarantee is unbounded here, so it covers the attack of {both(budget)} too."
+    if radius > 0:
+        ratio = budget / radius
+        head = f"The guarantee covers changes up to {both(radius)}; the attack used {both(budget)}"
+        if ratio > 1:
+            return (f"{head} — {ratio:,.0f}× larger, so the guarantee says nothing about this attack: "
+                    "it is outside the certified ball.")
+        return f"{head} — inside the certified ball, so the certified top cells cannot have been pushed out."
+    if plugin > 0 and not math.isfinite(plugin):
+        est = (" The plug-in estimate is unbounded (∞): with so few noisy copies the sampled ranks look "
+               "certain, which says nothing — more noise samples T make it meaningful.")
+    elif plugin > 0:
+        est = (f" Even the plug-in estimate (not a guarantee), {both(plugin)}, is "
+               f"{budget / plugin:,.0f}× smaller than the attack." if plugin < budget else
+               f" The plug-in estimate, {both(plugin)}, would cover it, but it is not a guarantee.")
+    else:
+        est = ""
+    return (f"Nothing is guaranteed with these noise samples (radius 0), so the guarantee says nothing about "
+            f"the attack of {both(budget)}.{est}")
+
+
+# ------------------------------------------------------------------------- certificates
+
+def certificate_story(cr) -> dict:
+    """The Learn page's certificate step: one radius ``L``, the figure's title, caption and
+    the text beside it, all about the same per-cell statement.
+
+    ``cr`` is a :class:`ui.compute.CertifyResult`. The finite-sample per-cell radii (each
+    holds with probability ≥ 1 − η) are used when any top-k cell has a positive one;
+    otherwise the plug-in radii, and every text then says "estimate". ``L`` is just below the
+    median positive radius of the top-k cells, so the figure shows some cells blue and some
+    orange. Returns ``radius``, ``finite``, ``certified`` (cells blue at ``L``), ``k``,
+    ``categories`` (for :func:`rrs.plots.region_figure`), ``title``, ``caption``, ``text``.
+    """
+    selected = np.asarray(cr.report.selected)
+    k = int(selected.size)
+    finite = bool(np.any(cr.cell_radii("best", finite=True)[selected] > 0))
+    radii = cr.cell_radii("best", finite=finite)[selected]
+    positive = np.sort(radii[radii > 0])
+    radius = float(positive[len(positive) // 2]) * 0.9 if positive.size else 0.0
+    cats = cr.categories(radius, "best", finite=finite)
+    certified = int((cats == 2).sum())
+    size = f"{cr.norm.label} size {radius:.3g}"
+    if finite:
+        title = f"Guaranteed at {size}: {certified} of {k} patches"
+        caption = (f"Blue = guaranteed (probability ≥ {1 - cr.eta:.0%}) to stay among the {k} most important "
+                   f"patches for any change up to {cr.norm.label} size {radius:.3g}; orange = important, "
+                   "not guaranteed at that size.")
+        text = (f"**{certified} of the {k} most important patches** are guaranteed to stay important for "
+                f"*any* change of the picture up to {cr.norm.label} size **{radius:.3g}** — each patch on "
+                f"its own, with probability ≥ {1 - cr.eta:.0%} over the noise draws.")
+    elif radius > 0:
+        title = f"Estimate at {size}: {certified} of {k} patches"
+        caption = (f"Blue = would stay among the {k} most important patches for any change up to "
+                   f"{cr.norm.label} size {radius:.3g} if the sampled map were exact (an estimate, not a "
+                   "guarantee); orange = important, not covered at that size.")
+        text = (f"With {cr.map_result.samples_used:,} noisy copies **nothing can be guaranteed yet**. Taking the "
+                f"sampled map as exact (an *estimate*), **{certified} of the {k} most important patches** "
+                f"would stay important for any change up to {cr.norm.label} size **{radius:.3g}**.")
+    else:
+        title = f"Nothing certified: 0 of {k} patches"
+        caption = f"Orange = the {k} most important patches; none is covered even by the estimate."
+        text = (f"With {cr.map_result.samples_used:,} noisy copies no patch can be shown to stay important, "
+                "not even as an estimate: the map changes too much between noise draws.")
+    return {"radius": radius, "finite": finite, "certified": certified, "k": k, "categories": cats,
+            "title": title, "caption": caption, "text": text}
+
+
+# ---------------------------------------------------------------------- predicted times
+
+#: Cost of one second-order EOT step of an attack in noisy-sample units, used only until an
+#: attack has been measured on this device (:func:`record_attack` then replaces it).
+ATTACK_SECOND_ORDER = 3.0
+
+
+def _sample_rate(model, x, settings) -> float:
+    key = sample_key(model, x, settings)
+    rate = RATES.rate(key)
+    if rate is None:
+        rate = calibrate(model, x, settings, samples=2, batch_size=2)
+    return float(rate)
+
+
+def predict_map(model, x, settings) -> float:
+    """Seconds to compute the map ``settings`` describes, from the rate measured here."""
+    units = settings.samples if settings.smoothed else 1
+    return units / _sample_rate(model, x, settings)
+
+
+def _attack_units(settings, attack) -> float:
+    t = settings.samples if settings.smoothed else 1
+    eot = attack.eot if settings.smoothed else 1
+    return attack.steps * (eot * ATTACK_SECOND_ORDER + t) + 3 * t
+
+
+def _attack_key(model, x, settings) -> tuple:
+    return ("attack",) + sample_key(model, x, settings)
+
+
+def predict_attack(model, x, settings, attack) -> float:
+    """Seconds for one attacked method (steps, EOT, and the three evaluation maps), from the
+    attack rate measured on this device, or from the sample rate before any attack ran."""
+    units = _attack_units(settings, attack)
+    rate = RATES.rate(_attack_key(model, x, settings))
+    if rate is None:
+        return units / _sample_rate(model, x, settings)
+    return units / rate
+
+
+def record_attack(model, x, settings, attack, seconds: float) -> None:
+    """Record a finished (not cached) attack so the next prediction uses its measured rate."""
+    RATES.record(_attack_key(model, x, settings), _attack_units(settings, attack), seconds)
+
+
+def predicted_text(seconds: float | None) -> str:
+    """``"predicted about 12 s on this device"``."""
+    return f"predicted {format_seconds(seconds)} on this device"
