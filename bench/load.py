@@ -23,7 +23,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -87,27 +86,35 @@ def serve(model: str = "tiny", budget: str = "1GB", port: int | None = None, log
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-class HealthPoller(threading.Thread):
-    """Polls ``/_stcore/health`` every ``every`` s; records each answer's latency (inf = failed)."""
+_POLLER = r"""
+import sys, time, urllib.request
+url, every = sys.argv[1], float(sys.argv[2])
+while True:
+    t0 = time.perf_counter()
+    try:
+        ok = urllib.request.urlopen(url, timeout=5).read() == b"ok"
+    except OSError:
+        ok = False
+    print(time.perf_counter() - t0 if ok else "inf", flush=True)
+    time.sleep(every)
+"""
+
+
+class HealthPoller:
+    """Polls ``/_stcore/health`` every ``every`` s from its own process (so the harness's own
+    work never delays a poll) and records each answer's latency (inf = failed)."""
 
     def __init__(self, url: str, every: float = 0.25):
-        super().__init__(daemon=True)
-        self.url, self.every, self.latencies = url, every, []
-        self._stop_event = threading.Event()
+        self.url, self.every, self.latencies, self._proc = url, every, [], None
 
-    def run(self):
-        while not self._stop_event.is_set():
-            t0 = time.perf_counter()
-            try:
-                ok = urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=5).read() == b"ok"
-            except OSError:
-                ok = False
-            self.latencies.append(time.perf_counter() - t0 if ok else float("inf"))
-            self._stop_event.wait(self.every)
+    def start(self):
+        self._proc = subprocess.Popen([sys.executable, "-c", _POLLER, f"{self.url}/_stcore/health", str(self.every)],
+                                      stdout=subprocess.PIPE, text=True)
 
     def stop(self):
-        self._stop_event.set()
-        self.join(10)
+        self._proc.terminate()
+        out, _ = self._proc.communicate(timeout=10)
+        self.latencies = [float(v) for v in out.split()]
 
 
 def make_upload(folder: Path, i: int) -> Path:
@@ -125,7 +132,7 @@ def _niced_chromium(folder: Path) -> str:
     """Chromium at the lowest CPU priority: in a classroom the browsers run on the students'
     machines, so here they must not take the server's two cores from it."""
     wrapper = folder / "chromium-niced"
-    wrapper.write_text(f'#!/bin/sh\nexec nice -n 10 {CHROMIUM} "$@"\n')
+    wrapper.write_text(f"#!/bin/sh\nexec nice -n 19 {CHROMIUM} \"$@\"\n")
     wrapper.chmod(0o755)
     return str(wrapper)
 
@@ -189,7 +196,12 @@ def _wait_all(students: list, timeout_s: float) -> None:
     pending = list(students)
     while pending:
         if time.perf_counter() > deadline:
-            raise TimeoutError(f"{len(pending)} sessions had no result after {timeout_s:.0f} s")
+            for s in pending:  # what the stuck pages show, for the report
+                s["page"].evaluate("() => document.querySelectorAll('section, [data-testid=stMain]')"
+                                   ".forEach(e => e.scrollTo(0, e.scrollHeight))")
+                s["page"].screenshot(path=f"/tmp/rrs_load_stuck_{s['i']}.png")
+            raise TimeoutError(f"{len(pending)} sessions had no result after {timeout_s:.0f} s: "
+                               + ", ".join(f"#{s['i']}{' (attack)' if s['attack'] else ''}" for s in pending))
         for s in list(pending):
             if _ready(s):
                 s["done"] = time.perf_counter()
@@ -246,7 +258,9 @@ def report(out: dict, budget: int) -> str:
         f"sessions {len(lat)} ({sum(r['attack'] for r in out['records'])} attacking), all done in {out['wall']:.1f} s",
         f"latency click → result: median {statistics.median(lat):.1f} s, 90% {lat[int(0.9 * (len(lat) - 1))]:.1f} s, "
         f"max {lat[-1]:.1f} s",
-        f"health: {len(out['health'])} polls, slowest {max(out['health']) * 1000:.0f} ms",
+        f"health latencies (s, in order): {' '.join(f'{h:.2f}' for h in out['health'])}\n"
+        f"health: {len(out['health'])} polls, median {statistics.median(out['health']) * 1000:.0f} ms, "
+        f"slowest {max(out['health']) * 1000:.0f} ms, {sum(h >= 1.0 for h in out['health'])} at or over 1 s",
         f"server RSS: idle {out['idle_rss'] / mb:.0f} MB, peak (VmHWM) {out['peak_rss'] / mb:.0f} MB "
         f"(+{(out['peak_rss'] - out['idle_rss']) / mb:.0f} MB; budget {budget / mb:.0f} MB)",
         f"errors shown: {sum(r['errors'] for r in out['records'])}"])

@@ -269,3 +269,19 @@ def test_gpu_batch_sizes_from_free_memory(tiny, x32):
     assert small == min(1024, int((M.GB / 2 - M.FIXED) // per))
     assert D.batch_size(tiny, x32, "integrated_gradients", 16, free=M.GB) == small // 8
     assert D.precision(tiny, x32) == "fp32"                      # bf16 only on CUDA where it agrees
+
+
+def test_predicted_wait_of_the_next_in_line_with_unknown_jobs_behind_it():
+    """The first waiting ticket's wait depends only on the running jobs, even when jobs queued
+    behind it have no known duration (this once raised a TypeError in every waiting page)."""
+    s = Scheduler(budget=BIG, max_jobs=1)
+    a = s.submit("A", cost())
+    time.sleep(0.02)
+    s.release(a)  # measured: "map" jobs now have a known duration
+    running = s.submit("A", cost())
+    nxt = s.submit("B", cost())
+    behind = s.submit("C", cost(kind="attack"))  # no attack has finished: unknown duration
+    assert nxt.state == "queued" and behind.state == "queued"
+    assert s.predicted_wait(nxt) is not None and s.predicted_wait(nxt) >= 0
+    for t in (running, nxt, behind):
+        s.release(t)

@@ -8,3 +8,8 @@ Plain Python (no streamlit, usable from tests and scripts): :mod:`ui.compute` (t
 the pages show), :mod:`ui.budgets` (what the app computes in one request) and
 :mod:`ui.export` (JSON and CSV files).
 """
+
+# Imported once, up front: plotly imports pandas lazily, and the first imports from several
+# sessions' script threads at once saw a half-initialised module (a load test found this).
+import pandas  # noqa: E402,F401
+

@@ -215,12 +215,13 @@ class Scheduler:
                     return None
                 total += max(0.0, e - (now - t.started))
             ahead = self._position(ticket) - 1
+            if not ahead:
+                return total / max(1, self.max_jobs)
             queued = [t for q in self._waiting.values() for t in q if t is not ticket]
             known = [self._expected(t) for t in queued]
-            if ahead and (not known or any(k is None for k in known)):
+            if not known or any(k is None for k in known):
                 return None
-            mean = sum(known) / len(known) if known else 0.0
-            return (total + ahead * mean) / max(1, self.max_jobs)
+            return (total + ahead * sum(known) / len(known)) / max(1, self.max_jobs)
 
     def wait(self, ticket: Ticket, on_wait=None, poll: float = 0.25) -> int:
         """Block until ``ticket`` runs; return its batch size. Calls ``on_wait(position, seconds)``
