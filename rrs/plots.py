@@ -331,9 +331,11 @@ def prediction_figure(predictions: list[tuple[int, str, float]], height: int = 2
     names = [f"{name}" for _, name, _ in predictions][::-1]
     probs = [p for *_, p in predictions][::-1]
     fig = go.Figure(go.Bar(x=probs, y=names, orientation="h", marker_color=CERTIFIED,
-                           text=[f"{p:.1%}" for p in probs], textposition="outside",
+                           text=[f"{p:.1%}" for p in probs], textposition="outside", cliponaxis=False,
                            hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
-    fig.update_xaxes(range=[0, 1.15], tickformat=".0%", gridcolor="#e5e5e5", title="probability")
+    # room right of a 100% bar for its label (it was cut at the plot's edge)
+    fig.update_xaxes(range=[0, 1.22], tickvals=[0, 0.25, 0.5, 0.75, 1.0], tickformat=".0%", gridcolor="#e5e5e5",
+                     title="probability")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), font=_FONT,
                       plot_bgcolor="white", paper_bgcolor="rgba(0,0,0,0)")
     return fig

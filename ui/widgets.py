@@ -252,18 +252,20 @@ def exports(stem: str, key: str, png=None, csv: str | None = None, json_text: st
 
     ``extra_png`` is an optional ``(label, data_or_callable, file_suffix)`` for a second figure.
     """
-    cols = iter(st.columns(4 if extra_png else 3))
+    # One row that wraps: each button as wide as its label (fixed columns cut the labels at
+    # 1024 px).
+    row = st.container(horizontal=True)
     if png is not None:
-        next(cols).download_button("PNG figure", data=png, file_name=f"{stem}.png", mime="image/png",
+        row.download_button("PNG figure", data=png, file_name=f"{stem}.png", mime="image/png",
                                    key=f"{key}_png", icon=":material/image:", on_click="ignore")
     if extra_png:
         label, data, suffix = extra_png
-        next(cols).download_button(label, data=data, file_name=f"{stem}_{suffix}.png", mime="image/png",
+        row.download_button(label, data=data, file_name=f"{stem}_{suffix}.png", mime="image/png",
                                    key=f"{key}_png2", icon=":material/show_chart:", on_click="ignore")
     if csv is not None:
-        next(cols).download_button("CSV numbers", data=csv, file_name=f"{stem}.csv", mime="text/csv",
+        row.download_button("CSV numbers", data=csv, file_name=f"{stem}.csv", mime="text/csv",
                                    key=f"{key}_csv", icon=":material/table:", on_click="ignore")
     if json_text is not None:
-        next(cols).download_button("JSON (settings + results)", data=json_text, file_name=f"{stem}.json",
+        row.download_button("JSON (settings + results)", data=json_text, file_name=f"{stem}.json",
                                    mime="application/json", key=f"{key}_json", icon=":material/data_object:",
                                    on_click="ignore")
