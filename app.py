@@ -41,11 +41,14 @@ def home() -> None:
         W.figure(P.prediction_figure(preds), "home_pred",
                  f"The model's five most likely classes for this image ({ctx.model_label}).")
     st.subheader("Where to go next")
-    cols = st.columns(len(sidebar.PAGES) - 1)
-    for col, (path, name, icon, text) in zip(cols, sidebar.PAGES[1:]):
-        with col.container(border=True):
-            st.page_link(path, label=name, icon=icon)
-            st.caption(text)
+    pages = sidebar.PAGES[1:]
+    per_row = 3     # five cards in one row cut the page names on a 1024-px projector
+    for start in range(0, len(pages), per_row):
+        cols = st.columns(per_row)
+        for col, (path, name, icon, text) in zip(cols, pages[start:start + per_row]):
+            with col.container(border=True):
+                st.page_link(path, label=name, icon=icon)
+                st.caption(text)
     st.subheader("Sample gallery")
     st.caption("Public-domain images bundled with the app. Pick one here or in the sidebar, or upload "
                "your own there. Your choices and settings stay while you move between pages.")

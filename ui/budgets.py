@@ -7,8 +7,6 @@ reasonable time or memory is capped, with a plain message saying so (:func:`plan
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
 from rrs.smoothing import model_device
@@ -115,16 +113,11 @@ def _free_memory(model) -> int | None:
 
 def available_host_memory() -> int:
     """Memory the OS can hand out now: Linux's MemAvailable (free pages plus reclaimable page
-    cache), else the free pages. Free pages alone are small on a machine that just read
-    gigabytes of files, though that cache is released on demand."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    cache; :func:`rrs.compute.memory.available_memory`). Free pages alone are small on a machine
+    that just read gigabytes of files, though that cache is released on demand."""
+    from rrs.compute.memory import available_memory
+
+    return available_memory("cpu")
 
 
 def batch_size_for(x: torch.Tensor, attribution: str) -> int:
