@@ -153,7 +153,7 @@ def attack_settings(args) -> AttackSettings:
 
 
 def certify_settings(args) -> CertifySettings:
-    return CertifySettings(norm=args.norm, eta=args.eta, betas=args.betas)
+    return CertifySettings(norm=args.norm, eta=args.eta, betas=args.betas, scheme=args.scheme)
 
 
 # -------------------------------------------------------------------- model and image
@@ -405,6 +405,32 @@ def _write_csv(path: str, table: list[dict]) -> None:
     print(f"wrote {path}")
 
 
+def _certify_samples(args, model, x, target, settings: MapSettings, cert: CertifySettings, progress):
+    """The samples a certificate needs: one batch of T (Bonferroni), or a selection batch of
+    T/8 and an estimation batch of the rest drawn on the same generator (method.md §5), so the
+    pooled map is the T-sample map of the same seed. Returns (estimation result, pooled
+    statistics, selection statistics or None)."""
+    from .certify import merge_stats
+    from .smoothing import generator_for, smooth
+
+    if cert.scheme == "bonferroni":
+        res = smooth(model, x, settings, target=target, batch_size=args.batch_size, progress=progress)
+        return res, res.stats(0), None
+    if settings.samples < 16:
+        raise CliError("the selection scheme needs --samples ≥ 16 (T/8 samples choose the top-k set)")
+    g = generator_for(model, settings.seed)
+    first = settings.samples // 8
+
+    def report(done, total):
+        if progress is not None:
+            progress(done + (first if total != first else 0), settings.samples)
+    sel = smooth(model, x, settings.replace(samples=first), target=target, generator=g,
+                 batch_size=args.batch_size, progress=report)
+    est = smooth(model, x, settings.replace(samples=settings.samples - first), target=target, generator=g,
+                 batch_size=args.batch_size, progress=report)
+    return est, merge_stats(sel.stats(0), est.stats(0)), sel.stats(0)
+
+
 def cmd_certify(args) -> int:
     from .certify import certify
     from .figures import overlay_png
@@ -415,12 +441,14 @@ def cmd_certify(args) -> int:
     settings, cert = map_settings(args, "rrs"), certify_settings(args)
     t0 = time.perf_counter()
     with _progress(args, args.samples, "RRS samples") as bar:
-        m, res = _map_for(args, model, x, target, settings, bar)
+        res, stats, selection = _certify_samples(args, model, x, target, settings, cert, bar)
+    m = torch.as_tensor(stats.mean, dtype=torch.float32).reshape(res.grid)
     smooth_s = time.perf_counter() - t0
     n = m.numel()
     k = settings.k_for(n)
     t1 = time.perf_counter()
-    report = certify(res.stats(0), k, res.noise, dim=res.dim, bound_method=args.bound_method, settings=cert)
+    report = certify(stats if selection is None else res.stats(0), k, res.noise, dim=res.dim,
+                     bound_method=args.bound_method, settings=cert, selection=selection)
     certify_s = time.perf_counter() - t1
     print(f"RRS over {_name(settings.base)}: {_grid_summary(m)}, k = {k}, T = {settings.samples}, "
           f"{_noise_text(settings)}; map {smooth_s:.2f} s, certificates {certify_s:.2f} s")
@@ -453,7 +481,7 @@ def cmd_certify(args) -> int:
         record = _record(args, "certify", started, model, image, settings, certify_settings=cert,
                          target={"id": target, "name": model.categories[target]},
                          prediction=[{"id": i, "name": nm, "p": p} for i, nm, p in top5],
-                         grid=list(m.shape), cells=n, k=k, samples=res.samples, scoring_vector=res.scoring,
+                         grid=list(m.shape), cells=n, k=k, samples=stats.samples, scoring_vector=res.scoring,
                          smoothing_elapsed_s=smooth_s, certify_elapsed_s=certify_s,
                          certificates=table, selected=np.asarray(report.selected),
                          cell_radii={"plugin": np.asarray(report.cells_plugin.radii),
@@ -642,6 +670,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--norm", type=parse_norm, default=Norm(2.0), help="threat model ℓ_d: 1, 2, inf or any number ≥ 1 (default 2)")
     p.add_argument("--eta", type=_probability, default=0.05,
                    help="finite-sample failure probability η in (0, 1) (default 0.05)")
+    p.add_argument("--scheme", choices=("bonferroni", "selection"), default="bonferroni",
+                   help="finite-sample scheme: bonferroni (default; intervals for every cell from all T samples) or "
+                        "selection (a first batch of T/8 fixes the top-k set, one-sided intervals on the rest; "
+                        "usually larger radii, method.md §5)")
     p.add_argument("--bound-method", default="auto", help="per-cell confidence bounds: auto (default), "
                    "clopper-pearson, hoeffding or bernstein (see rrs.certify.probability_bounds)")
     p.add_argument("--radius", type=float, default=0.0,

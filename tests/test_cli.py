@@ -349,3 +349,23 @@ def test_model_errors_are_one_line(tmp_path, capsys):
     assert_one_line_error_in_process(main_in_process(capsys, "explain", "coffee", "--model", weights), "--arch")
     assert_one_line_error_in_process(
         main_in_process(capsys, "explain", "coffee", "--model", weights, "--arch", "resnet18"), "w.pth")
+
+
+def test_certify_selection_scheme_pools_to_the_same_map(tmp_path, capsys):
+    """--scheme selection draws T/8 + the rest on one generator: the pooled map is the T-sample
+    map of the same seed, the certificates say which scheme made them."""
+    runs = {}
+    for scheme in ("bonferroni", "selection"):
+        js = tmp_path / f"{scheme}.json"
+        code, out, err = main_in_process(capsys, "certify", "coffee", "--model", "tiny", "-T", "64", "--cell", "8",
+                                         "--k", "3", "--seed", "5", "--scheme", scheme, "--json", js, "-q")
+        assert code == 0, err
+        runs[scheme] = json.loads(js.read_text())
+    sel, bon = runs["selection"], runs["bonferroni"]
+    np.testing.assert_allclose(sel["map"], bon["map"], rtol=1e-5, atol=1e-7)
+    assert sel["samples"] == bon["samples"] == 64
+    assert {row["scheme"] for row in sel["certificates"] if row["finite_sample"]} == {"selection"}
+    assert {row["scheme"] for row in bon["certificates"] if row["finite_sample"]} == {"bonferroni"}
+    assert sel["certify_settings"]["scheme"] == "selection"
+    code, _, err = main_in_process(capsys, "certify", "coffee", "--model", "tiny", "-T", "8", "--scheme", "selection")
+    assert code == 2 and "--samples ≥ 16" in err
