@@ -56,10 +56,12 @@ def status(pid: int, field: str) -> int:
 
 
 @contextmanager
-def serve(model: str = "tiny", budget: str = "1GB", port: int | None = None, log=None):
-    """A streamlit server of this checkout on 127.0.0.1; yields ``(url, pid)``."""
+def serve(model: str | None = "tiny", budget: str | None = "1GB", port: int | None = None, log=None):
+    """A streamlit server of this checkout on 127.0.0.1; yields ``(url, pid)``. ``model`` and
+    ``budget`` set ``RRS_DEFAULT_MODEL`` / ``RRS_MEMORY_BUDGET`` (``None``: the app's defaults)."""
     port = port or free_port()
-    env = {**os.environ, "RRS_DEFAULT_MODEL": model, "RRS_MEMORY_BUDGET": budget}
+    env = dict(os.environ)
+    env.update({k: v for k, v in (("RRS_DEFAULT_MODEL", model), ("RRS_MEMORY_BUDGET", budget)) if v is not None})
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
          str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",

@@ -6,7 +6,6 @@ type, for a projector.
 """
 import streamlit as st
 
-from rrs import metrics
 from rrs import plots as P
 from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings
@@ -175,7 +174,7 @@ def step4():
                 W.figure(P.map_figure(ctx.picture, r.map, r.pixel_cell, 0.6, topk_mask=r.topk_mask(), height=FIG_H,
                                       title=f"RRS map from {r.samples_used} noisy copies"), "learn_fig4",
                          "Bright = important on average over the noisy copies; orange = top-k patches.")
-            agree = metrics.topk_intersection(r.raw, r.map, r.k)
+            agree = r.raw_agreement()
             say(f"The RRS map from {r.samples_used} noisy copies shares **{agree:.0%}** of its {r.k} most "
                 "important patches with the plain gradient map of step 2.")
     after(4, text, words)

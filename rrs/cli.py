@@ -31,6 +31,7 @@ import torch
 
 from .jsonio import dumps
 from .methods import METHODS, RAW_METHODS, SMOOTH_METHODS
+from .smoothing import model_device
 from .settings import (NOISE_FAMILIES, OBJECTIVES, REDUCTIONS, SCORING_DEFAULTS, AttackSettings,
                        CertifySettings, MapSettings, Norm)
 
@@ -183,12 +184,6 @@ def resolve_image(spec: str):
     raise ImageError(f"No file at {spec} and no sample image of that name; samples: {', '.join(names)}.")
 
 
-def _device_of(model) -> torch.device:
-    from .smoothing import model_device
-
-    return model_device(model)
-
-
 @contextmanager
 def _progress(args, total: int, desc: str):
     """A tqdm bar on stderr fed by rrs's ``progress(done, total)`` callbacks."""
@@ -211,7 +206,7 @@ def _progress(args, total: int, desc: str):
 
 def _options(args) -> dict:
     """The command-line options that are not part of a settings object (output files etc.)."""
-    skip = {"func", "handler", "argv"}
+    skip = {"func", "argv"}
     return {k: v for k, v in sorted(vars(args).items()) if k not in skip and not callable(v)
             and (k in _OUTPUT_OPTIONS or k in ("image", "model", "arch", "device", "target", "batch_size"))}
 
@@ -223,7 +218,7 @@ def _record(args, command: str, started: float, model, image, settings: MapSetti
     rec = {"command": command, "rrs_version": __version__,
            "argv": ["python", "-m", "rrs", *args.argv],
            "settings": settings.to_dict(), "options": _options(args), "seed": settings.seed,
-           "device": str(_device_of(model)), "model": model.name, "input_size": model.input_size,
+           "device": str(model_device(model)), "model": model.name, "input_size": model.input_size,
            "image": {"name": image.name, "source": args.image, **image.info.as_dict()},
            "torch": torch.__version__, "python": platform.python_version(),
            "platform": platform.platform(), "elapsed_s": None}
@@ -335,7 +330,7 @@ def cmd_explain(args) -> int:
     label = settings.info.label + (f" over {_name(settings.base)}" if settings.smoothed else "")
     print(f"{label}: {_grid_summary(m)}, top-k with k = {k}"
           + (f", T = {settings.samples}, {_noise_text(settings)}" if res is not None else "")
-          + f"; {compute_s:.2f} s on {_device_of(model)}")
+          + f"; {compute_s:.2f} s on {model_device(model)}")
     raw = None
     if args.out:
         cell = _fig_cell(settings)

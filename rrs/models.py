@@ -105,10 +105,10 @@ class Classifier(nn.Module):
         to ``resize_size``, centre-crop ``input_size`` (at a working ``size``, both scaled by
         ``size / input_size``). A ``(3, S, S)`` tensor in ``[0, 1]`` on the model's device."""
         from .images import to_tensor
+        from .smoothing import model_device
 
         size = self.input_size if size is None else int(size)
-        device = next(self.parameters(), torch.empty(0)).device
-        return to_tensor(image, size, resize_size=self.resize_for(size)).to(device)
+        return to_tensor(image, size, resize_size=self.resize_for(size)).to(model_device(self))
 
     def resize_for(self, size: int) -> int:
         """The shorter side to resize to before a centre ``size`` crop (``resize_size`` scaled)."""

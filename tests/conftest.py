@@ -49,3 +49,17 @@ def tiny_model64():
 def tiny_input():
     g = torch.Generator().manual_seed(1)
     return torch.rand(3, 8, 8, generator=g)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The bundled tiny shapes CNN (loaded once and shared, frozen by rrs.models: never mutate it)."""
+    from rrs.models import load_tiny
+    return load_tiny()
+
+
+@pytest.fixture(scope="module")
+def x32():
+    """The coffee sample as a 32-px model input."""
+    from rrs.images import load_sample, to_tensor
+    return to_tensor(load_sample("coffee"), 32)

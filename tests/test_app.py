@@ -611,9 +611,10 @@ def test_budget_caps_and_radius_formatting():
     assert B.plan_eot(10, x224, model, memory_bytes=2 ** 30)[0] == 2
     assert B.plan_eot(10, torch.zeros(3, 112, 112), model, memory_bytes=2 ** 30)[0] == 8
     assert B.plan_eot(3, x224, model, memory_bytes=2 ** 34) == (3, "")
-    assert C.format_radius(2 / 255, LINF) == "2/255 (ℓ∞)"
-    assert C.format_radius(0.5, L2, 3 * 224 * 224) == "0.5 (ℓ2) ≈ 0.33/255 per value"
-    assert C.format_radius(0.5, L1) == "0.5 (ℓ1)"
+    from ui.certify import radius_text
+    assert radius_text(2 / 255, LINF) == "2/255 (ℓ∞)"
+    assert radius_text(0.5, L2, 3 * 224 * 224) == "0.5 (ℓ2) ≈ 0.33/255 per value"
+    assert radius_text(0.5, L1) == "0.5 (ℓ1)"
 
 
 def test_noise_preview_uses_the_maps_sigma_for_both_families():

@@ -15,12 +15,6 @@ import io
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +28,6 @@ from rrs.smoothing import interpretation_map
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--disable-gpu", "--disable-quic", "--no-sandbox", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -44,41 +37,15 @@ CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg'
 SHOTS = Path(os.environ.get("RRS_SCREENSHOTS", "/tmp/rrs_browser"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
+    """A real ``streamlit run`` of this checkout on 127.0.0.1 (bench/load.py's ``serve``)."""
     assert Path(CHROMIUM).exists(), "Debian chromium is missing: apt-get install -y chromium"
-    port = _free_port()
-    log = open(SHOTS.parent / f"rrs_streamlit_{port}.log", "w") if SHOTS.parent.exists() else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, "streamlit exited before it was healthy"
-            assert time.time() < deadline, "streamlit did not answer /_stcore/health in 180 s"
-            time.sleep(0.5)
+    from rrs.study.bench import load_benchmark
+
+    log = open(SHOTS.parent / "rrs_streamlit_browser.log", "w") if SHOTS.parent.exists() else None
+    with load_benchmark("load").serve(model=None, budget=None, log=log) as (url, _pid):
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

@@ -354,3 +354,20 @@ def test_certify_settings_object_equals_keyword_arguments():
     assert [c.radius for c in a.rdp_finite] == [c.radius for c in b.rdp_finite]
     assert [c.radius for c in a.cdf_plugin] == [c.radius for c in b.cdf_plugin]
     assert a.scheme == "bonferroni"
+
+
+def test_bad_certificate_arguments_are_clear_value_errors():
+    from rrs.smoothing import CellStats
+
+    p = np.array([0.4, 0.3, 0.2, 0.1])
+    with pytest.raises(ValueError, match="sq_mean"):
+        C.certify(CellStats(p, None, 100, 0.4, False), 1, Gaussian(0.3), bound_method="bernstein")
+    stats = CellStats(p, p * 0.4, 100, 0.4, False)
+    with pytest.raises(ValueError, match="at least one Rényi order"):
+        C.certify(stats, 1, Gaussian(0.3), alphas=[])
+    with pytest.raises(ValueError, match="tau"):
+        C.stays_important(stats, Gaussian(0.3), tau=None)
+    one = C.certify(stats, 1, Gaussian(0.3), betas=0.5)  # one β as a number
+    assert [c.beta for c in one.rdp_plugin] == [0.5]
+    r32 = C.gaussian_cdf_cell_radii(p, p, np.array([0]), 1, np.float32(0.5)).radii
+    np.testing.assert_allclose(r32, C.gaussian_cdf_cell_radii(p, p, np.array([0]), 1, 0.5).radii)

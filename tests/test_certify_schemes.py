@@ -56,12 +56,14 @@ def test_selection_uses_the_separate_batch_and_one_sided_levels():
     est = stats_of(rng.multinomial(448, P), 448)
     rep = C.certify(est, 2, G, betas=(1.0, 0.5), eta=0.1, scheme="selection", selection=sel_stats, alphas=AL)
     np.testing.assert_array_equal(rep.selected, np.lexsort((np.arange(P.size), -sel_stats.mean))[:2])
-    k0_max = 2
-    lo, hi = C.one_sided_bounds(est, 0.1 / (2 * k0_max))
+    # one level for every certificate of the report (they are combined, e.g. best of RDP and
+    # CDF): k lower bounds, k + 1 and k0_max upper bounds -> η / (2k + 1 + k0_max)
+    k, k0_max = 2, 2
+    lo, hi = C.one_sided_bounds(est, 0.1 / (2 * k + 1 + k0_max))
     np.testing.assert_allclose(rep.set_lower, lo)
     np.testing.assert_allclose(rep.set_upper, hi)
-    lo, hi = C.one_sided_bounds(est, 0.1 / (2 * 2 + 1))
     np.testing.assert_allclose(rep.p_lower, lo)
+    np.testing.assert_allclose(rep.p_upper, hi)
     assert rep.selection_samples == 64 and rep.estimation_samples == 448
     # the plug-in map pools both batches
     pooled = C.merge_stats(sel_stats, est)

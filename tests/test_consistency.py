@@ -75,3 +75,14 @@ def test_cli_app_and_study_give_the_same_floor(model, tmp_path, capsys):
     assert cli_floor == pytest.approx(app_floor, abs=1e-12)
     assert study_floor == pytest.approx(app_floor, abs=1e-12)
     assert 0.0 <= app_floor < 1.0  # a smoothed map at T=6 is not identical under fresh noise
+
+
+def test_the_app_compares_raw_and_smoothed_maps_tie_aware(model):
+    """An RRS map at T=1 takes two values (ties at the k-th value): the app's raw-versus-map
+    agreement is the tie-aware intersection, like every other agreement in rrs."""
+    from rrs.metrics import tie_aware_intersection, topk_intersection
+
+    x = model.prepare(load_sample("coffee"))
+    r = compute_map(model, x, SETTINGS.replace(samples=1, k=0.05))
+    assert r.raw_agreement() == pytest.approx(tie_aware_intersection(r.raw, r.map, r.k))
+    assert r.raw_agreement() != pytest.approx(topk_intersection(r.raw, r.map, r.k))  # ties matter here

@@ -10,29 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-ray = pytest.importorskip("ray")
+import ray  # the cluster extra is part of the test extra
 
-from rrs.compute import memory as M  # noqa: E402
-from rrs.compute.backends import BackendError, RayBackend, backend_from_env, parse_backend  # noqa: E402
-from rrs.compute.scheduler import Cancelled, CancelToken, Scheduler  # noqa: E402
-from rrs.images import load_sample, to_tensor  # noqa: E402
-from rrs.models import load_tiny  # noqa: E402
-from rrs.settings import AttackSettings, MapSettings  # noqa: E402
-from ui import compute as C  # noqa: E402
-from ui import jobs  # noqa: E402
+from rrs.compute import memory as M
+from rrs.compute.backends import BackendError, RayBackend, backend_from_env, parse_backend
+from rrs.compute.scheduler import Cancelled, CancelToken, Scheduler
+from rrs.settings import AttackSettings, MapSettings
+from ui import compute as C
+from ui import jobs
 
-
-@pytest.fixture(scope="module")
-def tiny():
-    model = load_tiny().eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-@pytest.fixture(scope="module")
-def x32():
-    return to_tensor(load_sample("coffee"), 32)
 
 
 @pytest.fixture(scope="module")

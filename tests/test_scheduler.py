@@ -11,25 +11,11 @@ import torch
 
 from rrs.compute import memory as M
 from rrs.compute.scheduler import CancelToken, Cancelled, Refused, Scheduler
-from rrs.images import load_sample, to_tensor
-from rrs.models import load_tiny
 from rrs.settings import MapSettings
 from rrs.smoothing import smooth
 
 BIG = 64 * M.GB
 
-
-@pytest.fixture(scope="module")
-def tiny():
-    model = load_tiny().eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-@pytest.fixture(scope="module")
-def x32():
-    return to_tensor(load_sample("coffee"), 32)
 
 
 def cost(batch=16, eot=0, model="tiny", size=32, kind="map"):

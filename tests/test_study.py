@@ -526,3 +526,16 @@ def test_speed_job_runs_the_smoothing_benchmark(monkeypatch):
     assert {"seconds", "ratio_to_bare_loop", "ratio_to_captum", "certify_seconds", "bench_seconds"} <= metrics
     note = next(r["note"] for r in rows if r["metric"] == "bench_seconds")
     assert "rrs rrs" in note and "× captum" in note
+
+
+def test_an_unreachable_ray_cluster_fails_in_seconds_with_one_line():
+    import socket
+
+    from rrs.study.config import EvaluationError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(EvaluationError, match=f"127.0.0.1:{port} is unreachable"):
+        runner._check_reachable(f"127.0.0.1:{port}")
+    runner._check_reachable("auto")  # left to Ray

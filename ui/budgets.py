@@ -101,12 +101,10 @@ def _job_memory(model) -> int | None:
 
 def _free_memory(model) -> int | None:
     """Free memory in bytes on the model's device (None when unknown)."""
-    dev = model_device(model)
+    from rrs.compute.memory import available_memory
+
     try:
-        if dev.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(dev)
-            return int(free)
-        return available_host_memory()
+        return available_memory(str(model_device(model)))
     except (ValueError, OSError, RuntimeError):
         return None
 

@@ -11,6 +11,8 @@ Pages call the un-prefixed wrappers (:func:`map_result`, :func:`certificate`,
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import streamlit as st
 import torch
@@ -25,25 +27,18 @@ from . import jobs
 
 # ----------------------------------------------------------------------------- models
 
-def _frozen(model: torch.nn.Module) -> torch.nn.Module:
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
 @st.cache_resource(show_spinner="Loading the model …", max_entries=6)
 def get_model(name: str) -> torch.nn.Module:
     """A registered model (:func:`rrs.models.load_model`), loaded once per server and shared
     read-only between sessions."""
-    return _frozen(models.load_model(name))
+    return models.load_model(name)  # eval mode, no parameter gradients (rrs.models)
 
 
 @st.cache_resource(show_spinner="Loading your model …", max_entries=4)
 def get_user_model(digest: str, arch: str, name: str, _data: bytes) -> torch.nn.Module:
     """A user's weights for a known architecture (``torch.load(weights_only=True)`` or
     safetensors, in :func:`rrs.models.load_user_model`)."""
-    return _frozen(models.load_user_model(_data, arch))
+    return models.load_user_model(_data, arch)
 
 
 # ----------------------------------------------------------------------------- images
@@ -158,15 +153,19 @@ def certify_store() -> dict:
     return {}
 
 
+_STORE_LOCK = threading.Lock()
+
+
 def keep_run(key, sampled) -> None:
     store = certify_store()
-    store.pop(key, None)
-    store[key] = sampled
-    while len(store) > 32:
-        store.pop(next(iter(store)))
+    with _STORE_LOCK:  # shared by every session's script thread
+        store.pop(key, None)
+        store[key] = sampled
+        while len(store) > 32:
+            store.pop(next(iter(store)))
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
+@st.cache_resource(show_spinner=False, max_entries=128)  # frozen and read-only: no copy per hit
 def _anytime_view(key, samples_done: int, certify: CertifySettings, _sampled):
     from . import certify as CU
     return CU.certify_sampled(_sampled, certify)

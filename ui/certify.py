@@ -28,10 +28,11 @@ from rrs import metrics
 from rrs import plots as P
 from rrs.certify import AnytimeCertifier, CellStats, certify, merge_stats, stays_important
 from rrs.settings import AttackSettings, CertifySettings, MapSettings, Norm
-from rrs.smoothing import generator_for, predict_target, smooth, smooth_stream
+from rrs.smoothing import generator_for, smooth, smooth_stream
 from rrs.timing import RATES, sample_key
 
 from .budgets import batch_size_for, device_label
+from .compute import pixel_cell, predict
 
 __all__ = ["SCHEMES", "T_OPTIONS", "RunPlan", "plan_run", "Checkpoint", "Sampled", "sample_anytime",
            "AnytimeView", "certify_sampled", "Verdict", "verdict", "Suggestion", "project", "suggestions",
@@ -159,8 +160,7 @@ class Sampled:
     @property
     def pixel_cell(self) -> int:
         """Cell side in pixels for drawing (a Grad-CAM feature cell spans several pixels)."""
-        cell = self.settings.effective_cell
-        return int(cell) if self.grid[0] * int(cell) >= self.input_size else -(-self.input_size // self.grid[0])
+        return pixel_cell(self.settings.effective_cell, self.grid[0], self.input_size)
 
     @property
     def flat(self) -> bool:
@@ -200,10 +200,7 @@ def sample_anytime(model, x: torch.Tensor, settings: MapSettings, scheme: str = 
     plan = plan_run(settings.samples, scheme)
     start = time.perf_counter()
     xb = x[None] if x.dim() == 3 else x
-    with torch.no_grad():
-        probs = model(xb.to(next(model.parameters()).device)).softmax(1)[0]
-    conf, target = probs.max(0)
-    target = int(target)
+    target, _, conf = predict(model, xb[0])
     gen = generator_for(model, settings.seed)
     batch = batch_size_for(xb, settings.attribution)
     selection = None
@@ -399,8 +396,10 @@ class AnytimeView:
         mean = np.asarray(self.sampled.pooled().mean, dtype=float)
         fin, plug = self.cell_radii("best", True), self.cell_radii("best", False)
         keep = self.shown_cells(True) | (self.important > 0) | (self.important_plugin > 0)
+        in_topk = np.zeros(mean.size, dtype=bool)
+        in_topk[np.asarray(self.selected, dtype=int)] = True
         return [{"cell": int(i), "row": int(i) // cols, "col": int(i) % cols, "map_value": float(mean[i]),
-                 "in_topk": bool(i in set(self.selected.tolist())), "topk_radius_finite": float(fin[i]),
+                 "in_topk": bool(in_topk[i]), "topk_radius_finite": float(fin[i]),
                  "topk_radius_plugin": float(plug[i]), "stays_important_radius_finite": float(self.important[i]),
                  "stays_important_radius_plugin": float(self.important_plugin[i])} for i in np.flatnonzero(keep)]
 

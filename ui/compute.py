@@ -8,8 +8,8 @@ time it took and the device, so a page can show it, cache it (the settings are t
 key) and export it for recomputation.
 
 * :func:`compute_map` — a raw or smoothed interpretation map (Explain page).
-* :func:`certify_map` — every certificate of an RRS map at one threat norm (Certify page),
-  with a plain-language :class:`Verdict`.
+* :func:`certify_map` — every certificate of an RRS map at one threat norm (the Attack
+  page's scale and Learn; the Certify page runs its anytime certificates in :mod:`ui.certify`).
 * :func:`attack_method` — an interpretation attack on one method with its no-attack floor
   (Attack page); :func:`compare_vs_t` — the same and the certificates versus ``T``.
 """
@@ -23,17 +23,16 @@ import numpy as np
 import torch
 
 from rrs import metrics
-from rrs import plots as P
 from rrs.certify import CertificationReport, certify
 from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings, Norm
 from rrs.smoothing import CellStats, model_device, raw_map, smooth
 
-from .budgets import MAX_SAMPLES, batch_size_for, device_label, plan_eot, plan_samples
+from .budgets import batch_size_for, device_label, plan_eot, plan_samples
 
-__all__ = ["CERTIFY_BETAS", "MapResult", "CertifyResult", "Verdict", "MethodAttack", "compute_map",
+__all__ = ["CERTIFY_BETAS", "MapResult", "CertifyResult", "MethodAttack", "compute_map",
            "certify_map", "attack_method", "compare_vs_t", "image_digest", "working_image",
-           "noise_preview", "topk_mask", "as_array", "format_radius"]
+           "noise_preview", "topk_mask", "as_array", "predict", "pixel_cell"]
 
 #: The overlap levels β the Certify page tabulates.
 CERTIFY_BETAS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)
@@ -75,25 +74,15 @@ def topk_mask(cell_map, k: int) -> np.ndarray:
     return mask.reshape(m.shape)
 
 
-def format_radius(radius: float, norm: Norm, dim: int | None = None) -> str:
-    """A radius in plain units: ℓ∞ in 1/255 steps, ℓ1/ℓ2 in pixel units plus the per-value
-    change it equals when spread evenly over all ``dim`` values."""
-    r = float(radius)
-    if norm.is_inf:
-        return f"{r * 255:.3g}/255 (ℓ∞)"
-    text = f"{r:.3g} ({norm.label})"
-    if dim:
-        text += f" ≈ {norm.per_pixel(r, dim) * 255:.2g}/255 per value"
-    return text
-
-
-def _pixel_cell(cell: int, rows: int, size: int) -> int:
+def pixel_cell(cell: int, rows: int, size: int) -> int:
+    """Cell side in pixels for drawing a ``rows``-row map over a ``size``-pixel image."""
     # pixel cells tile the image exactly (ragged border); a coarser grid (Grad-CAM's feature
     # map) is spread over the image: ceil(size / rows) pixels per cell
     return int(cell) if rows * int(cell) >= size else -(-int(size) // int(rows))
 
 
-def _predict(model, x) -> tuple[int, str, float]:
+def predict(model, x) -> tuple[int, str, float]:
+    """The predicted class of one image ``(3, S, S)``: ``(index, name, probability)``."""
     with torch.no_grad():
         probs = model(x[None].to(model_device(model))).softmax(1)[0]
     conf, idx = probs.max(0)
@@ -146,7 +135,7 @@ class MapResult:
     @property
     def pixel_cell(self) -> int:
         """Cell side in pixels for drawing (a Grad-CAM feature cell spans several pixels)."""
-        return _pixel_cell(self.cell, self.map.shape[0], self.input_size)
+        return pixel_cell(self.cell, self.map.shape[0], self.input_size)
 
     @property
     def dim(self) -> int:
@@ -156,8 +145,9 @@ class MapResult:
         return topk_mask(self.map if which == "map" else self.raw, self.k)
 
     def raw_agreement(self) -> float:
-        """Top-k intersection between the raw and the selected map."""
-        return metrics.topk_intersection(self.raw, self.map, self.k)
+        """Tie-aware top-k intersection between the raw and the selected map (a smoothed map
+        with few samples has many ties; rrs.metrics.tie_aware_intersection, method.md §7)."""
+        return metrics.tie_aware_intersection(self.raw, self.map, self.k)
 
     def rows(self) -> list[dict]:
         """One row per cell (for CSV export)."""
@@ -190,7 +180,7 @@ def compute_map(model, x: torch.Tensor, settings: MapSettings, progress=None,
     if settings.smoothed:
         samples, message = plan_samples(settings.samples, model)
         settings = settings.replace(samples=samples)
-    pred, label, conf = _predict(model, x)
+    pred, label, conf = predict(model, x)
     if target is not None and int(target) != pred:
         target, label = int(target), model.categories[int(target)]
     else:
@@ -212,19 +202,6 @@ def compute_map(model, x: torch.Tensor, settings: MapSettings, progress=None,
 
 
 # -------------------------------------------------------------------------- certificates
-
-@dataclass(frozen=True)
-class Verdict:
-    """How useful a certificate is, in plain words, and what would make it stronger.
-
-    ``level`` is ``"vacuous"`` (radius 0), ``"tiny"`` (below one 8-bit step, 1/255) or
-    ``"ok"``; ``suggestions`` are ``(button label, {setting: value})`` pairs.
-    """
-
-    level: str
-    text: str
-    suggestions: tuple = ()
-
 
 @dataclass(frozen=True)
 class CertifyResult:
@@ -249,10 +226,6 @@ class CertifyResult:
     def dim(self) -> int:
         return self.map_result.dim
 
-    @property
-    def unit(self) -> str:
-        return self.norm.label
-
     def cell_radii(self, kind: str = "best", finite: bool = True) -> np.ndarray:
         """``(n,)`` per-cell radii: ``"rdp"``, ``"cdf"`` or ``"best"`` (their maximum: both
         are sound, method.md §6)."""
@@ -273,13 +246,6 @@ class CertifyResult:
         cat[(radii > radius) & (cat == 1)] = 2
         return cat.reshape(self.map_result.grid)
 
-    def radius_grid(self, kind: str = "best", finite: bool = True) -> np.ndarray:
-        """Per-cell radii as ``(rows, cols)`` with NaN outside the top-k (not drawn)."""
-        radii = self.cell_radii(kind, finite).astype(float)
-        out = np.full(radii.size, np.nan)
-        out[self.report.selected] = radii[self.report.selected]
-        return out.reshape(self.map_result.grid)
-
     def radius(self, group: str, beta: float) -> float:
         """The radius of certificate ``group`` (``rdp_plugin``, ``rdp_finite``, ``cdf_plugin``,
         ``cdf_finite``, ``equal_level``) at ``beta`` (0 when not computed)."""
@@ -287,72 +253,6 @@ class CertifyResult:
             if abs(c.beta - beta) < 1e-9:
                 return float(c.radius)
         return 0.0
-
-    def curves(self) -> list[dict]:
-        """Radius-versus-β series for the figure, certificates first, the equal-level form last."""
-        spec = [("rdp_plugin", "RDP exact, plug-in", P.CERTIFIED, False),
-                ("rdp_finite", f"RDP exact, finite-sample (1−η = {1 - self.eta:g})", P.PALETTE[5], False),
-                ("cdf_plugin", "Gaussian-CDF, plug-in", P.TOPK, False),
-                ("cdf_finite", f"Gaussian-CDF, finite-sample (1−η = {1 - self.eta:g})", P.PALETTE[3], False),
-                ("equal_level", "equal-level form — not a certificate for β<1", P.LOST, True)]
-        out = []
-        for group, name, color, dash in spec:
-            certs = getattr(self.report, group)
-            if certs:
-                out.append({"name": name, "beta": [c.beta for c in certs],
-                            "radius": [c.radius for c in certs], "color": color, "dash": dash,
-                            "group": group})
-        return out
-
-    def rows(self) -> list[dict]:
-        rows = self.report.rows()
-        for r in rows:
-            r["radius_per_value"] = self.norm.per_pixel(r["radius"], self.dim)
-        return rows
-
-    def verdict(self, beta: float = 1.0, cell_options=(1, 2, 4, 8, 16, 32)) -> Verdict:
-        """Plain-language judgement of the finite-sample certificate at ``beta``.
-
-        ``cell_options``: the cell sizes the caller can offer (the coarsest larger one is
-        suggested when the certificate is weak).
-        """
-        s = self.map_result.settings
-        best = max(self.radius("rdp_finite", beta), self.radius("cdf_finite", beta))
-        plug = max(self.radius("rdp_plugin", beta), self.radius("cdf_plugin", beta))
-        text = lambda r: format_radius(r, self.norm, self.dim)  # noqa: E731
-        suggestions = []
-        cap = MAX_SAMPLES["cpu"] if self.map_result.device == "CPU" else MAX_SAMPLES["gpu"]
-        if s.samples < cap:
-            more = int(min(cap, max(4 * s.samples, 1024)))
-            suggestions.append((f"Use {more:,} samples", {"samples": more}))
-        coarser = max((c for c in cell_options if c > s.cell), default=None)
-        if s.attribution != "gradcam" and coarser is not None:
-            suggestions.append((f"Use coarser {coarser}-px cells", {"cell": int(coarser)}))
-        if s.sigma < 0.5:
-            sigma = float(min(0.5, round(s.sigma * 1.6, 2)))
-            suggestions.append((f"Try σ = {sigma:g}", {"sigma": sigma}))
-        if beta >= 1.0:
-            suggestions.append(("Allow 20% of the top-k to change (β = 0.8)", {"beta": 0.8}))
-        what = (f"{len(self.report.selected)} top cells of a {self.map_result.grid[0]}×"
-                f"{self.map_result.grid[1]} map")
-        if best <= 0:
-            why = ("the map's top cells change too much from one noise draw to the next, and "
-                   f"{s.samples:,} samples are too few to prove they are stable with "
-                   f"{1 - self.eta:.0%} confidence")
-            if plug > 0:
-                why += (f" (taking the {s.samples:,}-sample map as exact — the plug-in value — "
-                        f"would give {text(plug)}, but that is not a guarantee)")
-            return Verdict("vacuous", f"No radius can be certified for the {what}: {why}. "
-                           "What would help:", tuple(suggestions))
-        if best < 1 / 255:
-            return Verdict("tiny", f"The certificate is real but tiny: {text(best)} — "
-                           "less than changing a single pixel value by one 8-bit step (1/255). "
-                           "What would make it larger:", tuple(suggestions))
-        how_many = (f"any of the {what}" if beta >= 1.0 else
-                    f"more than {100 * (1 - beta):.0f}% of the {what}")
-        return Verdict("ok", f"Guaranteed: no change of size below {text(best)} "
-                       f"can push {how_many} out of the top-k "
-                       f"(with probability ≥ {1 - self.eta:.0%} over the sampling).", ())
 
 
 def certify_map(map_result: MapResult, settings: CertifySettings | None = None) -> CertifyResult:
@@ -427,7 +327,7 @@ class MethodAttack:
     @property
     def pixel_cell(self) -> int:
         """Cell side in pixels for drawing (a Grad-CAM feature cell spans several pixels)."""
-        return _pixel_cell(self.cell, int(self.result.clean_map.shape[0]), self.input_size)
+        return pixel_cell(self.cell, int(self.result.clean_map.shape[0]), self.input_size)
 
     def row(self) -> dict:
         r = self.result

@@ -75,6 +75,16 @@ def _check_alpha(alpha) -> float:
     return float(checks.array("alpha", alpha, above=1.0))
 
 
+def _alphas(alphas) -> np.ndarray:
+    """The Rényi orders to search (default :data:`DEFAULT_ALPHAS`): a non-empty set of α > 1."""
+    if alphas is None:
+        return DEFAULT_ALPHAS
+    a = checks.array("alphas", np.atleast_1d(alphas), above=1.0)
+    if a.size == 0:
+        raise ValueError("alphas must hold at least one Rényi order α > 1")
+    return a
+
+
 def displaced_count(k: int, beta: float) -> int:
     """``k0 = k − ⌈βk⌉ + 1``: how many top-k cells must leave to break β-top-k robustness."""
     beta = _check_beta(beta)
@@ -342,7 +352,7 @@ def certified_radius(p, k: int, beta: float, noise: Noise, norm=2, dim=None,
 
 def _rdp_plugin(vals_desc, k, beta, noise, norm, dim, alphas) -> Certificate:
     k0 = displaced_count(k, beta)
-    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
+    alphas = _alphas(alphas)
     radius, alpha, div = _rdp_radius(_Threshold(*_split(vals_desc, k, k0)), noise, norm, dim, alphas)
     return Certificate("rdp", float(beta), k, k0, radius, norm, alpha, div)
 
@@ -388,7 +398,7 @@ def certified_radius_from_bounds(p_lower, p_upper, selected, k: int, beta: float
     k0 = displaced_count(k, beta)
     if k0 > lower.size - k:
         raise ValueError(f"beta too small: need {k0} cells outside the top-{k}, only {lower.size - k}")
-    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
+    alphas = _alphas(alphas)
     problem = _box_problem(lower, upper, selected, k0)
     if problem is None:
         return Certificate("rdp", float(beta), k, k0, 0.0, norm, None, 0.0, True, eta)
@@ -505,7 +515,7 @@ def _cell_radius_search(u, a, last, rest, noise, norm, dim, alphas, stride: int 
     for radii below ~1e-5 noise scales, where D*_α is at float precision near α → 1 (tested
     against the full scan). ``stride=1`` scans the whole grid.
     """
-    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
+    alphas = _alphas(alphas)
     best = np.zeros(a.size)
 
     def update(j, cells):
@@ -642,7 +652,7 @@ def one_sided_bounds(stats: CellStats, level: float, method: str = "auto"):
     to hold with probability ≤ ``level`` on its own (no correction across cells).
 
     The building block of both schemes of method.md §5: Bonferroni uses ``level = η/(2n)``,
-    the selection batch ``η/(2k0)`` (RDP) or ``η/(2k+1)`` (per cell, Gaussian-CDF).
+    the selection batch ``η/(2k + 1 + k0_max)`` (every certificate of one report at once).
     ``method``: ``"clopper-pearson"`` (exact; needs ``stats.binary``), ``"hoeffding"``
     (``v_1·sqrt(log(1/level)/(2T))``), ``"bernstein"`` (empirical Bernstein, Maurer & Pontil
     2009, ``sqrt(2V log(2/level)/T) + 7 v_1 log(2/level)/(3(T−1))``) or ``"auto"``
@@ -672,6 +682,9 @@ def one_sided_bounds(stats: CellStats, level: float, method: str = "auto"):
     if method == "bernstein":
         if t < 2:
             raise ValueError("empirical Bernstein bounds need at least 2 samples")
+        if stats.sq_mean is None:
+            raise ValueError("empirical Bernstein bounds need stats.sq_mean (the mean of squared sample "
+                             "values); give it, or use bound_method='hoeffding'")
         var = np.maximum(np.asarray(stats.sq_mean, dtype=float) - mean ** 2, 0.0) * t / (t - 1)
         log_term = math.log(2 / level)
         half = np.sqrt(2 * var * log_term / t) + 7 * v1 * log_term / (3 * (t - 1))
@@ -712,8 +725,7 @@ def gaussian_cdf_cell_radii(lower, upper, selected, k: int, sigma: float, value_
     as both bounds, or simultaneous 1 − η intervals for the finite-sample version.
     """
     lower, upper, selected, k = _check_bounds(lower, upper, selected, k)
-    if not (isinstance(sigma, (int, float)) and sigma > 0):
-        raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    sigma = checks.positive("sigma", sigma)
     if not (value_bound and value_bound > 0):
         raise ValueError(f"value_bound must be > 0, got {value_bound!r}")
     z_lo = _stats.norm.ppf(np.clip(lower[selected] / value_bound, 0.0, 1.0))
@@ -764,7 +776,7 @@ def equal_level_radius(p, k: int, beta: float, noise: Noise, norm=2, dim=None,
 
 def _equal_level_plugin(vals_desc, k, beta, noise, norm, dim, alphas) -> Certificate:
     k0 = displaced_count(k, beta)
-    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
+    alphas = _alphas(alphas)
     a_vals, b_vals, _ = _split(vals_desc, k, k0)
     divs = [_equal_level(a_vals, b_vals, k0, a) for a in alphas]
     radius, alpha, div = _radius_from_divergences(noise, alphas, divs, norm, dim)
@@ -834,9 +846,8 @@ def certify(stats: CellStats, k: int, noise: Noise, betas=(1.0, 0.9, 0.8, 0.7, 0
 
     Guarantee of the finite-sample certificates: with probability ≥ 1 − η over the sampling,
     for every ``x'`` with ``‖x' − x‖_norm`` below the radius, ``|top_k(m(x')) ∩ K̂| ≥ ⌈βk⌉``
-    (whole-set) or cell ``i`` stays in ``top_k(m(x'))`` (per cell). With ``"bonferroni"`` all
-    of them hold at once; with ``"selection"`` the whole-set RDP certificates (all β) hold at
-    once, and so do the per-cell and Gaussian-CDF ones (each family with probability ≥ 1 − η).
+    (whole-set) or cell ``i`` stays in ``top_k(m(x'))`` (per cell). With either scheme all of them
+    hold at once, so the best of them may be reported.
 
     Args:
         stats: per-cell sample statistics (``SmoothResult.stats()``); with
@@ -850,8 +861,8 @@ def certify(stats: CellStats, k: int, noise: Noise, betas=(1.0, 0.9, 0.8, 0.7, 0
         scheme: ``"bonferroni"`` (default; ``K̂`` = top-k of ``stats``, two-sided intervals at
             ``η/n`` for every cell) or ``"selection"`` (method.md §5, "separate selection
             batch": ``K̂`` and the ordering come from ``selection``, a batch drawn
-            independently of ``stats``; one-sided bounds on ``stats`` at ``η/(2·k0_max)`` for
-            the whole-set RDP certificate and ``η/(2k+1)`` for per-cell and Gaussian-CDF).
+            independently of ``stats``; one-sided bounds on ``stats`` at ``η/(2k + 1 + k0_max)``,
+            one level for the whole-set RDP, per-cell and Gaussian-CDF certificates).
         selection: the selection batch's ``CellStats`` (required for, and only used with,
             ``scheme="selection"``; e.g. ``smooth(..., samples=T//8)`` followed by an
             independent ``smooth(..., samples=T − T//8)`` on the same generator). The plug-in
@@ -872,7 +883,7 @@ def certify(stats: CellStats, k: int, noise: Noise, betas=(1.0, 0.9, 0.8, 0.7, 0
     k = _check_k(k, n)
     _check_noise(noise)
     norm = check_norm(norm)
-    betas = tuple(_check_beta(b) for b in betas)
+    betas = tuple(_check_beta(b) for b in np.atleast_1d(np.asarray(betas, dtype=object)))
     if not betas:
         raise ValueError("betas must hold at least one β in (0, 1]")
     rdp_betas = tuple(b for b in betas if displaced_count(k, b) <= n - k)
@@ -891,9 +902,13 @@ def certify(stats: CellStats, k: int, noise: Noise, betas=(1.0, 0.9, 0.8, 0.7, 0
         _check_stats(selection, "selection")
         plug = merge_stats(selection, stats)
         selected = _sorted_desc(np.asarray(selection.mean, dtype=float))[:k]
-        k0_max = max((displaced_count(k, b) for b in rdp_betas), default=1)
-        set_lower, set_upper = one_sided_bounds(stats, eta / (2 * k0_max), bound_method)
-        lower, upper = one_sided_bounds(stats, eta / (2 * k + 1), bound_method)
+        # One level for every bound the report relies on, so that all its finite-sample
+        # statements (whole-set RDP, per-cell, Gaussian-CDF) hold at once and may be combined
+        # (e.g. the best of RDP and CDF): lower bounds on the k cells of K̂, upper bounds on
+        # the k + 1 largest true cells and on the k0_max largest true cells outside K̂.
+        k0_max = max((displaced_count(k, b) for b in rdp_betas), default=0) if rrs_map else 0
+        lower, upper = one_sided_bounds(stats, eta / (2 * k + 1 + k0_max), bound_method)
+        set_lower, set_upper = lower, upper
         n_sel = int(selection.samples)
     v1 = float(stats.value_bound)
     plug_mean = np.asarray(plug.mean, dtype=float)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as _stats
 
+from .. import checks
 from ..noise import Gaussian, Noise, check_norm
-from .core import DEFAULT_ALPHAS, CellStats, _check_eta, _check_noise, _check_stats, certified_region, one_sided_bounds
+from .core import CellStats, _alphas, _check_eta, _check_noise, _check_stats, certified_region, one_sided_bounds
 
 __all__ = ["ImportanceCertificate", "stays_important"]
 
@@ -82,9 +83,7 @@ def stays_important(stats: CellStats, noise: Noise, tau: float = 0.5, eta: float
     _check_stats(stats, bounded=True)
     _check_noise(noise)
     norm = check_norm(norm)
-    tau = float(tau)
-    if not 0 < tau < 1:
-        raise ValueError(f"tau must be in (0, 1), got {tau!r}")
+    tau = checks.probability("tau", tau)
     if bound == "auto":
         bound = "gaussian-cdf" if isinstance(noise, Gaussian) else "rdp"
     if bound not in ("gaussian-cdf", "rdp"):
@@ -113,7 +112,7 @@ def stays_important(stats: CellStats, noise: Noise, tau: float = 0.5, eta: float
 
 
 def _rdp_radii(lower, tau, noise, norm, dim, alphas):
-    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
+    alphas = _alphas(alphas)
     values, inverse = np.unique(lower, return_inverse=True)   # at most T + 1 values for CP
     radii = np.zeros(values.size)
     live = values > tau

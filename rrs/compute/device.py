@@ -18,6 +18,8 @@ import threading
 
 import torch
 
+from ..smoothing import model_device
+
 from . import memory as M
 
 __all__ = ["device_of", "batch_size", "precision", "bf16_agrees"]
@@ -27,9 +29,7 @@ _LOCK = threading.Lock()
 
 
 def device_of(model) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
+    return model_device(model)
 
 
 def batch_size(model, x: torch.Tensor, attribution: str, default: int, free: int | None = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import socket
 import platform
 import sys
 import time
@@ -43,6 +44,19 @@ def _ray_module():
     return ray
 
 
+def _check_reachable(address: str, timeout: float = 2.0) -> None:
+    """Fail in seconds with one line when ``host:port`` (or ``ray://host:port``) does not answer
+    (``ray.init`` itself retries for minutes); ``auto`` and other forms are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise EvaluationError(f"the Ray cluster at {address} is unreachable ({e.strerror or type(e).__name__}); "
+                              "check the address (`ray status` on the head node)") from None
+
+
 def _ray_init(ray, ray_address):
     kwargs = {"include_dashboard": False, "log_to_driver": False}
     if not ray_address:
@@ -51,6 +65,7 @@ def _ray_init(ray, ray_address):
     # A cluster gets the code and the small assets (tiny model weights) as its working_dir; the
     # images travel as arrays. Its nodes need rrs's dependencies installed.
     kwargs["runtime_env"] = {"working_dir": str(ROOT), "excludes": _RAY_EXCLUDES}
+    _check_reachable(ray_address)
     try:
         ray.init(address=ray_address, **kwargs)
     except ConnectionError as exc:
