@@ -634,3 +634,21 @@ def test_compute_layer_and_library_run_without_streamlit():
             "and m not in ('ui.compute', 'ui.budgets', 'ui.export')); print(bad); assert not bad, bad")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(APP).parent, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_server_heap_is_frozen_once_at_the_first_model_load():
+    """ui.caching.settle_heap: Streamlit's full collection after each script run then walks only
+    what the scripts made (issue 11: 30 sessions finishing together held the GIL for seconds)."""
+    import gc
+
+    from ui import caching
+
+    was = dict(caching._HEAP)
+    caching._HEAP["frozen"] = False
+    try:
+        assert caching.settle_heap() is True
+        assert gc.get_freeze_count() > 10_000       # torch, streamlit, numpy: all frozen
+        assert caching.settle_heap() is False       # once per process
+    finally:
+        gc.unfreeze()
+        caching._HEAP.update(was)

@@ -171,8 +171,10 @@ def sidebar() -> Context:
 
 
 def page(title: str, intro: str) -> Context:
-    """Start a page: page config, the shared sidebar, heading, intro, any pending image error."""
-    st.set_page_config(page_title=f"{title} · RRS robust interpretation maps", page_icon=":material/verified:",
+    """Start a page: page config, the shared sidebar, heading, intro, any pending image error.
+    The tab icon is an emoji (drawn by the browser); a ``:material/…:`` icon would be fetched
+    from fonts.gstatic.com, which an offline classroom cannot reach."""
+    st.set_page_config(page_title=f"{title} · RRS robust interpretation maps", page_icon="🛡️",
                        layout="wide", initial_sidebar_state="expanded")
     state.enter_page(title)
     ctx = sidebar()

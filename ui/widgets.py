@@ -156,6 +156,7 @@ class Progress:
         self.text = text
         self.bar = (container or st).progress(0.0, text=text)
         self._last = 0.0
+        self._queued_text, self._queued_at = None, -1.0
 
     def __call__(self, done, total) -> None:
         now = time.perf_counter()
@@ -166,10 +167,17 @@ class Progress:
         self._context.run(self.bar.progress, frac, text=f"{self.text} — {frac:.0%}")
 
     def queued(self, position: int, seconds) -> None:
-        """While the job waits for the compute scheduler: its place in the queue and the wait."""
+        """While the job waits for the compute scheduler: its place in the queue and the wait.
+        Redrawn only when the text changes, at most once a second (thirty waiting sessions
+        would otherwise send the server's event loop a message every few milliseconds)."""
         from rrs.timing import format_seconds
         wait = "wait not yet known" if seconds is None else f"{format_seconds(seconds)} until it starts"
-        self._context.run(self.bar.progress, 0.0, text=f"Queued: position {position}, {wait} — {self.text}")
+        text = f"Queued: position {position}, {wait} — {self.text}"
+        now = time.perf_counter()
+        if text == self._queued_text or now - self._queued_at < 1.0:
+            return
+        self._queued_text, self._queued_at = text, now
+        self._context.run(self.bar.progress, 0.0, text=text)
 
     def clear(self) -> None:
         self._context.run(self.bar.empty)
