@@ -3,15 +3,17 @@ certified while the samples arrive (anytime), valid whenever the run stops."""
 import hashlib
 import math
 import time
+from contextlib import closing
 
 import numpy as np
 import streamlit as st
 
 from rrs import plots as P
+from rrs.compute import Cancelled
 from rrs.methods import RAW_METHODS
 from rrs.settings import L2, CertifySettings, MapSettings
 from rrs.timing import RATES, calibrate, format_seconds, sample_key
-from ui import budgets, caching, export, sidebar, state
+from ui import budgets, caching, export, jobs, sidebar, state
 from ui import certify as CU
 from ui import widgets as W
 from ui.compute import CERTIFY_BETAS
@@ -117,11 +119,14 @@ def run_live(key) -> None:
     cert = CertifySettings(norm=st.session_state.get("certify_norm", L2), eta=float(eta), betas=CERTIFY_BETAS)
     runs = st.session_state.setdefault("certify.runs", {})
     try:
-        for sampled in CU.sample_anytime(ctx.model, ctx.x, settings, scheme, progress=bar):
-            runs[key] = sampled
-            if sampled.flat:
-                break
-            live_panel(holder, sampled, caching.anytime_view(key, sampled, cert))
+        with closing(jobs.anytime(ctx.model, ctx.x, settings, scheme, progress=bar)) as stream:
+            for sampled in stream:
+                runs[key] = sampled
+                if sampled.flat:
+                    break
+                live_panel(holder, sampled, caching.anytime_view(key, sampled, cert))
+    except Cancelled:
+        st.info("This computation was cancelled.", icon=":material/cancel:")
     except ValueError as e:
         st.error(str(e), icon=":material/error:")
         st.stop()
@@ -261,7 +266,7 @@ def suggestion_buttons() -> None:
         if st.button(f"Check whether {what} would help "
                      f"(pilot maps, {format_seconds(pilot_secs)})", key="certify_pilot",
                      icon=":material/science:"):
-            res = W.run("Pilot maps for the suggestions", CU.run_pilots, ctx.model, ctx.x, settings,
+            res = W.run("Pilot maps for the suggestions", jobs.pilots, ctx.model, ctx.x, settings,
                         W.cells_options(ctx.size))
             if res is not None:
                 st.session_state.setdefault("certify.pilots", {})[run_key] = res
@@ -407,7 +412,7 @@ else:
     broken = st.session_state.setdefault("certify.break", {})
     bkey = (view_key, sampled.samples_done, norm.key, kind, float(beta), float(eta))
     if st.button(f"Try to break it ({format_seconds(attack_secs)})", key="certify_break", icon=":material/bolt:"):
-        res = W.run("Attacking the map at the certified radius and at 10×", CU.break_it, ctx.model, ctx.x, view,
+        res = W.run("Attacking the map at the certified radius and at 10×", jobs.break_it, ctx.model, ctx.x, view,
                     float(beta), kind)
         if res is not None:
             broken[bkey] = res

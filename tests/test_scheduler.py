@@ -271,3 +271,72 @@ def test_predicted_wait_of_the_next_in_line_with_unknown_jobs_behind_it():
     assert s.predicted_wait(nxt) is not None and s.predicted_wait(nxt) >= 0
     for t in (running, nxt, behind):
         s.release(t)
+
+
+# ------------------------------------------------------------- the Certify page's work
+
+def _steps(calls):
+    done = [d for d, _ in calls]
+    return [b - a for a, b in zip([0] + done, done) if b > a]
+
+
+def test_certify_page_sampling_holds_one_slot_at_the_admitted_batch(tiny, x32, monkeypatch):
+    """ui.jobs.anytime: the anytime sampling queues like every job, samples at the batch the
+    budget admits (the checkpoints equal an unconstrained run's), and holds its slot from the
+    first sample to the last checkpoint; closing the generator (Stop, a widget change) frees it."""
+    from rrs.compute import scheduler as S
+    from ui import certify as CU
+    from ui import jobs
+
+    settings = MapSettings(method="rrs", sigma=0.25, cell=4, samples=96, seed=3)
+    free_calls, fit_calls = [], []
+    alone = list(CU.sample_anytime(tiny, x32, settings, "selection", progress=lambda d, t: free_calls.append((d, t))))
+    small = Scheduler(budget=M.estimate(jobs.job_cost("map", tiny, x32, settings), 3), max_jobs=1)
+    monkeypatch.setattr(S, "SCHEDULER", small)
+
+    stream = jobs.anytime(tiny, x32, settings, "selection", progress=lambda d, t: fit_calls.append((d, t)))
+    first = next(stream)
+    assert small.snapshot()["running"] == 1 and small.admissions[-1][0] == "script"
+    other = small.submit("other", cost(batch=1, size=32))
+    assert other.state == "queued"                   # the slot is held between checkpoints
+    got = [first] + list(stream)
+    assert other.state == "running"                  # and freed after the last one
+    small.release(other)
+
+    assert max(_steps(fit_calls)) == 3 < max(_steps(free_calls))
+    assert [c.samples for c in got[-1].checkpoints] == [c.samples for c in alone[-1].checkpoints]
+    for a, b in zip(alone[-1].checkpoints, got[-1].checkpoints):
+        np.testing.assert_allclose(a.stats.mean, b.stats.mean, rtol=1e-5, atol=1e-6)
+
+    stopped = jobs.anytime(tiny, x32, settings, "selection")
+    next(stopped)
+    assert small.snapshot()["running"] == 1
+    stopped.close()
+    assert small.snapshot()["running"] == 0 and small.snapshot()["queued"] == 0
+
+
+def test_certify_page_pilots_and_break_it_go_through_the_scheduler(tiny, x32, monkeypatch):
+    from rrs.compute import scheduler as S
+    from rrs.settings import L2, CertifySettings
+    from ui import certify as CU
+    from ui import jobs
+
+    settings = MapSettings(method="rrs", sigma=0.25, cell=4, k=0.1, samples=256, seed=0)
+    sampled = list(CU.sample_anytime(tiny, x32, settings, "selection"))[-1]
+    view = CU.certify_sampled(sampled, CertifySettings(norm=L2, eta=0.05))
+    small = Scheduler(budget=BIG, max_jobs=1)
+    monkeypatch.setattr(S, "SCHEDULER", small)
+
+    queued = jobs.pilots(tiny, x32, settings, (2, 4, 8))
+    direct = CU.run_pilots(tiny, x32, settings, (2, 4, 8))
+    assert queued.keys() == direct.keys()
+    for label in direct:
+        np.testing.assert_allclose(queued[label][1].mean, direct[label][1].mean, rtol=1e-5, atol=1e-6)
+    broken = jobs.break_it(tiny, x32, view, 1.0, "best")
+    assert broken.budgets == CU.break_it(tiny, x32, view, 1.0, "best").budgets
+    assert {"pilots", "attack"} <= set(small._durations) and len(small.admissions) == 2
+
+    tight = Scheduler(budget=M.estimate(jobs.job_cost("map", tiny, x32, settings), 1) - 1, max_jobs=1)
+    monkeypatch.setattr(S, "SCHEDULER", tight)
+    with pytest.raises(Refused, match="lower"):
+        next(jobs.anytime(tiny, x32, settings, "selection"))

@@ -184,7 +184,8 @@ class Sampled:
         return (nxt - self.samples_done) / self.rate
 
 
-def sample_anytime(model, x: torch.Tensor, settings: MapSettings, scheme: str = "selection", progress=None):
+def sample_anytime(model, x: torch.Tensor, settings: MapSettings, scheme: str = "selection", progress=None,
+                   batch_size: int | None = None):
     """Draw the samples of an anytime RRS run; yield a :class:`Sampled` after each checkpoint.
 
     One generator (:func:`rrs.smoothing.generator_for` ``(model, settings.seed)``): first the
@@ -194,6 +195,9 @@ def sample_anytime(model, x: torch.Tensor, settings: MapSettings, scheme: str = 
 
     Args:
         progress: optional ``progress(done, total)`` over all samples.
+        batch_size: noise samples per forward/backward pass (default: the app's batch for this
+            input; the maps do not depend on it). :func:`ui.jobs.anytime` passes the batch the
+            compute scheduler admits.
     """
     if settings.method != "rrs":
         raise ValueError("certificates here are for RRS maps; set the method to RRS")
@@ -202,7 +206,7 @@ def sample_anytime(model, x: torch.Tensor, settings: MapSettings, scheme: str = 
     xb = x[None] if x.dim() == 3 else x
     target, _, conf = predict(model, xb[0])
     gen = generator_for(model, settings.seed)
-    batch = batch_size_for(xb, settings.attribution)
+    batch = batch_size or batch_size_for(xb, settings.attribution)
     selection = None
     if plan.selection:
         sub = None if progress is None else (lambda d, t: progress(d, plan.total))
@@ -598,15 +602,17 @@ def pilot_candidates(settings: MapSettings, cell_options) -> dict:
     return out
 
 
-def run_pilots(model, x, settings: MapSettings, cell_options, samples: int = 32, progress=None) -> dict:
+def run_pilots(model, x, settings: MapSettings, cell_options, samples: int = 32, progress=None,
+               batch_size: int | None = None) -> dict:
     """Short pilot maps (``samples`` each, same seed) for :func:`pilot_candidates`;
-    ``{label: (updates, pooled CellStats, MapSettings)}`` for :func:`suggestions`."""
+    ``{label: (updates, pooled CellStats, MapSettings)}`` for :func:`suggestions`
+    (``batch_size``: default the app's batch; the maps do not depend on it)."""
     out = {}
     cands = pilot_candidates(settings, cell_options)
     for i, (label, updates) in enumerate(cands.items()):
         ps = settings.replace(samples=int(samples), **updates)
         sub = None if progress is None else (lambda d, t, i=i: progress(i * samples + d, len(cands) * samples))
-        res = smooth(model, x, ps, batch_size=batch_size_for(x[None], ps.attribution), progress=sub)
+        res = smooth(model, x, ps, batch_size=batch_size or batch_size_for(x[None], ps.attribution), progress=sub)
         out[label] = (updates, res.stats(), ps)
     return out
 
@@ -670,8 +676,12 @@ def break_plan(view: AnytimeView, beta: float, kind: str = "best") -> tuple[str,
     return "none", 0.0, np.zeros(0, dtype=int)
 
 
+BREAK_EOT = 2     # noise draws per attack step of "Try to break it"
+
+
 def break_it(model, x, view: AnytimeView, beta: float = 1.0, kind: str = "best", factor: float = 10.0,
-             eval_samples: int = 64, steps: int = 5, eot: int = 2, progress=None) -> BreakResult:
+             eval_samples: int = 64, steps: int = 5, eot: int = BREAK_EOT, progress=None,
+             batch_size: int | None = None) -> BreakResult:
     """Run the top-k interpretation attack (:func:`rrs.attacks.attack`, the page's norm) at
     the certified radius and at ``factor`` × it; count the claimed cells that stay in the top-k.
 
@@ -694,7 +704,8 @@ def break_it(model, x, view: AnytimeView, beta: float = 1.0, kind: str = "best",
         sub = None if progress is None else (lambda d, t, i=i: progress(i + d / max(t, 1), 2))
         res = attack(model, x, settings, AttackSettings(objective="topk", norm=norm, epsilon=float(eps), steps=steps,
                                                         eot=eot, seed=int(settings.seed)),
-                     target=view.sampled.target, progress=sub, batch_size=batch_size_for(x[None], settings.attribution))
+                     target=view.sampled.target, progress=sub,
+                     batch_size=batch_size or batch_size_for(x[None], settings.attribution))
         top = set(metrics.topk_indices(res.attacked_map.double().numpy(), view.sampled.k).tolist())
         held = sum(int(c) in top for c in claimed)
         budgets.append((float(eps), held, float(res.topk_intersection), float(res.floor.topk_intersection),

@@ -13,12 +13,15 @@ import torch
 
 from rrs.compute import JobCost, get_scheduler
 from rrs.compute import device as D
+from rrs.settings import AttackSettings
 from rrs.timing import RATES, sample_key
 
+from . import certify as CU
 from . import compute as C
 from .budgets import batch_size_for, plan_eot
 
-__all__ = ["session_id", "job_cost", "run", "certify", "certify_job", "compare_job"]
+__all__ = ["session_id", "job_cost", "run", "anytime", "pilots", "break_it", "certify", "certify_job",
+           "compare_job"]
 
 
 def session_id() -> str:
@@ -65,6 +68,40 @@ def run(kind: str, fn, model, x, settings, *rest, progress=None, attack=None):
     return scheduler.run(session_id(), cost, fn, model, x, settings, *rest, progress=progress,
                          on_wait=getattr(progress, "queued", None), label=kind,
                          seconds=_seconds(kind, model, x, settings))
+
+
+def anytime(model, x, settings, scheme: str = "selection", progress=None):
+    """The Certify page's anytime sampling (:func:`ui.certify.sample_anytime`) in one
+    scheduler slot, held from the first sample to the last checkpoint (or until the caller
+    closes the generator: Stop, a widget change): queued like every job, with its position and
+    wait on the page's bar, and sampled with the batch the memory budget admits. Yields the
+    checkpoints. It samples in this process also under a Ray backend (its checkpoints redraw
+    the page between batches); the slot still bounds its memory."""
+    cost = job_cost("map", model, x, settings)
+    scheduler = get_scheduler(D.device_of(model).type)
+    with scheduler.slot(session_id(), cost, on_wait=getattr(progress, "queued", None), label="certify",
+                        seconds=_seconds("map", model, x, settings)) as ticket:
+        def guarded(done, total):
+            ticket.token.check()
+            if progress is not None:
+                progress(done, total)
+
+        yield from CU.sample_anytime(model, x, settings, scheme, progress=guarded, batch_size=ticket.batch)
+
+
+def pilots(model, x, settings, cell_options, progress=None):
+    """The Certify page's pilot maps (:func:`ui.certify.run_pilots`) through the scheduler."""
+    return run("pilots", CU.run_pilots, model, x, settings, cell_options, progress=progress)
+
+
+def break_it(model, x, view, beta: float, kind: str, progress=None):
+    """"Try to break it" (:func:`ui.certify.break_it`, attacks with ``BREAK_EOT`` noise draws
+    per step) through the scheduler, its memory estimated as such an attack."""
+    settings = view.sampled.settings
+    cost = job_cost("attack", model, x, settings, AttackSettings(objective="topk", eot=CU.BREAK_EOT))
+    return get_scheduler(D.device_of(model).type).run(
+        session_id(), cost, CU.break_it, model, x, view, beta, kind, progress=progress,
+        on_wait=getattr(progress, "queued", None), label="attack")
 
 
 def compare_job(model, x, settings, methods, ts, attack, certify, progress=None, batch_size=None):

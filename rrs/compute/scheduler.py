@@ -27,6 +27,7 @@ import os
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import memory as M
@@ -273,6 +274,23 @@ class Scheduler:
         return len(tickets)
 
     # ---------------------------------------------------------------------- run
+    @contextmanager
+    def slot(self, session: str, cost: M.JobCost, on_wait=None, label: str = "", seconds: float | None = None,
+             token: CancelToken | None = None):
+        """Queue, wait for a slot, and hold it for the ``with`` block: yields the running
+        :class:`Ticket` (``ticket.batch`` is the admitted batch, ``ticket.token`` its cancel
+        token). For work that is not one function call, such as the Certify page's anytime
+        sampling, which redraws the page between checkpoints. The slot is freed however the
+        block ends."""
+        ticket = self.submit(session, cost, label, seconds)
+        if token is not None:
+            ticket.token = token
+        self.wait(ticket, on_wait)
+        try:
+            yield ticket
+        finally:
+            self.release(ticket)
+
     def run(self, session: str, cost: M.JobCost, fn, *args, progress=None, on_wait=None, label: str = "",
             seconds: float | None = None, token: CancelToken | None = None, **kwargs):
         """Queue, wait for a slot, then ``fn(*args, progress=…, batch_size=…, **kwargs)``.
@@ -282,23 +300,17 @@ class Scheduler:
         callback passed to ``fn`` checks the token first, so a cancelled job stops at its next
         update. The slot is freed however ``fn`` ends.
         """
-        ticket = self.submit(session, cost, label, seconds)
-        if token is not None:
-            ticket.token = token
-        batch = self.wait(ticket, on_wait)
-        try:
+        with self.slot(session, cost, on_wait, label, seconds, token) as ticket:
             def guarded(done, total):
                 ticket.token.check()
                 if progress is not None:
                     progress(done, total)
 
             if cost.adaptable:
-                kwargs["batch_size"] = batch
+                kwargs["batch_size"] = ticket.batch
             if self.backend is None:
                 return fn(*args, progress=guarded, **kwargs)
             return self.backend.execute(fn, args, kwargs, guarded, ticket)
-        finally:
-            self.release(ticket)
 
 
 _LOCK = threading.Lock()
