@@ -528,14 +528,16 @@ def test_speed_job_runs_the_smoothing_benchmark(monkeypatch):
     assert "rrs rrs" in note and "× captum" in note
 
 
-def test_an_unreachable_ray_cluster_fails_in_seconds_with_one_line():
+def test_an_unreachable_ray_cluster_fails_in_seconds_with_one_line(tmp_path):
     import socket
 
-    from rrs.study.config import EvaluationError
+    from rrs.compute.cluster import ClusterError, check_reachable
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(EvaluationError, match=f"127.0.0.1:{port} is unreachable"):
-        runner._check_reachable(f"127.0.0.1:{port}")
-    runner._check_reachable("auto")  # left to Ray
+    with pytest.raises(ClusterError, match=f"127.0.0.1:{port} is unreachable") as info:
+        runner.run_grid(jobs.build_jobs(config.config_for("test", "tiny", images=["1"], seeds=1))[:1],
+                        tmp_path, ray_address=f"127.0.0.1:{port}", show_progress=False)
+    assert "\n" not in str(info.value)
+    check_reachable("auto")  # left to Ray

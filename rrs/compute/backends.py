@@ -14,23 +14,21 @@ callback raises on the caller's side (a cancelled token, a Streamlit rerun) is c
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import uuid
 import weakref
-from pathlib import Path
 
 import torch
 
+from .cluster import ClusterError, connect
+
 __all__ = ["RayBackend", "BackendError", "backend_from_env", "parse_backend"]
 
-ROOT = Path(__file__).resolve().parents[2]
-_EXCLUDES = [".venv", ".git", "docs", "tests", "out", "**/__pycache__", "*.png", "*.jpg", "bench"]
-
-
-class BackendError(ValueError):
-    """The compute backend cannot be used (e.g. the Ray cluster is unreachable); one line."""
+#: The backend cannot be used (a bad ``RRS_BACKEND``, Ray missing, the cluster unreachable): one
+#: line. The same type as :class:`rrs.compute.cluster.ClusterError`.
+BackendError = ClusterError
+_HINT = "; or unset RRS_BACKEND to compute in this process"
 
 
 def parse_backend(text: str | None) -> tuple[str, str | None]:
@@ -52,17 +50,6 @@ def backend_from_env():
     """The backend ``RRS_BACKEND`` asks for (``None`` = in-process)."""
     kind, address = parse_backend(os.environ.get("RRS_BACKEND"))
     return None if kind == "inprocess" else RayBackend(address)
-
-
-def _reachable(address: str, timeout: float = 2.0) -> None:
-    host, _, port = address[len("ray://"):].rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        reason = e.strerror or type(e).__name__
-        raise BackendError(f"The Ray cluster at {address} is unreachable ({reason}); start it with "
-                           f"`ray start --head --ray-client-server-port={port}` or unset RRS_BACKEND to "
-                           "compute in this process.") from None
 
 
 # ----------------------------------------------------------------- worker side
@@ -134,6 +121,7 @@ class RayBackend:
         self.address, self.num_cpus, self.poll = address, num_cpus, poll
         self._lock = threading.Lock()
         self._ray = None
+        self._started = False
         self._reporter = None
         self._task = None
         self._gpus = 0
@@ -144,23 +132,7 @@ class RayBackend:
         with self._lock:
             if self._ray is not None:
                 return self._ray
-            import ray
-            kwargs = {"include_dashboard": False, "log_to_driver": False}
-            if self.address is None:
-                # local workers share this interpreter's environment (the installed rrs)
-                if self.num_cpus:
-                    kwargs["num_cpus"] = self.num_cpus
-                if not ray.is_initialized():
-                    ray.init(address="local", **kwargs)
-            else:
-                _reachable(self.address)
-                kwargs["runtime_env"] = {"working_dir": str(ROOT), "excludes": _EXCLUDES}
-                try:
-                    if not ray.is_initialized():
-                        ray.init(address=self.address, **kwargs)
-                except (ConnectionError, RuntimeError) as e:
-                    raise BackendError(f"Could not connect to the Ray cluster at {self.address}: "
-                                       f"{str(e).splitlines()[0]}") from None
+            ray, self._started = connect(self.address, self.num_cpus, hint=_HINT)
             self._gpus = int(ray.cluster_resources().get("GPU", 0))
             self._reporter = ray.remote(num_cpus=0)(_Reporter).remote()
             self._task = ray.remote(max_retries=0)(_remote_job)
@@ -204,9 +176,9 @@ class RayBackend:
             self._reporter.drop.remote(job)
 
     def shutdown(self) -> None:
-        """Disconnect (and stop a local instance started here)."""
+        """Disconnect from the Ray this backend started (a local instance stops with it)."""
         with self._lock:
-            if self._ray is not None:
+            if self._ray is not None and self._started:
                 self._ray.shutdown()
-                self._ray = None
-                self._models.clear()
+            self._ray = None
+            self._models.clear()

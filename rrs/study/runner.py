@@ -2,14 +2,13 @@
 
 :func:`run_grid` runs every job not already stored (resume), in-process or on Ray — a fresh
 local instance (``address="local"``, never a stale one) or a cluster at ``ray_address``, which
-gets this checkout as its ``working_dir``. Local Ray workers import the installed ``rrs``
-package. :func:`run_evaluation` runs the whole study and writes tables, plots and the report.
+gets this checkout as its ``working_dir`` — both through :func:`rrs.compute.cluster.connect`, as
+the app's Ray backend. Local Ray workers import the installed ``rrs`` package. :func:`run_evaluation` runs the whole study and writes tables, plots and the report.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import os
-import socket
 import platform
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rrs.compute.cluster import connect
+
 from .config import EvalConfig, EvaluationError
 from .inputs import get_image, get_model, resolve_device
 from .jobs import build_jobs, describe, job_key, run_job
@@ -27,8 +28,6 @@ from .store import append_run, load_job, rows_frame, save_job
 __all__ = ["run_grid", "run_evaluation", "EvaluationResult", "machine_info", "default_threads", "ROOT"]
 
 ROOT = Path(__file__).resolve().parents[2]
-#: What a Ray cluster does not need from this checkout.
-_RAY_EXCLUDES = [".venv", ".git", "docs", "tests", "pages", "ui", "bench", "out", "**/__pycache__", "*.png", "*.jpg"]
 
 
 def default_threads(model: str) -> int | None:
@@ -36,50 +35,8 @@ def default_threads(model: str) -> int | None:
     return 1 if model == "tiny" else None
 
 
-def _ray_module():
-    try:
-        import ray
-    except ImportError:
-        raise EvaluationError("Ray is not installed: pip install 'rrs[cluster]'") from None
-    return ray
-
-
-def _check_reachable(address: str, timeout: float = 2.0) -> None:
-    """Fail in seconds with one line when ``host:port`` (or ``ray://host:port``) does not answer
-    (``ray.init`` itself retries for minutes); ``auto`` and other forms are left to Ray."""
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        raise EvaluationError(f"the Ray cluster at {address} is unreachable ({e.strerror or type(e).__name__}); "
-                              "check the address (`ray status` on the head node)") from None
-
-
-def _ray_init(ray, ray_address):
-    kwargs = {"include_dashboard": False, "log_to_driver": False}
-    if not ray_address:
-        ray.init(address="local", **kwargs)  # always a fresh local instance
-        return
-    # A cluster gets the code and the small assets (tiny model weights) as its working_dir; the
-    # images travel as arrays. Its nodes need rrs's dependencies installed.
-    kwargs["runtime_env"] = {"working_dir": str(ROOT), "excludes": _RAY_EXCLUDES}
-    _check_reachable(ray_address)
-    try:
-        ray.init(address=ray_address, **kwargs)
-    except ConnectionError as exc:
-        raise EvaluationError(
-            f"could not connect to the Ray cluster at {ray_address} ({exc}); check the address "
-            "(`ray status` on the head node) and, if the cluster uses token authentication, set "
-            "RAY_AUTH_MODE=token with its token available (~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
-
-
 def _run_ray(pending, out, ray_address, device, threads, progress, record):
-    ray = _ray_module()
-    started_here = not ray.is_initialized()
-    if started_here:
-        _ray_init(ray, ray_address)
+    ray, started_here = connect(ray_address)    # rrs.compute.cluster: the app's backend joins Ray the same way
     try:
         gpus = 1 if torch.cuda.is_available() else 0
         remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1)(run_job)
