@@ -120,3 +120,33 @@ def test_backend_setting(monkeypatch):
     for bad in ("ray://nohost", "spark://x:1"):
         with pytest.raises(BackendError, match="RRS_BACKEND"):
             parse_backend(bad)
+
+
+def test_the_budget_and_slots_are_the_clusters_and_tasks_reserve_their_memory(backend, tiny, x32, monkeypatch):
+    """With RRS_BACKEND the scheduler admits against what the cluster offers (Ray's memory
+    resource here, a CPU instance), not the UI machine's memory; each task asks Ray for the
+    memory its ticket was admitted with, so Ray also places it only where that is free."""
+    from rrs.compute import scheduler as S
+
+    cap = backend.capacity()
+    res = ray.cluster_resources()
+    assert cap == {"memory": int(res["memory"]), "cpus": int(res["CPU"]), "gpus": 0}
+    monkeypatch.setenv("RRS_BACKEND", "local")
+    monkeypatch.delenv("RRS_MEMORY_BUDGET", raising=False)
+    monkeypatch.delenv("RRS_MAX_JOBS", raising=False)
+    monkeypatch.setattr(S, "SCHEDULER", None)
+    s = S.get_scheduler("cpu")
+    assert s.backend is not None and s.budget == int(M.DEFAULT_SHARE * cap["memory"])
+    assert s.max_jobs == max(1, cap["cpus"] // 2)
+    monkeypatch.setenv("RRS_MEMORY_BUDGET", "50%")
+    monkeypatch.setattr(S, "SCHEDULER", None)
+    assert S.get_scheduler("cpu").budget == cap["memory"] // 2
+
+    def assigned(model, x, settings, progress=None, batch_size=None):
+        import ray as r
+        return r.get_runtime_context().get_assigned_resources()
+
+    sched = Scheduler(budget=8 * M.GB, max_jobs=1, backend=backend)
+    job = M.JobCost("map", "tiny", 32)
+    got = sched.run("A", job, assigned, tiny, x32, MapSettings(samples=2))
+    assert got["CPU"] == 1 and got["memory"] == M.estimate(job)

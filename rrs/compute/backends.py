@@ -95,6 +95,11 @@ def _remote_job(fn, args, kwargs, reporter, job: str, use_gpu: bool):
     return fn(*args, progress=progress, **kwargs)
 
 
+def _free_gpu_memory() -> int:
+    from .memory import available_memory
+    return available_memory("cuda")
+
+
 class _Reporter:
     """Progress of running jobs: ``job -> (done, total)``."""
 
@@ -139,6 +144,19 @@ class RayBackend:
             self._ray = ray
             return ray
 
+    def capacity(self) -> dict:
+        """What the cluster offers the app's scheduler: ``memory`` in bytes (on GPU clusters the
+        free memory of one GPU, measured by a probe task, times the GPUs; otherwise Ray's
+        ``memory`` resource, the RAM it gives tasks), ``cpus`` and ``gpus``."""
+        ray = self._ensure()
+        res = ray.cluster_resources()
+        cpus, gpus = int(res.get("CPU", 0)), int(res.get("GPU", 0))
+        memory = int(res.get("memory", 0))
+        if gpus:
+            probe = ray.remote(num_gpus=1, num_cpus=0, max_retries=0)(_free_gpu_memory)
+            memory = gpus * int(ray.get(probe.remote()))
+        return {"memory": memory, "cpus": cpus, "gpus": gpus}
+
     def _handle(self, value):
         if not isinstance(value, torch.nn.Module):
             return value
@@ -154,8 +172,10 @@ class RayBackend:
         job = uuid.uuid4().hex
         args = tuple(self._handle(a) for a in args)
         use_gpu = self._gpus > 0
-        ref = self._task.options(num_cpus=1, num_gpus=1 if use_gpu else 0).remote(
-            fn, args, kwargs, self._reporter, job, use_gpu)
+        options = {"num_cpus": 1, "num_gpus": 1 if use_gpu else 0}
+        if ticket is not None and ticket.need and not use_gpu:
+            options["memory"] = int(ticket.need)     # Ray places it only where that much RAM is free
+        ref = self._task.options(**options).remote(fn, args, kwargs, self._reporter, job, use_gpu)
         seen = None
         try:
             while True:

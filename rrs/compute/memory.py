@@ -135,11 +135,12 @@ def available_memory(device: str = "cpu") -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def default_budget(device: str = "cpu", env: str | None = None) -> int:
+def default_budget(device: str = "cpu", env: str | None = None, available: int | None = None) -> int:
     """The scheduler's budget: ``RRS_MEMORY_BUDGET`` (size or share of what is available) or
-    :data:`DEFAULT_SHARE` of the available memory on ``device``."""
+    :data:`DEFAULT_SHARE` of the available memory on ``device`` (or of ``available`` bytes,
+    e.g. what a Ray cluster offers)."""
     text = os.environ.get("RRS_MEMORY_BUDGET", "") if env is None else env
-    available = available_memory(device)
+    available = available_memory(device) if available is None else int(available)
     if text.strip():
         return parse_budget(text, available)
     return int(available * DEFAULT_SHARE)

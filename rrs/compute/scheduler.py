@@ -78,15 +78,17 @@ class Ticket:
     started: float | None = None
 
 
-def default_max_jobs(device: str = "cpu") -> int:
+def default_max_jobs(device: str = "cpu", cpus: int | None = None, gpus: int = 0) -> int:
     """``RRS_MAX_JOBS``, else one job per two cores on the CPU (each job already uses torch's
-    threads), 4 on a GPU."""
+    threads), 4 per GPU. ``cpus``/``gpus``: what a Ray cluster has (default this machine)."""
     text = os.environ.get("RRS_MAX_JOBS", "").strip()
     if text:
         return max(1, int(text))
+    if gpus:
+        return 4 * int(gpus)
     if str(device).startswith("cuda"):
         return 4
-    return max(1, (os.cpu_count() or 1) // 2)
+    return max(1, (cpus or os.cpu_count() or 1) // 2)
 
 
 class Scheduler:
@@ -319,10 +321,18 @@ SCHEDULER: Scheduler | None = None
 
 def get_scheduler(device: str = "cpu") -> Scheduler:
     """The process-wide scheduler (created on first use from ``RRS_MEMORY_BUDGET``,
-    ``RRS_MAX_JOBS`` and ``RRS_BACKEND``)."""
+    ``RRS_MAX_JOBS`` and ``RRS_BACKEND``). With a Ray backend the budget and the slots are the
+    cluster's (:meth:`rrs.compute.backends.RayBackend.capacity`), not this machine's."""
     global SCHEDULER
     with _LOCK:
         if SCHEDULER is None:
             from .backends import backend_from_env
-            SCHEDULER = Scheduler(device=device, backend=backend_from_env())
+            backend = backend_from_env()
+            if backend is None:
+                SCHEDULER = Scheduler(device=device)
+            else:
+                cap = backend.capacity()
+                SCHEDULER = Scheduler(budget=M.default_budget(available=cap["memory"]),
+                                      max_jobs=default_max_jobs(cpus=cap["cpus"], gpus=cap["gpus"]),
+                                      device="cuda" if cap["gpus"] else "cpu", backend=backend)
         return SCHEDULER
