@@ -86,17 +86,20 @@ def test_each_result_equals_a_single_session_run(classroom, tiny):
 
 
 def test_peak_memory_within_the_budget_and_the_server_keeps_answering(classroom):
-    """Peak RSS above idle within the budget; every health poll answered (none failed or timed
-    out at 5 s) and the median poll within a second.
+    """Peak RSS above idle within the budget; every health poll answered, at least 95% of them
+    within a second and none after two.
 
-    The issue asks for every poll within a second. On this 2-core machine the 30 browsers share
-    the server's cores, and while 30 page runs start at once single polls take 1.5–4.5 s
-    (bench/load.py prints them all); the slowest is reported, not asserted, until the server
-    keeps its event loop responsive under that burst (left open in issue 11)."""
+    Two things had made several polls take 1.5–4.5 s while 30 page runs started at once: the
+    browsers (chromium, run as root, raised its own processes above the server's priority;
+    bench/load.py keeps them at nice 19, as if they ran on the students' machines) and
+    Streamlit's full garbage collection after every script run (ui.caching.settle_heap). Since
+    then 13 of 14 runs here had every poll within a second (slowest 0.68 s); one run had one
+    poll of 1.5 s: the event loop waits while it starts each rerun's script thread (Streamlit's
+    ``Thread.start``), which needs the interpreter lock that the page scripts share."""
     budget = parse_budget(BUDGET, 1)
     assert classroom["peak_rss"] - classroom["idle_rss"] <= budget
-    health = classroom["health"]
-    assert health, "the health poller never ran"
-    assert all(np.isfinite(health)), "a health poll failed or timed out"
-    assert float(np.median(health)) < 1.0
-    print(f"health: median {np.median(health) * 1000:.0f} ms, slowest {max(health) * 1000:.0f} ms")
+    health = np.asarray(classroom["health"])
+    assert len(health) >= 20, "the health poller hardly ran"
+    assert np.isfinite(health).all(), "a health poll failed or timed out"
+    print(f"health: median {np.median(health) * 1000:.0f} ms, slowest {health.max() * 1000:.0f} ms")
+    assert (health < 1.0).mean() >= 0.95 and health.max() < 2.0, f"slowest health answer {health.max():.2f} s"
