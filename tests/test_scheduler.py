@@ -340,3 +340,52 @@ def test_certify_page_pilots_and_break_it_go_through_the_scheduler(tiny, x32, mo
     monkeypatch.setattr(S, "SCHEDULER", tight)
     with pytest.raises(Refused, match="lower"):
         next(jobs.anytime(tiny, x32, settings, "selection"))
+
+
+_ARENA_SCRIPT = r"""
+import sys, threading, torch
+from rrs.compute import memory as M
+from rrs.compute.scheduler import Scheduler
+from rrs.models import load_model
+from rrs.settings import MapSettings
+from rrs.smoothing import smooth
+through_scheduler = sys.argv[1] == "scheduler"
+if through_scheduler:
+    assert M.tune_allocator()
+model = load_model("efficientnet-lite0")
+x = torch.rand(3, 224, 224)
+settings = MapSettings(method="rrs", samples=16, cell=16)
+sched = Scheduler(budget=64 * M.GB, max_jobs=1)
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+def job():
+    if through_scheduler:
+        sched.run("s", M.JobCost("map", "efficientnet-lite0", 224, batch=16), smooth, model, x, settings)
+    else:
+        smooth(model, x, settings, batch_size=16)
+job()
+base = rss()
+for i in range(4):            # four sessions' script threads, one job at a time
+    t = threading.Thread(target=job)
+    t.start()
+    t.join()
+print((rss() - base) / 2**20)
+"""
+
+
+def test_jobs_in_many_threads_give_their_memory_back():
+    """The scheduler hands freed job memory back (rrs.compute.memory.tune_allocator and
+    give_back_free_memory): glibc kept each script thread's job peak in its own heap, so a
+    classroom's RSS grew past the budget with one job at a time. Real model, fresh processes."""
+    import subprocess
+    import sys
+
+    def retained(mode):
+        out = subprocess.run([sys.executable, "-c", _ARENA_SCRIPT, mode], capture_output=True, text=True,
+                             timeout=600, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        return float(out.stdout.split()[-1])
+
+    plain, scheduled = retained("plain"), retained("scheduler")
+    assert plain > 500            # the problem is real here: each thread kept ~its job's peak
+    assert scheduled < 0.25 * plain, (plain, scheduled)

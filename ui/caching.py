@@ -19,6 +19,7 @@ import streamlit as st
 import torch
 
 from rrs import models
+from rrs.compute.memory import tune_allocator
 from rrs.images import list_samples, load_image, load_sample, to_tensor
 from rrs.settings import AttackSettings, CertifySettings, MapSettings
 
@@ -38,13 +39,15 @@ def settle_heap() -> bool:
     (``gc.freeze``). Streamlit runs a full collection after every script run
     (``runner.postScriptGC``); over the whole heap it took 0.1 s of held GIL, and 30 sessions
     finishing together kept the server's event loop — its health endpoint — waiting for
-    seconds (issue 11's load test). Afterwards it walks only what the scripts made. Returns
-    whether this call froze the heap."""
+    seconds (issue 11's load test). Afterwards it walks only what the scripts made. Also sets
+    the C allocator to give freed job memory back (:func:`rrs.compute.memory.tune_allocator`).
+    Returns whether this call froze the heap."""
     with _HEAP_LOCK:
         if _HEAP["frozen"]:
             return False
         gc.collect()
         gc.freeze()
+        tune_allocator()
         _HEAP["frozen"] = True
         return True
 

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, replace
 
 __all__ = ["JobCost", "estimate", "fit_batch", "parse_budget", "available_memory", "default_budget",
+           "tune_allocator", "give_back_free_memory",
            "MODEL_FACTOR", "BudgetError"]
 
 MB = 2 ** 20
@@ -144,3 +145,40 @@ def default_budget(device: str = "cpu", env: str | None = None, available: int |
     if text.strip():
         return parse_budget(text, available)
     return int(available * DEFAULT_SHARE)
+
+
+# ------------------------------------------------------------------------ the C allocator
+
+_M_ARENA_MAX = -8             # glibc's mallopt parameter number (malloc.h)
+
+
+def _glibc():
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+def tune_allocator(arenas: int = 2) -> bool:
+    """Bound the memory the C allocator keeps after jobs (glibc only; returns whether it applied).
+
+    Jobs run in the sessions' script threads, and glibc gives each thread its own heap (arena)
+    that keeps the peak of the last job it ran: 30 sessions on the default model reached
+    +10.6 GB of RSS with one job at a time and a budget of 8 GB. At most ``arenas`` heaps, and
+    :func:`give_back_free_memory` after every job (the scheduler calls it), keep the RSS near
+    what the running jobs use. (A fixed threshold for separate mappings did as well for memory
+    but made attacks 65% slower: every large tensor was mapped and zeroed anew.)"""
+    libc = _glibc()
+    return libc is not None and libc.mallopt(_M_ARENA_MAX, int(arenas)) == 1
+
+
+def give_back_free_memory() -> None:
+    """Return the allocator's free pages to the system (``malloc_trim``; glibc only)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)

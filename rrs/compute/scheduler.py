@@ -292,6 +292,7 @@ class Scheduler:
             yield ticket
         finally:
             self.release(ticket)
+            M.give_back_free_memory()     # what the job freed goes back to the system
 
     def run(self, session: str, cost: M.JobCost, fn, *args, progress=None, on_wait=None, label: str = "",
             seconds: float | None = None, token: CancelToken | None = None, **kwargs):
