@@ -230,6 +230,28 @@ def test_predicted_wait_from_measured_durations():
     s.release(d)
 
 
+def test_predicted_wait_from_predictions_then_from_progress():
+    """Waits add the running job's remainder and the queued jobs ahead; once the running job
+    reports progress its remainder follows that (its prediction was made before it started and
+    can be far off: a first-time pilot measured a slower rate than the real batch)."""
+    s = Scheduler(budget=BIG, max_jobs=1)
+    a = s.submit("A", cost(), seconds=30.0)
+    b = s.submit("B", cost(), seconds=10.0)
+    c = s.submit("C", cost(), seconds=20.0)
+    assert a.state == "running"
+    a.started -= 12.0                                  # 12 s into a 30 s prediction
+    assert s.predicted_wait(b) == pytest.approx(18.0, abs=0.2)
+    assert s.predicted_wait(c) == pytest.approx(18.0 + 10.0, abs=0.2)
+    a.report(3, 4)                                     # three quarters done after 12 s
+    assert s.predicted_wait(b) == pytest.approx(4.0, abs=0.2)
+    assert s.predicted_wait(c) == pytest.approx(14.0, abs=0.2)
+    a.token.cancel()
+    with pytest.raises(Cancelled):
+        a.report(4, 4)
+    for t in (a, b, c):
+        s.release(t)
+
+
 def test_app_jobs_through_the_scheduler_equal_direct_results(tiny, x32, monkeypatch):
     from rrs.compute import scheduler as S
     from ui import compute as C

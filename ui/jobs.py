@@ -82,7 +82,7 @@ def anytime(model, x, settings, scheme: str = "selection", progress=None):
     with scheduler.slot(session_id(), cost, on_wait=getattr(progress, "queued", None), label="certify",
                         seconds=_seconds("map", model, x, settings)) as ticket:
         def guarded(done, total):
-            ticket.token.check()
+            ticket.report(done, total)
             if progress is not None:
                 progress(done, total)
 

@@ -76,6 +76,14 @@ class Ticket:
     batch: int | None = None
     need: int = 0
     started: float | None = None
+    fraction: float = 0.0
+
+    def report(self, done, total) -> None:
+        """A progress update of the running job: raises :class:`Cancelled` if its token is set,
+        else records the fraction done (the predicted waits of others follow it)."""
+        self.token.check()
+        if total:
+            self.fraction = min(1.0, max(0.0, float(done) / float(total)))
 
 
 def default_max_jobs(device: str = "cpu", cpus: int | None = None, gpus: int = 0) -> int:
@@ -204,6 +212,15 @@ class Scheduler:
     def _expected(self, t: Ticket) -> float | None:
         return t.seconds if t.seconds is not None else self._durations.get(t.cost.kind)
 
+    def _left(self, t: Ticket, now: float) -> float | None:
+        """Seconds a running job still needs: from its own progress once it has reported some
+        (a prediction made before it started can be far off), else predicted − elapsed."""
+        elapsed = now - t.started
+        if t.fraction >= 0.01:
+            return elapsed * (1.0 - t.fraction) / t.fraction
+        e = self._expected(t)
+        return None if e is None else max(0.0, e - elapsed)
+
     def predicted_wait(self, ticket: Ticket) -> float | None:
         """Seconds until ``ticket`` starts, from the predicted durations of the jobs running and
         ahead of it shared over the slots (``None`` when some duration is unknown)."""
@@ -213,10 +230,10 @@ class Scheduler:
             now = time.perf_counter()
             total = 0.0
             for t in self._running.values():
-                e = self._expected(t)
-                if e is None:
+                left = self._left(t, now)
+                if left is None:
                     return None
-                total += max(0.0, e - (now - t.started))
+                total += left
             ahead = self._position(ticket) - 1
             if not ahead:
                 return total / max(1, self.max_jobs)
@@ -305,7 +322,7 @@ class Scheduler:
         """
         with self.slot(session, cost, on_wait, label, seconds, token) as ticket:
             def guarded(done, total):
-                ticket.token.check()
+                ticket.report(done, total)
                 if progress is not None:
                     progress(done, total)
 
