@@ -95,7 +95,9 @@ def live_panel(holder, sampled, view) -> None:
         m = st.columns(3)
         fin = view.guaranteed(1.0)
         certified = int((view.cell_radii("best", True) > 0).sum())
-        W.metric(m[0], f"Guaranteed ({view.norm.label}, β=100%)", f"{fin:.3g}", f"cells on their own: {certified}")
+        W.metric(m[0], f"Guaranteed {view.norm.label} radius", f"{fin:.3g}", f"cells on their own: {certified}",
+                 help="The whole top-k stays (β = 100%) for every change up to this size; each cell counted "
+                      "below has its own, possibly larger radius.")
         W.metric(m[1], "Samples done", f"{sampled.samples_done:,}", f"of {sampled.plan.total:,}")
         W.metric(m[2], "Sampling rate", f"{sampled.rate:.1f}/s",
                  "last checkpoint" if nxt is None else f"next in {format_seconds(nxt)}")
