@@ -57,11 +57,13 @@ def status(pid: int, field: str) -> int:
 
 
 @contextmanager
-def serve(model: str | None = "tiny", budget: str | None = "1GB", port: int | None = None, log=None):
+def serve(model: str | None = "tiny", budget: str | None = "1GB", port: int | None = None, log=None,
+          env: dict | None = None):
     """A streamlit server of this checkout on 127.0.0.1; yields ``(url, pid)``. ``model`` and
-    ``budget`` set ``RRS_DEFAULT_MODEL`` / ``RRS_MEMORY_BUDGET`` (``None``: the app's defaults)."""
+    ``budget`` set ``RRS_DEFAULT_MODEL`` / ``RRS_MEMORY_BUDGET`` (``None``: the app's defaults);
+    ``env``: more environment variables of the server (e.g. ``RRS_MAX_JOBS``)."""
     port = port or free_port()
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env.update({k: v for k, v in (("RRS_DEFAULT_MODEL", model), ("RRS_MEMORY_BUDGET", budget)) if v is not None})
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",

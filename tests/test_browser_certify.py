@@ -52,3 +52,41 @@ def test_certify_anytime_in_a_real_browser(server, browser, width, height):  # n
         page.screenshot(path=str(SHOTS / f"certify_{width}x{height}_full.png"))
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def one_slot_server():
+    """The app with one compute slot (``RRS_MAX_JOBS=1``, as on this 2-core machine anyway)."""
+    from rrs.study.bench import load_benchmark
+
+    with load_benchmark("load").serve(model=None, budget=None, env={"RRS_MAX_JOBS": "1"}) as (url, _pid):
+        yield url
+
+
+def test_a_second_certify_waits_in_the_queue_and_starts_when_the_first_stops(one_slot_server, browser):  # noqa: F811
+    """Two students press Certify on one server: the second page says it is queued and where;
+    pressing Stop on the first keeps its last checkpoint (labelled valid) and frees the slot, and
+    the second run starts."""
+    contexts = [browser.new_context(viewport={"width": 1440, "height": 900}) for _ in range(2)]
+    try:
+        a, b = (c.new_page() for c in contexts)
+        for page in (a, b):
+            page.set_default_timeout(LONG)
+            page.goto(one_slot_server)
+            page.wait_for_selector(IDLE)
+            nav(page, "Certify")
+        button(a, "Certify").click()
+        a.get_by_text("RRS map so far").first.wait_for()          # A holds the slot, between checkpoints
+        button(b, "Certify").click()
+        b.get_by_text(re.compile(r"Queued: position 1, ")).first.wait_for()
+        assert b.get_by_text("RRS map so far").count() == 0
+        page_shot = SHOTS / "certify_queued_1440x900.png"
+        b.screenshot(path=str(page_shot))
+        button(a, "Stop (keep the result so far)").click()
+        a.get_by_text(re.compile(r"Stopped at T = [\d,]+ of [\d,]+, valid")).wait_for()
+        b.get_by_text("RRS map so far").first.wait_for()          # B got the slot
+        button(b, "Stop (keep the result so far)").click()
+        b.get_by_text(re.compile(r"Stopped at T = |Complete: T = ")).first.wait_for()
+    finally:
+        for c in contexts:
+            c.close()
