@@ -63,11 +63,16 @@ def run(kind: str, fn, model, x, settings, *rest, progress=None, attack=None):
     """
     if settings.smoothed and D.device_of(model).type == "cuda":
         settings = settings.replace(precision=D.precision(model, x))
-    cost = job_cost(kind, model, x, settings, attack)
-    scheduler = get_scheduler(D.device_of(model).type)
-    return scheduler.run(session_id(), cost, fn, model, x, settings, *rest, progress=progress,
-                         on_wait=getattr(progress, "queued", None), label=kind,
-                         seconds=_seconds(kind, model, x, settings))
+    return _queue(model, job_cost(kind, model, x, settings, attack), fn, model, x, settings, *rest,
+                  progress=progress, label=kind, seconds=_seconds(kind, model, x, settings))
+
+
+def _queue(model, cost: JobCost, fn, *args, progress=None, label: str = "", seconds=None):
+    """``fn(*args, …)`` through the scheduler of ``model``'s device, in this session's queue; a
+    waiting page's bar (``progress.queued``) shows its position."""
+    return get_scheduler(D.device_of(model).type).run(
+        session_id(), cost, fn, *args, progress=progress, on_wait=getattr(progress, "queued", None),
+        label=label, seconds=seconds)
 
 
 def anytime(model, x, settings, scheme: str = "selection", progress=None):
@@ -81,12 +86,8 @@ def anytime(model, x, settings, scheme: str = "selection", progress=None):
     scheduler = get_scheduler(D.device_of(model).type)
     with scheduler.slot(session_id(), cost, on_wait=getattr(progress, "queued", None), label="certify",
                         seconds=_seconds("map", model, x, settings)) as ticket:
-        def guarded(done, total):
-            ticket.report(done, total)
-            if progress is not None:
-                progress(done, total)
-
-        yield from CU.sample_anytime(model, x, settings, scheme, progress=guarded, batch_size=ticket.batch)
+        yield from CU.sample_anytime(model, x, settings, scheme, progress=ticket.guard(progress),
+                                     batch_size=ticket.batch)
 
 
 def pilots(model, x, settings, cell_options, progress=None):
@@ -99,9 +100,7 @@ def break_it(model, x, view, beta: float, kind: str, progress=None):
     per step) through the scheduler, its memory estimated as such an attack."""
     settings = view.sampled.settings
     cost = job_cost("attack", model, x, settings, AttackSettings(objective="topk", eot=CU.BREAK_EOT))
-    return get_scheduler(D.device_of(model).type).run(
-        session_id(), cost, CU.break_it, model, x, view, beta, kind, progress=progress,
-        on_wait=getattr(progress, "queued", None), label="attack")
+    return _queue(model, cost, CU.break_it, model, x, view, beta, kind, progress=progress, label="attack")
 
 
 def compare_job(model, x, settings, methods, ts, attack, certify, progress=None, batch_size=None):
@@ -118,6 +117,5 @@ def certify_job(map_result, certify, progress=None):
 def certify(model, map_result, certify_settings):
     """Certificates of a map through the scheduler (small memory, but fair CPU time)."""
     x_size = torch.empty(3, map_result.input_size, map_result.input_size)
-    cost = job_cost("certificate", model, x_size)
-    scheduler = get_scheduler(D.device_of(model).type)
-    return scheduler.run(session_id(), cost, certify_job, map_result, certify_settings, label="certificate")
+    return _queue(model, job_cost("certificate", model, x_size), certify_job, map_result, certify_settings,
+                  label="certificate")

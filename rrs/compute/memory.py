@@ -23,6 +23,7 @@ scheduler admits against, so they should err high.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, replace
@@ -152,7 +153,10 @@ def default_budget(device: str = "cpu", env: str | None = None, available: int |
 _M_ARENA_MAX = -8             # glibc's mallopt parameter number (malloc.h)
 
 
+@functools.lru_cache(maxsize=1)
 def _glibc():
+    """The C library if it is glibc (``mallopt``, ``malloc_trim``), else None; looked up once
+    (``find_library`` runs ``ldconfig``, too slow for every job)."""
     import ctypes
     import ctypes.util
 

@@ -85,6 +85,14 @@ class Ticket:
         if total:
             self.fraction = min(1.0, max(0.0, float(done) / float(total)))
 
+    def guard(self, progress=None):
+        """The progress callback to hand the job: :meth:`report`, then ``progress`` (if any)."""
+        def guarded(done, total):
+            self.report(done, total)
+            if progress is not None:
+                progress(done, total)
+        return guarded
+
 
 def default_max_jobs(device: str = "cpu", cpus: int | None = None, gpus: int = 0) -> int:
     """``RRS_MAX_JOBS``, else one job per two cores on the CPU (each job already uses torch's
@@ -321,16 +329,11 @@ class Scheduler:
         update. The slot is freed however ``fn`` ends.
         """
         with self.slot(session, cost, on_wait, label, seconds, token) as ticket:
-            def guarded(done, total):
-                ticket.report(done, total)
-                if progress is not None:
-                    progress(done, total)
-
             if cost.adaptable:
                 kwargs["batch_size"] = ticket.batch
             if self.backend is None:
-                return fn(*args, progress=guarded, **kwargs)
-            return self.backend.execute(fn, args, kwargs, guarded, ticket)
+                return fn(*args, progress=ticket.guard(progress), **kwargs)
+            return self.backend.execute(fn, args, kwargs, ticket.guard(progress), ticket)
 
 
 _LOCK = threading.Lock()
