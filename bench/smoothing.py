@@ -19,7 +19,7 @@ import torch
 
 from rrs.certify import certify
 from rrs.models import DEFAULT_MODEL, load_model
-from rrs.settings import MapSettings
+from rrs.settings import CertifySettings, MapSettings
 from rrs.smoothing import smooth
 
 METHODS = ("smoothgrad", "sparsified", "rrs")
@@ -100,7 +100,7 @@ def measure(quick: bool = False, model: str = DEFAULT_MODEL, samples: int = 32, 
     st = res.stats()
     k = int(0.05 * st.mean.size)
     t_all = timed(lambda: certify(st, k, res.noise), repeats)
-    t_set = timed(lambda: certify(st, k, res.noise, per_cell=False), repeats)
+    t_set = timed(lambda: certify(st, k, res.noise, CertifySettings(cell_radii=False)), repeats)
     rows += [{"name": "certify one map, without per-cell radii", "certify_seconds": t_set},
              {"name": "certify one map, with per-cell radii", "certify_seconds": t_all},
              {"name": "one gradient (batch 1)", "seconds": timed(lambda: bare_loop(net, x, target, s, 1, 1, 0),

@@ -30,12 +30,16 @@ from . import checks
 from .methods import METHODS, RAW_METHODS, SMOOTH_METHODS, RankScore, Identity, Sparsify, method_info
 
 __all__ = ["Norm", "L1", "L2", "LINF", "MapSettings", "AttackSettings", "CertifySettings",
-           "NOISE_FAMILIES", "SCORING_FAMILIES", "SCORING_DEFAULTS", "PRECISIONS", "OBJECTIVES", "count_for"]
+           "NOISE_FAMILIES", "SCORING_FAMILIES", "SCORING_DEFAULTS", "PRECISIONS", "OBJECTIVES", "SCHEMES",
+           "count_for"]
 
 NOISE_FAMILIES = ("gaussian", "laplace")
 SCORING_FAMILIES = ("topk", "exponential", "linear", "power", "custom")
 REDUCTIONS = ("sum", "max", "sq")
 PRECISIONS = ("fp32", "bf16")
+#: The finite-sample schemes of method.md §5: ``"bonferroni"`` (intervals for every cell from
+#: all T samples) and ``"selection"`` (a separate first batch of T/8 fixes the top-k set).
+SCHEMES = ("bonferroni", "selection")
 #: The scoring parameter each family starts from: k′ = 10% of the cells (top-k′, linear), decay
 #: length 5% of the cells (exponential), exponent 1 (power).
 SCORING_DEFAULTS = {"topk": 0.1, "linear": 0.1, "exponential": 0.05, "power": 1.0, "custom": 1.0}
@@ -396,9 +400,10 @@ class CertifySettings(_Settings):
         if eta >= 1:
             raise ValueError(f"η (eta) must be in (0, 1), got {eta:g}")
         object.__setattr__(self, "eta", eta)
-        betas = tuple(float(checks.fraction("β (beta)", b)) for b in self.betas)
+        raw = (self.betas,) if isinstance(self.betas, (int, float)) else self.betas
+        betas = tuple(float(checks.fraction("β (beta)", b)) for b in raw)
         if not betas:
             raise ValueError("betas must hold at least one overlap level β in (0, 1]")
         object.__setattr__(self, "betas", betas)
         object.__setattr__(self, "cell_radii", bool(self.cell_radii))
-        checks.choice("scheme", self.scheme, ("bonferroni", "selection"))
+        checks.choice("scheme", self.scheme, SCHEMES)

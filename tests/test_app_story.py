@@ -13,7 +13,7 @@ import pytest
 
 from rrs.certify import certify
 from rrs.images import load_sample, to_tensor
-from rrs.settings import L2, MapSettings
+from rrs.settings import L2, CertifySettings, MapSettings
 from rrs.timing import RATES, sample_key
 from ui import compute as C
 from ui import state as S
@@ -263,8 +263,8 @@ def test_attack_shows_the_budget_and_the_certified_radius_on_one_scale():
     # the radius is the library's certificate of the same map (ℓ∞ threat, β = 1)
     model, x = tiny_model(), to_tensor(load_sample("coffee"), 32)
     mr = C.compute_map(model, x, MapSettings(method="rrs", sigma=0.15, samples=8, cell=8, k=0.05, seed=0))
-    report = certify(mr.stats, mr.k, mr.settings.noise_model(), norm=float("inf"), dim=mr.dim, eta=0.05,
-                     betas=(1.0,))
+    report = certify(mr.stats, mr.k, mr.settings.noise_model(), CertifySettings(norm=float("inf"), eta=0.05,
+                                                                        betas=(1.0,)), dim=mr.dim)
     finite = max([c.radius for c in report.rdp_finite + report.cdf_finite] + [0.0])
     text = marks["guarantee (finite-sample)"]["text"][0]
     assert (text == "0") if finite <= 0 else float(text) == pytest.approx(finite * 255, rel=1e-2)

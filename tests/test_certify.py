@@ -9,6 +9,7 @@ from scipy import optimize, stats
 
 from rrs import certify as C
 from rrs.noise import Gaussian, Laplace
+from rrs.settings import CertifySettings
 
 
 def renyi(q, p, alpha):
@@ -298,7 +299,7 @@ def test_certify_report_on_rrs_like_map():
         counts[top] += 1
     mean = counts / t / kp
     st = C.CellStats(mean, mean / kp, t, 1 / kp, binary=True)
-    rep = C.certify(st, k=kp, noise=Gaussian(0.5), betas=(1.0, 0.75, 0.5))
+    rep = C.certify(st, k=kp, noise=Gaussian(0.5), settings=CertifySettings(betas=(1.0, 0.75, 0.5)))
     for group in (rep.rdp_plugin, rep.rdp_finite, rep.cdf_plugin, rep.cdf_finite):
         radii = [c.radius for c in group]
         assert all(r >= 0 for r in radii)
@@ -339,9 +340,9 @@ def test_bad_beta_and_noise():
         C.certified_region(p, -1)
 
 
-def test_certify_settings_object_equals_keyword_arguments():
-    """certify(settings=CertifySettings(...)) is the same computation as the keyword form."""
-    from rrs.settings import CertifySettings
+def test_certify_takes_the_settings_object_whole():
+    """certify() reads norm, η, β, per-cell radii and the scheme from one CertifySettings (no
+    loose keywords that could disagree with it); no settings = CertifySettings()."""
     from rrs.smoothing import CellStats
 
     rng = np.random.default_rng(3)
@@ -350,10 +351,16 @@ def test_certify_settings_object_equals_keyword_arguments():
     stats = CellStats(p, p * 0.4, 400, 0.4, False)
     cs = CertifySettings(norm="l2", eta=0.1, betas=(1.0, 0.8))
     a = C.certify(stats, 3, Gaussian(0.3), settings=cs)
-    b = C.certify(stats, 3, Gaussian(0.3), betas=(1.0, 0.8), norm=2, eta=0.1)
-    assert [c.radius for c in a.rdp_finite] == [c.radius for c in b.rdp_finite]
-    assert [c.radius for c in a.cdf_plugin] == [c.radius for c in b.cdf_plugin]
-    assert a.scheme == "bonferroni"
+    assert a.betas == (1.0, 0.8) and a.eta == 0.1 and a.norm == 2.0 and a.scheme == "bonferroni"
+    assert a.cells_finite is not None
+    b = C.certify(stats, 3, Gaussian(0.3), cs.replace(cell_radii=False, norm="inf"), dim=48)
+    assert b.cells_finite is None and b.norm == math.inf
+    assert [c.radius for c in a.rdp_finite] == [c.radius for c in
+                                                C.certify(stats, 3, Gaussian(0.3), cs).rdp_finite]
+    default = C.certify(stats, 3, Gaussian(0.3))
+    assert default.betas == CertifySettings().betas and default.eta == 0.05 and default.norm == 2.0
+    with pytest.raises(TypeError):
+        C.certify(stats, 3, Gaussian(0.3), betas=(1.0,))
 
 
 def test_bad_certificate_arguments_are_clear_value_errors():
@@ -367,7 +374,7 @@ def test_bad_certificate_arguments_are_clear_value_errors():
         C.certify(stats, 1, Gaussian(0.3), alphas=[])
     with pytest.raises(ValueError, match="tau"):
         C.stays_important(stats, Gaussian(0.3), tau=None)
-    one = C.certify(stats, 1, Gaussian(0.3), betas=0.5)  # one β as a number
+    one = C.certify(stats, 1, Gaussian(0.3), CertifySettings(betas=0.5))  # one β as a number
     assert [c.beta for c in one.rdp_plugin] == [0.5]
     r32 = C.gaussian_cdf_cell_radii(p, p, np.array([0]), 1, np.float32(0.5)).radii
     np.testing.assert_allclose(r32, C.gaussian_cdf_cell_radii(p, p, np.array([0]), 1, 0.5).radii)

@@ -9,6 +9,7 @@ import pytest
 from rrs import certify as C
 from rrs.certify.stable import divergence_at, log_f
 from rrs.noise import Gaussian, Laplace
+from rrs.settings import CertifySettings
 
 mp.mp.dps = 60
 ALPHAS = C.DEFAULT_ALPHAS
@@ -155,7 +156,7 @@ def test_all_equal_cells_give_zero_radius():
     assert C.certified_radius(p, 5, 1.0, Gaussian(0.5)).radius == 0.0
     assert np.all(C.cell_radii(p, 5, Gaussian(0.5)).radii == 0.0)
     st = C.CellStats(p, p * 0.5, 100, 0.5, binary=True)
-    rep = C.certify(st, 5, Gaussian(0.5), betas=(1.0, 0.6))
+    rep = C.certify(st, 5, Gaussian(0.5), CertifySettings(betas=(1.0, 0.6)))
     assert all(c.radius == 0 and not c.unbounded for c in rep.rdp_plugin + rep.rdp_finite)
 
 
@@ -175,7 +176,7 @@ def test_cell_in_every_sample_is_flagged_unbounded_not_huge():
     mean = np.zeros(n)
     mean[[0, 1]] = 1 / kp          # the same two cells in every sample
     st = C.CellStats(mean, mean / kp, t, 1 / kp, binary=True)
-    rep = C.certify(st, 2, Gaussian(0.5), betas=(1.0, 0.5))
+    rep = C.certify(st, 2, Gaussian(0.5), CertifySettings(betas=(1.0, 0.5)))
     cdf = rep.cdf_cells_plugin
     assert np.all(np.isinf(cdf.radii[[0, 1]])) and np.all(cdf.unbounded[[0, 1]])
     assert not cdf.unbounded[2:].any()

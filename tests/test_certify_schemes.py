@@ -8,6 +8,7 @@ import pytest
 
 from rrs import certify as C
 from rrs.noise import Gaussian, Laplace
+from rrs.settings import CertifySettings
 
 P = np.array([0.45, 0.3] + [0.25 / 8] * 8)
 K = 1
@@ -38,8 +39,8 @@ def test_selection_scheme_violation_rate_at_most_eta():
     for _ in range(trials):
         sel_stats = stats_of(rng.multinomial(t // 8, P), t // 8)
         est = stats_of(rng.multinomial(t - t // 8, P), t - t // 8)
-        rep = C.certify(est, K, G, betas=(1.0,), eta=eta, per_cell=False, alphas=AL,
-                        scheme="selection", selection=sel_stats)
+        rep = C.certify(est, K, G, CertifySettings(betas=(1.0,), eta=eta, cell_radii=False, scheme="selection"),
+                        alphas=AL, selection=sel_stats)
         assert rep.scheme == "selection" and rep.rdp_finite[0].scheme == "selection"
         truth = true_radius(rep.selected)
         bad += rep.rdp_finite[0].radius > truth * (1 + 1e-9)
@@ -54,7 +55,8 @@ def test_selection_uses_the_separate_batch_and_one_sided_levels():
     rng = np.random.default_rng(1)
     sel_stats = stats_of(rng.multinomial(64, P), 64)
     est = stats_of(rng.multinomial(448, P), 448)
-    rep = C.certify(est, 2, G, betas=(1.0, 0.5), eta=0.1, scheme="selection", selection=sel_stats, alphas=AL)
+    rep = C.certify(est, 2, G, CertifySettings(betas=(1.0, 0.5), eta=0.1, scheme="selection"), selection=sel_stats,
+                    alphas=AL)
     np.testing.assert_array_equal(rep.selected, np.lexsort((np.arange(P.size), -sel_stats.mean))[:2])
     # one level for every certificate of the report (they are combined, e.g. best of RDP and
     # CDF): k lower bounds, k + 1 and k0_max upper bounds -> η / (2k + 1 + k0_max)
@@ -70,12 +72,12 @@ def test_selection_uses_the_separate_batch_and_one_sided_levels():
     np.testing.assert_allclose(pooled.mean, (64 * sel_stats.mean + 448 * est.mean) / 512)
     assert rep.rdp_plugin[0].radius == pytest.approx(C.certified_radius(pooled.mean, 2, 1.0, G, alphas=AL).radius)
     with pytest.raises(ValueError, match="selection"):
-        C.certify(est, 2, G, scheme="selection")
+        C.certify(est, 2, G, CertifySettings(scheme="selection"))
     with pytest.raises(ValueError, match="scheme"):
-        C.certify(est, 2, G, scheme="holm")
+        C.certify(est, 2, G, CertifySettings(scheme="holm"))
     with pytest.raises(ValueError, match="selection"):
         C.certify(est, 2, G, selection=sel_stats)
-    default = C.certify(est, 2, G, betas=(1.0,), alphas=AL)
+    default = C.certify(est, 2, G, CertifySettings(betas=(1.0,)), alphas=AL)
     assert default.scheme == "bonferroni" and default.rdp_finite[0].scheme == "bonferroni"
 
 
@@ -98,8 +100,8 @@ def run_checkpoints(rng, eta, anytime, noise, checkpoints=6, t0=64):
     """One simulated run with adversarial early stopping: stop at the first checkpoint where
     the best-so-far certificate exceeds the truth. Returns whether that happened."""
     sel_stats = stats_of(rng.multinomial(32, P), 32)
-    cert = C.AnytimeCertifier(K, noise, t0=t0, eta=eta, betas=(1.0,), norm=1, scheme="selection",
-                              selection=sel_stats, alphas=AL)
+    cert = C.AnytimeCertifier(K, noise, CertifySettings(eta=eta, betas=(1.0,), norm=1, cell_radii=False,
+                                                       scheme="selection"), t0=t0, selection=sel_stats, alphas=AL)
     counts, t = np.zeros(P.size), 0
     for j in range(checkpoints):
         target = t0 * 2 ** j
@@ -111,8 +113,8 @@ def run_checkpoints(rng, eta, anytime, noise, checkpoints=6, t0=64):
             best = cert.best[0]
             claim, sel = best.radius, best.selected
         else:   # naive: fixed-T intervals at the full η at every look
-            rep = C.certify(st, K, noise, betas=(1.0,), eta=eta, norm=1, per_cell=False, alphas=AL,
-                            scheme="selection", selection=sel_stats)
+            rep = C.certify(st, K, noise, CertifySettings(betas=(1.0,), eta=eta, norm=1, cell_radii=False,
+                                                    scheme="selection"), alphas=AL, selection=sel_stats)
             claim, sel = rep.rdp_finite[0].radius, rep.selected
         if sel is not None and claim > true_radius(sel, noise, norm=1) * (1 + 1e-9):
             return True
@@ -131,7 +133,7 @@ def test_anytime_best_so_far_holds_under_adversarial_stopping_and_naive_reuse_do
 
 
 def test_anytime_checkpoints_and_levels():
-    cert = C.AnytimeCertifier(2, G, t0=16, eta=0.1, betas=(1.0, 0.5))
+    cert = C.AnytimeCertifier(2, G, CertifySettings(eta=0.1, betas=(1.0, 0.5), cell_radii=False), t0=16)
     assert [cert.eta_at(j) for j in range(3)] == [0.05, 0.025, 0.0125]
     assert sum(cert.eta_at(j) for j in range(30)) < 0.1
     assert cert.next_checkpoint == 16
@@ -151,4 +153,4 @@ def test_anytime_checkpoints_and_levels():
         assert b.radius == max([c.radius for h in cert.history for c in h[3].rdp_finite + h[3].cdf_finite
                                 if c.beta == b.beta] + [0.0])
     with pytest.raises(ValueError, match="selection"):
-        C.AnytimeCertifier(2, G, t0=16, scheme="selection")
+        C.AnytimeCertifier(2, G, CertifySettings(scheme="selection"), t0=16)

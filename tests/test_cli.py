@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rrs.settings import AttackSettings, MapSettings
+from rrs.settings import AttackSettings, CertifySettings, MapSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ("explain", "certify", "attack", "evaluate", "samples", "models")
@@ -211,7 +211,7 @@ def test_certify_matches_library(tmp_path):
     x = model.prepare(load_sample("coffee"))
     res = smooth(model, x, MapSettings(samples=4, cell=32, seed=11))
     np.testing.assert_allclose(np.asarray(rec["map"]), res.map[0].numpy(), rtol=1e-6, atol=1e-9)
-    report = certify(res.stats(0), 3, res.noise, betas=(1.0, 0.5), norm=2, dim=res.dim, eta=0.05)
+    report = certify(res.stats(0), 3, res.noise, CertifySettings(betas=(1.0, 0.5), norm=2, eta=0.05), dim=res.dim)
     want = report.rows()
     got = rec["certificates"]
     assert len(got) == len(want) > 0

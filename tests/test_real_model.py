@@ -5,7 +5,7 @@ import pytest
 from rrs.certify import certify
 from rrs.images import load_sample
 from rrs.models import load_default, predict_topk
-from rrs.settings import MapSettings
+from rrs.settings import CertifySettings, MapSettings
 from rrs.smoothing import raw_map, smooth
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def test_rrs_map_at_t8_runs_and_certifies(model, coffee):
     # Grad-CAM cells are the 7×7 feature grid; its RRS map is far more stable than pixels
     cam = smooth(model, coffee, MapSettings(method="rrs", base="gradcam", samples=8, scoring_param=5), batch_size=8)
     assert cam.grid == (7, 7)
-    rep = certify(cam.stats(), k=5, noise=cam.noise, betas=(0.6,), per_cell=False)
+    rep = certify(cam.stats(), k=5, noise=cam.noise, settings=CertifySettings(betas=(0.6,), cell_radii=False))
     assert rep.rdp_plugin[0].radius >= 0 and np.isfinite(rep.rdp_plugin[0].radius)
     raw = raw_map(model, coffee, MapSettings(method="gradcam"))
     assert raw.shape == (1, 7, 7) and raw.sum() > 0

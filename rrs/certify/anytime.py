@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .core import SCHEMES, CellStats, Certificate, CertificationReport, _check_eta, _check_stats, certify
+from ..settings import CertifySettings
+from .core import CellStats, Certificate, CertificationReport, _check_eta, _check_stats, certify
 
 __all__ = ["AnytimeCertifier", "AnytimeBest"]
 
@@ -50,35 +51,44 @@ class AnytimeCertifier:
     """Certify at ``T₀, 2T₀, 4T₀, …`` with ``η_j = η·2^{−(j+1)}``; keep the best so far.
 
     Args:
-        k, noise, betas, norm, dim, bound_method, rrs_map, per_cell, alphas: as in
-            :func:`rrs.certify.certify`.
+        k, noise: as in :func:`rrs.certify.certify`.
+        settings: a :class:`rrs.settings.CertifySettings` (norm, overall η over all
+            checkpoints, β levels, per-cell radii, scheme); with ``scheme="selection"`` pass
+            the separate selection batch as ``selection`` once, here (it fixes ``K̂`` for every
+            checkpoint).
         t0: the first checkpoint ``T₀`` (estimation samples), ≥ 1.
-        eta: overall failure probability over all checkpoints.
-        scheme: ``"bonferroni"`` or ``"selection"``; with ``"selection"`` pass the separate
-            selection batch as ``selection`` once, here (it fixes ``K̂`` for every checkpoint).
+        dim, bound_method, rrs_map, alphas: as in :func:`rrs.certify.certify`.
 
     Call :meth:`update` with the cumulative statistics whenever ``stats.samples`` reaches a
-    checkpoint (``next_checkpoint``); checkpoints may be skipped but not revisited.
+    checkpoint (``next_checkpoint``); checkpoints may be skipped but not revisited. The best
+    so far is kept per β over both kinds (:attr:`best`), per kind (:meth:`best_of`) and per
+    cell (:meth:`best_cells`); every whole-set radius is kept together with the top-k set it
+    certifies (``AnytimeBest.selected``), which under the Bonferroni scheme can differ from a
+    later checkpoint's set.
     """
 
-    def __init__(self, k: int, noise, *, t0: int, eta: float = 0.05, betas=(1.0,), norm=2, dim=None,
-                 bound_method: str = "auto", scheme: str = "bonferroni", selection: CellStats | None = None,
-                 rrs_map: bool = True, per_cell: bool = False, alphas=None):
+    KINDS = ("rdp", "gaussian-cdf")
+
+    def __init__(self, k: int, noise, settings: CertifySettings | None = None, *, t0: int, dim=None,
+                 selection: CellStats | None = None, bound_method: str = "auto", rrs_map: bool = True,
+                 alphas=None):
+        settings = CertifySettings() if settings is None else settings
         if isinstance(t0, bool) or int(t0) != t0 or t0 < 1:
             raise ValueError(f"t0 must be an integer ≥ 1, got {t0!r}")
-        if scheme not in SCHEMES:
-            raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-        if scheme == "selection":
+        if settings.scheme == "selection":
             if selection is None:
                 raise ValueError("scheme='selection' needs the separate selection batch (selection=CellStats)")
             _check_stats(selection, "selection")
-        self.k, self.noise, self.t0, self.eta = k, noise, int(t0), _check_eta(eta)
-        self.betas = tuple(float(b) for b in betas)
-        self._kw = dict(norm=norm, dim=dim, bound_method=bound_method, rrs_map=rrs_map,
-                        per_cell=per_cell, alphas=alphas, scheme=scheme, selection=selection)
+        self.k, self.noise, self.t0, self.eta = k, noise, int(t0), _check_eta(settings.eta)
+        self.settings = settings
+        self.betas = settings.betas
+        self._kw = dict(dim=dim, bound_method=bound_method, rrs_map=rrs_map, alphas=alphas, selection=selection)
         self._last = -1
         self._history: list[tuple[int, int, float, CertificationReport]] = []
-        self._best = {b: AnytimeBest(b, 0.0, None, None, 0, -1, self.eta) for b in self.betas}
+        empty = lambda b: AnytimeBest(b, 0.0, None, None, 0, -1, self.eta)  # noqa: E731
+        self._best = {b: empty(b) for b in self.betas}
+        self._best_kind = {(kind, b): empty(b) for kind in self.KINDS for b in self.betas}
+        self._cells: dict[str, np.ndarray | None] = {kind: None for kind in self.KINDS}
 
     def eta_at(self, j: int) -> float:
         """``η_j = η·2^{−(j+1)}``: the failure probability spent at checkpoint ``j``."""
@@ -113,14 +123,19 @@ class AnytimeCertifier:
             raise ValueError(f"checkpoint {j} ({stats.samples} samples) is already past; "
                              f"the next one is {self.next_checkpoint}")
         eta_j = self.eta_at(j)
-        report = certify(stats, self.k, self.noise, betas=self.betas, eta=eta_j, **self._kw)
+        report = certify(stats, self.k, self.noise, self.settings.replace(eta=eta_j), **self._kw)
         self._last = j
         self._history.append((j, int(stats.samples), eta_j, report))
         for cert in report.rdp_finite + report.cdf_finite:
-            old = self._best[cert.beta]
-            if cert.radius > old.radius:
-                self._best[cert.beta] = AnytimeBest(cert.beta, cert.radius, cert, report.selected.copy(),
-                                                    int(stats.samples), j, self.eta)
+            new = AnytimeBest(cert.beta, cert.radius, cert, report.selected.copy(), int(stats.samples), j, self.eta)
+            if cert.radius > self._best[cert.beta].radius:
+                self._best[cert.beta] = new
+            if cert.radius > self._best_kind[(cert.kind, cert.beta)].radius:
+                self._best_kind[(cert.kind, cert.beta)] = new
+        for kind, cells in (("rdp", report.cells_finite), ("gaussian-cdf", report.cdf_cells_finite)):
+            if cells is not None:
+                old = self._cells[kind]
+                self._cells[kind] = cells.radii.copy() if old is None else np.maximum(old, cells.radii)
         return report
 
     @property
@@ -128,3 +143,24 @@ class AnytimeCertifier:
         """Per β (in the order given), the :class:`AnytimeBest` so far (radius 0 before any
         certificate)."""
         return tuple(self._best[b] for b in self.betas)
+
+    def best_at(self, beta: float, kind: str | None = None) -> AnytimeBest:
+        """The best so far at ``beta`` (one of the β levels): over both kinds, or of ``kind``
+        (``"rdp"`` or ``"gaussian-cdf"``)."""
+        b = next((b for b in self.betas if abs(b - float(beta)) < 1e-9), None)
+        if b is None:
+            raise ValueError(f"β = {beta:g} is not one of the certified levels {self.betas}")
+        if kind is None:
+            return self._best[b]
+        if kind not in self.KINDS:
+            raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
+        return self._best_kind[(kind, b)]
+
+    def best_cells(self, kind: str) -> np.ndarray | None:
+        """Per cell, the largest finite-sample radius of ``kind`` (``"rdp"`` or
+        ``"gaussian-cdf"``) over the checkpoints so far (each certifies "cell i stays in the
+        top-k" at its ``η_j``, so all hold at once); ``None`` when not computed."""
+        if kind not in self.KINDS:
+            raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
+        cells = self._cells[kind]
+        return None if cells is None else cells.copy()

@@ -27,6 +27,7 @@ from scipy import stats as _stats
 
 from .. import checks
 from ..noise import Gaussian, Noise, check_norm
+from ..settings import SCHEMES, CertifySettings
 from ..smoothing import CellStats
 from .stable import divergence_at
 
@@ -834,14 +835,9 @@ class CertificationReport:
         return out
 
 
-SCHEMES = ("bonferroni", "selection")
-
-
-def certify(stats: CellStats, k: int, noise: Noise, betas=(1.0, 0.9, 0.8, 0.7, 0.6, 0.5),
-            norm=2, dim=None, eta: float = 0.05, bound_method: str = "auto",
-            rrs_map: bool = True, per_cell: bool = True, alphas=None, *,
-            scheme: str = "bonferroni", selection: CellStats | None = None,
-            settings=None) -> CertificationReport:
+def certify(stats: CellStats, k: int, noise: Noise, settings: CertifySettings | None = None, *, dim=None,
+            selection: CellStats | None = None, bound_method: str = "auto", rrs_map: bool = True,
+            alphas=None) -> CertificationReport:
     """Every certificate for one smoothed map (method.md §4–§6).
 
     Guarantee of the finite-sample certificates: with probability ≥ 1 − η over the sampling,
@@ -851,31 +847,32 @@ def certify(stats: CellStats, k: int, noise: Noise, betas=(1.0, 0.9, 0.8, 0.7, 0
 
     Args:
         stats: per-cell sample statistics (``SmoothResult.stats()``); with
-            ``scheme="selection"`` the *estimation* batch.
-        k: the top-k size; ``noise``: the smoothing noise; ``norm``/``dim``: threat model.
-        betas: overlap levels; ``eta``: finite-sample failure probability.
-        bound_method: interval family (see :func:`one_sided_bounds`).
-        rrs_map: the map is an RRS probability vector (enables the RDP certificates);
-            otherwise only the Gaussian-CDF ones are computed (RDP needs ``Σ m = 1``).
-        per_cell: also compute per-cell radii (plug-in and finite-sample RDP).
-        scheme: ``"bonferroni"`` (default; ``K̂`` = top-k of ``stats``, two-sided intervals at
+            ``settings.scheme == "selection"`` the *estimation* batch.
+        k: the top-k size; ``noise``: the smoothing noise.
+        settings: a :class:`rrs.settings.CertifySettings` (default ``CertifySettings()``): the
+            threat ``norm``, the failure probability ``eta``, the overlap levels ``betas``,
+            ``cell_radii`` (also per-cell radii, plug-in and finite-sample RDP) and the
+            ``scheme``: ``"bonferroni"`` (``K̂`` = top-k of ``stats``, two-sided intervals at
             ``η/n`` for every cell) or ``"selection"`` (method.md §5, "separate selection
             batch": ``K̂`` and the ordering come from ``selection``, a batch drawn
             independently of ``stats``; one-sided bounds on ``stats`` at ``η/(2k + 1 + k0_max)``,
             one level for the whole-set RDP, per-cell and Gaussian-CDF certificates).
+        dim: the input dimension ``N`` (needed for ℓ_d threats other than ℓ2).
         selection: the selection batch's ``CellStats`` (required for, and only used with,
-            ``scheme="selection"``; e.g. ``smooth(..., samples=T//8)`` followed by an
-            independent ``smooth(..., samples=T − T//8)`` on the same generator). The plug-in
-            certificates use both batches pooled.
-        settings: a :class:`rrs.settings.CertifySettings`; when given, its ``norm``, ``eta``,
-            ``betas``, ``cell_radii`` (→ ``per_cell``) and ``scheme`` replace those arguments
-            (the form the command line, the app and the study use).
+            the selection scheme; e.g. ``smooth(..., samples=T//8)`` followed by an
+            independent ``smooth(..., samples=T − T//8)`` on the same generator:
+            :func:`rrs.workflows.certify.sample_run` draws both). The plug-in certificates
+            use both batches pooled.
+        bound_method: interval family (see :func:`one_sided_bounds`).
+        rrs_map: the map is an RRS probability vector (enables the RDP certificates);
+            otherwise only the Gaussian-CDF ones are computed (RDP needs ``Σ m = 1``).
+        alphas: Rényi orders searched (default :data:`DEFAULT_ALPHAS`).
     """
-    if settings is not None:
-        betas, norm, eta = settings.betas, float(settings.norm), settings.eta
-        per_cell, scheme = settings.cell_radii, settings.scheme
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    settings = CertifySettings() if settings is None else settings
+    if not isinstance(settings, CertifySettings):
+        raise TypeError(f"settings must be a CertifySettings, got {type(settings).__name__}")
+    betas, norm, eta = settings.betas, float(settings.norm), settings.eta
+    per_cell, scheme = settings.cell_radii, settings.scheme
     _check_stats(stats, bounded=True)
     eta = _check_eta(eta)
     mean = np.asarray(stats.mean, dtype=float)
@@ -883,9 +880,6 @@ def certify(stats: CellStats, k: int, noise: Noise, betas=(1.0, 0.9, 0.8, 0.7, 0
     k = _check_k(k, n)
     _check_noise(noise)
     norm = check_norm(norm)
-    betas = tuple(_check_beta(b) for b in np.atleast_1d(np.asarray(betas, dtype=object)))
-    if not betas:
-        raise ValueError("betas must hold at least one β in (0, 1]")
     rdp_betas = tuple(b for b in betas if displaced_count(k, b) <= n - k)
     if scheme == "bonferroni":
         if selection is not None:
