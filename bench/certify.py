@@ -25,6 +25,8 @@ import numpy as np
 
 from rrs import certify as C
 from rrs.noise import Gaussian
+from rrs.settings import CertifySettings
+from rrs.workflows import certify as W
 
 
 def sample_counts(rng, score, noise_sd, kp, t):
@@ -47,13 +49,14 @@ def one_map(rng, n, kp, t, sigma, betas):
     st_all = to_stats(sample_counts(rng, score, noise_sd, kp, t), t, kp)
     t_sample = time.perf_counter() - t0
     t1 = time.perf_counter()
-    old = C.certify(st_all, kp, Gaussian(sigma), betas=betas, per_cell=False)
+    old = C.certify(st_all, kp, Gaussian(sigma), CertifySettings(betas=betas, cell_radii=False))
     t_old = t_sample + time.perf_counter() - t1
     t0 = time.perf_counter()
     ts = t // 8
     sel = to_stats(sample_counts(rng, score, noise_sd, kp, ts), ts, kp)
     est = to_stats(sample_counts(rng, score, noise_sd, kp, t - ts), t - ts, kp)
-    new = C.certify(est, kp, Gaussian(sigma), betas=betas, per_cell=False, scheme="selection", selection=sel)
+    new = C.certify(est, kp, Gaussian(sigma), CertifySettings(betas=betas, cell_radii=False, scheme="selection"),
+                    selection=sel)
     t_new = time.perf_counter() - t0
     out["old"] = [c.radius for c in old.rdp_finite] + [max(c.radius for c in old.cdf_finite)]
     out["new"] = [c.radius for c in new.rdp_finite] + [max(c.radius for c in new.cdf_finite)]
@@ -102,31 +105,27 @@ def _radii(report) -> dict:
     return {"beta1": whole(1.0), "beta06": whole(0.6), "cells": cells, "certified": int((cells > 0).sum())}
 
 
-def _anytime(model, x, settings, k, total, eta=0.05, t0=64):
-    """The Certify page's new run: a T/8 selection batch, then the estimation samples in
-    doubling checkpoints through ``smooth_stream`` + ``AnytimeCertifier`` (η split over the
-    checkpoints). Returns (best radii, seconds to the first non-empty region, its T, seconds)."""
-    from rrs.smoothing import generator_for, smooth, smooth_stream
-    g = generator_for(model, settings.seed)
+ANYTIME = CertifySettings(eta=0.05, betas=(1.0, 0.6), scheme="selection")
+
+
+def _anytime(model, x, settings, total, cert: CertifySettings = ANYTIME):
+    """The Certify page's run, through the same workflow (:mod:`rrs.workflows.certify`): a T/8
+    selection batch, then the estimation samples in doubling checkpoints, each certified at
+    ``η_j`` (η split over the checkpoints). Returns (the run's :class:`AnytimeView`, seconds
+    and T at the first non-empty finite-sample region, seconds)."""
     start = time.perf_counter()
-    n_sel = total // 8
-    sel = smooth(model, x, settings.replace(samples=n_sel), generator=g)
-    n_est = total - n_sel
-    j = max(0, int(np.floor(np.log2(max(n_est / t0, 1)))))
-    first = n_est // 2 ** j
-    marks = [first * 2 ** i for i in range(j + 1)]
-    cert = C.AnytimeCertifier(k, sel.noise, t0=first, eta=eta, betas=(1.0, 0.6), dim=sel.dim, per_cell=True,
-                              scheme="selection", selection=sel.stats())
-    first_region = None
-    best_cells = np.zeros(k)
-    for res in smooth_stream(model, x, settings.replace(samples=marks[-1]), checkpoints=marks, generator=g):
-        r = _radii(cert.update(res.stats()))
-        best_cells = np.maximum(best_cells, r["cells"])
-        if first_region is None and r["certified"]:
-            first_region = (time.perf_counter() - start, n_sel + res.samples)
-    best = {"beta1": cert.best[0].radius, "beta06": cert.best[1].radius, "cells": best_cells,
-            "certified": int((best_cells > 0).sum())}
-    return best, first_region, time.perf_counter() - start
+    first_region = sampled = None
+    for sampled in W.sample_run(model, x, settings.replace(samples=total), cert):
+        if first_region is None and _radii(W.certify_checkpoint(sampled, cert))["certified"]:
+            first_region = (time.perf_counter() - start, sampled.samples_done)
+    return W.certify_sampled(sampled, cert), first_region, time.perf_counter() - start
+
+
+def _view_radii(view) -> dict:
+    """:func:`_radii` of an anytime run: best so far over the checkpoints."""
+    cells = view.cell_radii("best", True)[view.certified_set(1.0)]
+    return {"beta1": view.guaranteed(1.0), "beta06": view.guaranteed(0.6), "cells": cells,
+            "certified": int((cells > 0).sum())}
 
 
 def real(quick: bool):
@@ -157,17 +156,19 @@ def real(quick: bool):
     k = settings.k_for(49)
     t0 = time.perf_counter()
     full = smooth(model, x, settings.replace(samples=t_old))
-    old = _radii(C.certify(full.stats(), k, full.noise, betas=(1.0, 0.6), dim=full.dim))
+    old = _radii(C.certify(full.stats(), k, full.noise, CertifySettings(betas=(1.0, 0.6)), dim=full.dim))
     secs_old = time.perf_counter() - t0
-    # the new scheme at a fixed T (η not split) and as the page runs it (anytime, η split)
+    # the new scheme at a fixed T (η not split; the command line's plan) and as the page runs it
+    # (anytime, η split), both through the workflow's sampler
     t0 = time.perf_counter()
-    g = torch.Generator().manual_seed(0)
-    sel = smooth(model, x, new_settings.replace(samples=t_new // 8), generator=g)
-    est = smooth(model, x, new_settings.replace(samples=t_new - t_new // 8), generator=g)
-    new = _radii(C.certify(est.stats(), k, full.noise, betas=(1.0, 0.6), dim=full.dim, scheme="selection",
-                           selection=sel.stats()))
+    fixed = CertifySettings(betas=(1.0, 0.6), scheme="selection")
+    for sampled in W.sample_run(model, x, new_settings.replace(samples=t_new), fixed,
+                                plan=W.plan_run(t_new, "selection", anytime=False)):
+        pass
+    new = _radii(W.certify_checkpoint(sampled, fixed))
     secs_new = time.perf_counter() - t0
-    anytime, first, secs_any = _anytime(model, x, new_settings, k, t_new)
+    view, first, secs_any = _anytime(model, x, new_settings, t_new)
+    anytime = _view_radii(view)
     print(f"equal compute budget {budget:.1f} s of sampling at the measured rates: old = Bonferroni, "
           f"{VARIANTS[0]}, T = {t_old}; new = selection batch, {new_variant}, T = {t_new}")
     print(f"  {'':<28}{'β=1':>9}{'β=0.6':>9}{'cells>0':>9}{'mean cell r':>12}{'wall s':>8}")

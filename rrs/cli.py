@@ -32,7 +32,7 @@ import torch
 from .jsonio import dumps
 from .methods import METHODS, RAW_METHODS, SMOOTH_METHODS
 from .smoothing import model_device
-from .settings import (NOISE_FAMILIES, OBJECTIVES, REDUCTIONS, SCORING_DEFAULTS, AttackSettings,
+from .settings import (NOISE_FAMILIES, OBJECTIVES, REDUCTIONS, SCHEMES, SCORING_DEFAULTS, AttackSettings,
                        CertifySettings, MapSettings, Norm)
 
 __all__ = ["main", "build_parser", "resolve_model", "resolve_image", "parse_epsilon",
@@ -400,50 +400,30 @@ def _write_csv(path: str, table: list[dict]) -> None:
     print(f"wrote {path}")
 
 
-def _certify_samples(args, model, x, target, settings: MapSettings, cert: CertifySettings, progress):
-    """The samples a certificate needs: one batch of T (Bonferroni), or a selection batch of
-    T/8 and an estimation batch of the rest drawn on the same generator (method.md §5), so the
-    pooled map is the T-sample map of the same seed. Returns (estimation result, pooled
-    statistics, selection statistics or None)."""
-    from .certify import merge_stats
-    from .smoothing import generator_for, smooth
-
-    if cert.scheme == "bonferroni":
-        res = smooth(model, x, settings, target=target, batch_size=args.batch_size, progress=progress)
-        return res, res.stats(0), None
-    if settings.samples < 16:
-        raise CliError("the selection scheme needs --samples ≥ 16 (T/8 samples choose the top-k set)")
-    g = generator_for(model, settings.seed)
-    first = settings.samples // 8
-
-    def report(done, total):
-        if progress is not None:
-            progress(done + (first if total != first else 0), settings.samples)
-    sel = smooth(model, x, settings.replace(samples=first), target=target, generator=g,
-                 batch_size=args.batch_size, progress=report)
-    est = smooth(model, x, settings.replace(samples=settings.samples - first), target=target, generator=g,
-                 batch_size=args.batch_size, progress=report)
-    return est, merge_stats(sel.stats(0), est.stats(0)), sel.stats(0)
-
-
 def cmd_certify(args) -> int:
-    from .certify import certify
     from .figures import overlay_png
+    from .workflows import certify as W
 
     started = time.perf_counter()
     model, image, x, target, top5 = _prepare(args)
     _print_prediction(model, top5, target)
     settings, cert = map_settings(args, "rrs"), certify_settings(args)
+    try:  # the workflow's plan: one checkpoint at T (a T/8 selection batch first with --scheme selection)
+        plan = W.plan_run(settings.samples, cert.scheme, anytime=False)
+    except ValueError as e:
+        raise CliError(f"{e}; use --samples ≥ {W.SELECTION_MIN}") from None
     t0 = time.perf_counter()
     with _progress(args, args.samples, "RRS samples") as bar:
-        res, stats, selection = _certify_samples(args, model, x, target, settings, cert, bar)
-    m = torch.as_tensor(stats.mean, dtype=torch.float32).reshape(res.grid)
+        for sampled in W.sample_run(model, x, settings, cert, plan=plan, target=target,
+                                    batch_size=args.batch_size, progress=bar):
+            pass
+    stats = sampled.pooled()
+    m = torch.as_tensor(stats.mean, dtype=torch.float32).reshape(sampled.grid)
     smooth_s = time.perf_counter() - t0
     n = m.numel()
-    k = settings.k_for(n)
+    k = sampled.k
     t1 = time.perf_counter()
-    report = certify(stats if selection is None else res.stats(0), k, res.noise, dim=res.dim,
-                     bound_method=args.bound_method, settings=cert, selection=selection)
+    report = W.certify_checkpoint(sampled, cert, bound_method=args.bound_method)
     certify_s = time.perf_counter() - t1
     print(f"RRS over {_name(settings.base)}: {_grid_summary(m)}, k = {k}, T = {settings.samples}, "
           f"{_noise_text(settings)}; map {smooth_s:.2f} s, certificates {certify_s:.2f} s")
@@ -476,7 +456,7 @@ def cmd_certify(args) -> int:
         record = _record(args, "certify", started, model, image, settings, certify_settings=cert,
                          target={"id": target, "name": model.categories[target]},
                          prediction=[{"id": i, "name": nm, "p": p} for i, nm, p in top5],
-                         grid=list(m.shape), cells=n, k=k, samples=stats.samples, scoring_vector=res.scoring,
+                         grid=list(m.shape), cells=n, k=k, samples=stats.samples, scoring_vector=sampled.scoring,
                          smoothing_elapsed_s=smooth_s, certify_elapsed_s=certify_s,
                          certificates=table, selected=np.asarray(report.selected),
                          cell_radii={"plugin": np.asarray(report.cells_plugin.radii),
@@ -665,7 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--norm", type=parse_norm, default=Norm(2.0), help="threat model ℓ_d: 1, 2, inf or any number ≥ 1 (default 2)")
     p.add_argument("--eta", type=_probability, default=0.05,
                    help="finite-sample failure probability η in (0, 1) (default 0.05)")
-    p.add_argument("--scheme", choices=("bonferroni", "selection"), default="bonferroni",
+    p.add_argument("--scheme", choices=SCHEMES, default="bonferroni",
                    help="finite-sample scheme: bonferroni (default; intervals for every cell from all T samples) or "
                         "selection (a first batch of T/8 fixes the top-k set, one-sided intervals on the rest; "
                         "usually larger radii, method.md §5)")

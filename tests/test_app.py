@@ -263,9 +263,9 @@ def _certify_run(at, samples, cell=None):
 
 
 def _anytime(settings, norm=L2, scheme="selection"):
-    from ui import certify as CU
-    sampled = list(CU.sample_anytime(tiny_model(), to_tensor(load_sample("coffee"), 32), settings, scheme))[-1]
-    return CU.certify_sampled(sampled, CertifySettings(norm=norm, eta=0.05, betas=C.CERTIFY_BETAS))
+    from rrs.workflows import certify as WC
+    cert = CertifySettings(norm=norm, eta=0.05, betas=C.CERTIFY_BETAS, scheme=scheme)
+    return WC.certify_run(tiny_model(), to_tensor(load_sample("coffee"), 32), settings, cert)
 
 
 def test_certify_runs_and_matches_the_library():
@@ -611,7 +611,7 @@ def test_budget_caps_and_radius_formatting():
     assert B.plan_eot(10, x224, model, memory_bytes=2 ** 30)[0] == 2
     assert B.plan_eot(10, torch.zeros(3, 112, 112), model, memory_bytes=2 ** 30)[0] == 8
     assert B.plan_eot(3, x224, model, memory_bytes=2 ** 34) == (3, "")
-    from ui.certify import radius_text
+    from rrs.workflows.advice import radius_text
     assert radius_text(2 / 255, LINF) == "2/255 (ℓ∞)"
     assert radius_text(0.5, L2, 3 * 224 * 224) == "0.5 (ℓ2) ≈ 0.33/255 per value"
     assert radius_text(0.5, L1) == "0.5 (ℓ1)"

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from rrs.images import list_samples, load_sample, to_tensor
 from rrs.models import load_tiny
 from rrs.settings import L2, LINF, CertifySettings, MapSettings
-from ui import certify as CU
+from rrs.workflows import certify as WC
 from ui.compute import CERTIFY_BETAS, image_digest
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -58,7 +58,7 @@ def test_anytime_run_completes_and_shows_its_checkpoints():
     at = certify_page()
     assert "predicted" in " ".join(captions(at))          # the T input shows its predicted time
     run(at, samples=1024, cell=4)
-    plan = CU.plan_run(1024, "selection")
+    plan = WC.plan_run(1024, "selection")
     done = [c for c in captions(at) if "Complete: T = 1,024" in c]
     assert done and f"{len(plan.checkpoints)} checkpoints" in done[0]
     assert any("checkpoints at T = " + ", ".join(f"{t:,}" for t in plan.totals()) in c for c in captions(at))
@@ -72,7 +72,8 @@ def test_anytime_run_completes_and_shows_its_checkpoints():
 def test_stop_keeps_the_last_valid_result():
     model, x = load_tiny("cpu"), to_tensor(load_sample("coffee"), 32)
     settings = MapSettings(method="rrs", sigma=0.25, cell=8, k=0.1, samples=1024)
-    partial = list(CU.sample_anytime(model, x, settings, "selection"))[1]       # stopped after checkpoint 2
+    cert = CertifySettings(norm=L2, eta=0.05, betas=CERTIFY_BETAS, scheme="selection")
+    partial = list(WC.sample_run(model, x, settings, cert))[1]       # stopped after checkpoint 2
     digest = image_digest(dict(list_samples())["coffee"].read_bytes())
     key = ("tiny", digest, 32, settings, "selection")
     at = certify_page(**{"certify.runs": {key: partial}})
@@ -81,7 +82,10 @@ def test_stop_keeps_the_last_valid_result():
     ok(at)
     stopped = [w.value for w in at.warning if "Stopped at T" in w.value]
     assert stopped and f"Stopped at T = {partial.samples_done:,} of 1,024, valid" in stopped[0]
-    view = CU.certify_sampled(partial, CertifySettings(norm=L2, eta=0.05, betas=CERTIFY_BETAS))
+    # the top-k and the "stays important" families each spend their own η = 0.05: together 1 − 2η
+    assert "top-k certificate shown holds with probability ≥ 95%" in stopped[0]
+    assert "together with probability ≥ 90%" in stopped[0]
+    view = WC.certify_sampled(partial, cert)
     assert metrics(at)["Samples"].value == f"{partial.samples_done:,}"
     assert float(metrics(at)["RDP exact (ℓ2)"].delta.split()[-1]) == pytest.approx(
         view.radius("rdp_plugin", 1.0), rel=2e-3, abs=1e-12)
@@ -116,9 +120,8 @@ def test_scheme_is_selectable_and_recorded():
 
 def test_export_records_the_scheme_and_stays_important():
     model, x = load_tiny("cpu"), to_tensor(load_sample("coffee"), 32)
-    sampled = list(CU.sample_anytime(model, x, MapSettings(method="rrs", sigma=0.25, cell=4, samples=256),
-                                     "selection"))[-1]
-    view = CU.certify_sampled(sampled, CertifySettings(norm=L2, eta=0.05, betas=CERTIFY_BETAS))
+    view = WC.certify_run(model, x, MapSettings(method="rrs", sigma=0.25, cell=4, samples=256),
+                          CertifySettings(norm=L2, eta=0.05, betas=CERTIFY_BETAS, scheme="selection"))
     assert {r["scheme"] for r in view.rows() if r["finite_sample"]} == {"selection"}
     rows = view.cell_rows()
     assert rows and all("stays_important_radius_finite" in r for r in rows)

@@ -307,16 +307,18 @@ def test_certify_page_sampling_holds_one_slot_at_the_admitted_batch(tiny, x32, m
     budget admits (the checkpoints equal an unconstrained run's), and holds its slot from the
     first sample to the last checkpoint; closing the generator (Stop, a widget change) frees it."""
     from rrs.compute import scheduler as S
-    from ui import certify as CU
+    from rrs.settings import CertifySettings
+    from rrs.workflows import certify as WC
     from ui import jobs
 
     settings = MapSettings(method="rrs", sigma=0.25, cell=4, samples=96, seed=3)
+    sel = CertifySettings(scheme="selection")
     free_calls, fit_calls = [], []
-    alone = list(CU.sample_anytime(tiny, x32, settings, "selection", progress=lambda d, t: free_calls.append((d, t))))
+    alone = list(WC.sample_run(tiny, x32, settings, sel, progress=lambda d, t: free_calls.append((d, t))))
     small = Scheduler(budget=M.estimate(jobs.job_cost("map", tiny, x32, settings), 3), max_jobs=1)
     monkeypatch.setattr(S, "SCHEDULER", small)
 
-    stream = jobs.anytime(tiny, x32, settings, "selection", progress=lambda d, t: fit_calls.append((d, t)))
+    stream = jobs.anytime(tiny, x32, settings, sel, progress=lambda d, t: fit_calls.append((d, t)))
     first = next(stream)
     assert small.snapshot()["running"] == 1 and small.admissions[-1][0] == "script"
     other = small.submit("other", cost(batch=1, size=32))
@@ -330,7 +332,7 @@ def test_certify_page_sampling_holds_one_slot_at_the_admitted_batch(tiny, x32, m
     for a, b in zip(alone[-1].checkpoints, got[-1].checkpoints):
         np.testing.assert_allclose(a.stats.mean, b.stats.mean, rtol=1e-5, atol=1e-6)
 
-    stopped = jobs.anytime(tiny, x32, settings, "selection")
+    stopped = jobs.anytime(tiny, x32, settings, sel)
     next(stopped)
     assert small.snapshot()["running"] == 1
     stopped.close()
@@ -340,28 +342,30 @@ def test_certify_page_sampling_holds_one_slot_at_the_admitted_batch(tiny, x32, m
 def test_certify_page_pilots_and_break_it_go_through_the_scheduler(tiny, x32, monkeypatch):
     from rrs.compute import scheduler as S
     from rrs.settings import L2, CertifySettings
-    from ui import certify as CU
+    from rrs.workflows import advice as WA
+    from rrs.workflows import certify as WC
     from ui import jobs
 
     settings = MapSettings(method="rrs", sigma=0.25, cell=4, k=0.1, samples=256, seed=0)
-    sampled = list(CU.sample_anytime(tiny, x32, settings, "selection"))[-1]
-    view = CU.certify_sampled(sampled, CertifySettings(norm=L2, eta=0.05))
+    sel = CertifySettings(norm=L2, eta=0.05, scheme="selection")
+    sampled = list(WC.sample_run(tiny, x32, settings, sel))[-1]
+    view = WC.certify_sampled(sampled, sel)
     small = Scheduler(budget=BIG, max_jobs=1)
     monkeypatch.setattr(S, "SCHEDULER", small)
 
     queued = jobs.pilots(tiny, x32, settings, (2, 4, 8))
-    direct = CU.run_pilots(tiny, x32, settings, (2, 4, 8))
+    direct = WA.run_pilots(tiny, x32, settings, (2, 4, 8))
     assert queued.keys() == direct.keys()
     for label in direct:
         np.testing.assert_allclose(queued[label][1].mean, direct[label][1].mean, rtol=1e-5, atol=1e-6)
     broken = jobs.break_it(tiny, x32, view, 1.0, "best")
-    assert broken.budgets == CU.break_it(tiny, x32, view, 1.0, "best").budgets
+    assert broken.budgets == WA.break_it(tiny, x32, view, 1.0, "best").budgets
     assert {"pilots", "attack"} <= set(small._durations) and len(small.admissions) == 2
 
     tight = Scheduler(budget=M.estimate(jobs.job_cost("map", tiny, x32, settings), 1) - 1, max_jobs=1)
     monkeypatch.setattr(S, "SCHEDULER", tight)
     with pytest.raises(Refused, match="lower"):
-        next(jobs.anytime(tiny, x32, settings, "selection"))
+        next(jobs.anytime(tiny, x32, settings, sel))
 
 
 _ARENA_SCRIPT = r"""

@@ -174,7 +174,7 @@ def compare(ctx, methods, ts, settings: MapSettings, attack: AttackSettings, cer
 
 @st.cache_resource(show_spinner=False)
 def certify_store() -> dict:
-    """Completed anytime runs of the Certify page (:class:`ui.certify.Sampled`), shared by the
+    """Completed anytime runs of the Certify page (:class:`rrs.workflows.certify.Sampled`), shared by the
     server's sessions, keyed by the page's run key (model, image, size, settings, scheme);
     the 32 most recent are kept."""
     return {}
@@ -194,11 +194,11 @@ def keep_run(key, sampled) -> None:
 
 @st.cache_resource(show_spinner=False, max_entries=128)  # frozen and read-only: no copy per hit
 def _anytime_view(key, samples_done: int, certify: CertifySettings, _sampled):
-    from . import certify as CU
-    return CU.certify_sampled(_sampled, certify)
+    from rrs.workflows.certify import certify_sampled
+    return certify_sampled(_sampled, certify)
 
 
 def anytime_view(key, sampled, certify: CertifySettings):
-    """:func:`ui.certify.certify_sampled`, cached by the run key, the samples reached and
+    """:func:`rrs.workflows.certify.certify_sampled`, cached by the run key, the samples reached and
     the certificate settings (a norm or η change re-certifies without sampling again)."""
     return _anytime_view(key, sampled.samples_done, certify, sampled)

@@ -9,7 +9,8 @@ key) and export it for recomputation.
 
 * :func:`compute_map` — a raw or smoothed interpretation map (Explain page).
 * :func:`certify_map` — every certificate of an RRS map at one threat norm (the Attack
-  page's scale and Learn; the Certify page runs its anytime certificates in :mod:`ui.certify`).
+  page's scale and Learn; the Certify page runs the anytime workflow,
+  :mod:`rrs.workflows.certify`).
 * :func:`attack_method` — an interpretation attack on one method with its no-attack floor
   (Attack page); :func:`compare_vs_t` — the same and the certificates versus ``T``.
 """
@@ -27,6 +28,7 @@ from rrs.certify import CertificationReport, certify
 from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings, Norm
 from rrs.smoothing import CellStats, model_device, raw_map, smooth
+from rrs.workflows.certify import combine_cells, report_cells
 
 from .budgets import batch_size_for, device_label, plan_eot, plan_samples
 
@@ -228,15 +230,8 @@ class CertifyResult:
 
     def cell_radii(self, kind: str = "best", finite: bool = True) -> np.ndarray:
         """``(n,)`` per-cell radii: ``"rdp"``, ``"cdf"`` or ``"best"`` (their maximum: both
-        are sound, method.md §6)."""
-        cells = self.report.cells_finite if finite else self.report.cells_plugin
-        rdp = cells.radii if cells is not None else np.zeros(self.map_result.n)
-        cdf = self.cdf_finite if finite else self.cdf_plugin
-        if kind == "rdp" or cdf is None:
-            return rdp
-        if kind == "cdf":
-            return cdf
-        return np.maximum(rdp, cdf)
+        are sound, method.md §6; :func:`rrs.workflows.certify.combine_cells`)."""
+        return combine_cells(*report_cells(self.report, finite), kind, self.map_result.n)
 
     def categories(self, radius: float, kind: str = "best", finite: bool = True) -> np.ndarray:
         """``(rows, cols)``: 2 = certified at ``radius``, 1 = in the top-k but not, 0 = other."""
@@ -268,8 +263,7 @@ def certify_map(map_result: MapResult, settings: CertifySettings | None = None) 
     if s.method != "rrs" or map_result.stats is None:
         raise ValueError("certificates here are for RRS maps; set the method to RRS")
     start = time.perf_counter()
-    report = certify(map_result.stats, map_result.k, s.noise_model(), betas=settings.betas,
-                     norm=float(settings.norm), dim=map_result.dim, eta=settings.eta)
+    report = certify(map_result.stats, map_result.k, s.noise_model(), settings, dim=map_result.dim)
     cdf_plugin = None if report.cdf_cells_plugin is None else report.cdf_cells_plugin.radii
     cdf_finite = None if report.cdf_cells_finite is None else report.cdf_cells_finite.radii
     return CertifyResult(map_result, settings, report, cdf_plugin, cdf_finite, time.perf_counter() - start)

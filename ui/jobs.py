@@ -9,16 +9,19 @@ from reading the session id, so it also works from scripts and tests (session ``
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from rrs.compute import JobCost, get_scheduler
 from rrs.compute import device as D
 from rrs.settings import AttackSettings
 from rrs.timing import RATES, sample_key
+from rrs.workflows import advice as WA
+from rrs.workflows import certify as WC
 
-from . import certify as CU
 from . import compute as C
-from .budgets import batch_size_for, plan_eot
+from .budgets import batch_size_for, device_label, plan_eot
 
 __all__ = ["session_id", "job_cost", "run", "anytime", "pilots", "break_it", "certify", "certify_job",
            "compare_job"]
@@ -75,8 +78,9 @@ def _queue(model, cost: JobCost, fn, *args, progress=None, label: str = "", seco
         label=label, seconds=seconds)
 
 
-def anytime(model, x, settings, scheme: str = "selection", progress=None):
-    """The Certify page's anytime sampling (:func:`ui.certify.sample_anytime`) in one
+def anytime(model, x, settings, certify, progress=None):
+    """The Certify page's anytime sampling (:func:`rrs.workflows.certify.sample_run` for the
+    scheme of ``certify``, a :class:`~rrs.settings.CertifySettings`; its device labelled) in one
     scheduler slot, held from the first sample to the last checkpoint (or until the caller
     closes the generator: Stop, a widget change): queued like every job, with its position and
     wait on the page's bar, and sampled with the batch the memory budget admits. Yields the
@@ -86,21 +90,23 @@ def anytime(model, x, settings, scheme: str = "selection", progress=None):
     scheduler = get_scheduler(D.device_of(model).type)
     with scheduler.slot(session_id(), cost, on_wait=getattr(progress, "queued", None), label="certify",
                         seconds=_seconds("map", model, x, settings)) as ticket:
-        yield from CU.sample_anytime(model, x, settings, scheme, progress=ticket.guard(progress),
-                                     batch_size=ticket.batch)
+        label = device_label(model)
+        for sampled in WC.sample_run(model, x, settings, certify, progress=ticket.guard(progress),
+                                     batch_size=ticket.batch or batch_size_for(x, settings.attribution)):
+            yield replace(sampled, device=label)
 
 
 def pilots(model, x, settings, cell_options, progress=None):
-    """The Certify page's pilot maps (:func:`ui.certify.run_pilots`) through the scheduler."""
-    return run("pilots", CU.run_pilots, model, x, settings, cell_options, progress=progress)
+    """The Certify page's pilot maps (:func:`rrs.workflows.advice.run_pilots`) through the scheduler."""
+    return run("pilots", WA.run_pilots, model, x, settings, cell_options, progress=progress)
 
 
 def break_it(model, x, view, beta: float, kind: str, progress=None):
-    """"Try to break it" (:func:`ui.certify.break_it`, attacks with ``BREAK_EOT`` noise draws
+    """"Try to break it" (:func:`rrs.workflows.advice.break_it`, attacks with ``BREAK_EOT`` noise draws
     per step) through the scheduler, its memory estimated as such an attack."""
     settings = view.sampled.settings
-    cost = job_cost("attack", model, x, settings, AttackSettings(objective="topk", eot=CU.BREAK_EOT))
-    return _queue(model, cost, CU.break_it, model, x, view, beta, kind, progress=progress, label="attack")
+    cost = job_cost("attack", model, x, settings, AttackSettings(objective="topk", eot=WA.BREAK_EOT))
+    return _queue(model, cost, WA.break_it, model, x, view, beta, kind, progress=progress, label="attack")
 
 
 def compare_job(model, x, settings, methods, ts, attack, certify, progress=None, batch_size=None):

@@ -1,0 +1,11 @@
+"""Workflows: settings objects in, frozen results out — one per concept, used alike by the
+app (``ui/``), the command line (:mod:`rrs.cli`), the benches (``bench/``) and the study.
+
+* :mod:`rrs.workflows.certify` — certify an RRS map: select (the run plan and its selection
+  batch), sample (checkpoints), bound (every certificate at every checkpoint, anytime-valid),
+  report (:class:`~rrs.workflows.certify.AnytimeView`).
+* :mod:`rrs.workflows.advice` — what a certify run means and what to try next: the verdict,
+  suggestions with pilot maps, and "try to break it".
+
+Submodules are imported on use (``from rrs.workflows import certify``); nothing heavy here.
+"""
