@@ -154,3 +154,30 @@ def test_anytime_checkpoints_and_levels():
                                 if c.beta == b.beta] + [0.0])
     with pytest.raises(ValueError, match="selection"):
         C.AnytimeCertifier(2, G, CertifySettings(scheme="selection"), t0=16)
+
+
+def test_anytime_best_per_kind_and_per_cell_with_its_set():
+    """best_at(β, kind) and best_cells(kind) are the maxima over the checkpoints' reports, and a
+    best whole-set radius carries the K̂ of the report that certified it."""
+    cert = C.AnytimeCertifier(2, G, CertifySettings(eta=0.1, betas=(1.0, 0.5)), t0=16)
+    rng = np.random.default_rng(5)
+    counts, t = np.zeros(P.size, dtype=int), 0
+    for mark in (16, 32, 64, 128):
+        counts = counts + rng.multinomial(mark - t, P)
+        t = mark
+        cert.update(stats_of(counts, t))
+    reports = [h[3] for h in cert.history]
+    for beta in (1.0, 0.5):
+        for kind, group in (("rdp", "rdp_finite"), ("gaussian-cdf", "cdf_finite")):
+            radii = [next(c.radius for c in getattr(r, group) if c.beta == beta) for r in reports]
+            best = cert.best_at(beta, kind)
+            assert best.radius == max(radii + [0.0])
+            if best.radius > 0:
+                assert np.array_equal(best.selected, reports[best.checkpoint].selected)
+        assert cert.best_at(beta).radius == max(cert.best_at(beta, "rdp").radius,
+                                                cert.best_at(beta, "gaussian-cdf").radius)
+    np.testing.assert_array_equal(cert.best_cells("rdp"), np.max([r.cells_finite.radii for r in reports], 0))
+    np.testing.assert_array_equal(cert.best_cells("gaussian-cdf"),
+                                  np.max([r.cdf_cells_finite.radii for r in reports], 0))
+    with pytest.raises(ValueError, match="β"):
+        cert.best_at(0.7)

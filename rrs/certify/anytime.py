@@ -61,7 +61,7 @@ class AnytimeCertifier:
 
     Call :meth:`update` with the cumulative statistics whenever ``stats.samples`` reaches a
     checkpoint (``next_checkpoint``); checkpoints may be skipped but not revisited. The best
-    so far is kept per β over both kinds (:attr:`best`), per kind (:meth:`best_of`) and per
+    so far is kept per β over both kinds (:attr:`best`), per kind (:meth:`best_at`) and per
     cell (:meth:`best_cells`); every whole-set radius is kept together with the top-k set it
     certifies (``AnytimeBest.selected``), which under the Bonferroni scheme can differ from a
     later checkpoint's set.
