@@ -253,11 +253,14 @@ def _job_certify(job, device, image_array=None):
     from ..smoothing import smooth
     model, x, target, settings = _prepare(job, device, image_array)
     cs = CertifySettings.from_dict(job["certify"])
+    if cs.scheme != "bonferroni":
+        # One batch of T samples per job; the selection scheme would need its own selection batch.
+        raise EvaluationError(f"the study certifies with the Bonferroni scheme only, got scheme={cs.scheme!r} "
+                              "(for the selection scheme use `python -m rrs certify --scheme selection`)")
     res = smooth(model, x[None], settings, target=target)
     k = settings.k_for(res.map[0].numel())
     t0 = time.perf_counter()
-    rep = certify(res.stats(0), k, res.noise, betas=cs.betas, norm=float(cs.norm), eta=cs.eta,
-                  rrs_map=settings.method == "rrs", per_cell=cs.cell_radii)
+    rep = certify(res.stats(0), k, res.noise, rrs_map=settings.method == "rrs", settings=cs)
     cert_seconds = time.perf_counter() - t0
     extra = {"k": k, "n_cells": res.map[0].numel(), "norm": cs.norm.key}
     rows = []
