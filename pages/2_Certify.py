@@ -13,7 +13,7 @@ from rrs.compute import Cancelled
 from rrs.methods import RAW_METHODS
 from rrs.settings import L2, CertifySettings, MapSettings
 from rrs.timing import RATES, calibrate, format_seconds, sample_key
-from ui import budgets, caching, export, jobs, sidebar, state
+from ui import budgets, caching, export, jobs, sidebar, state, story
 from ui import certify as CU
 from ui import widgets as W
 from ui.compute import CERTIFY_BETAS
@@ -299,8 +299,8 @@ W.metric(m[0], f"Guaranteed ({unit})", shown(fin_best),
 W.metric(m[1], "Cells certified at L", f"{cert_fin} of {sampled.k}", f"plug-in {cert_plug} of {sampled.k}",
          help="Top cells guaranteed (finite-sample) to stay in the top-k, each on its own, at the radius L drawn below.")
 W.metric(m[2], "Stay important at L", f"{imp_fin} of {sampled.n}", f"τ = {view.tau:g}",
-         help="Cells whose importance score (share of noise draws with the cell in the top-k′) provably stays above "
-              "τ for every change of at most L (finite-sample).")
+         help=f"Cells whose importance score ({story.importance_meaning(sampled.settings.scoring)}) provably stays "
+              "above τ for every change of at most L (finite-sample).")
 m = st.columns(3)
 W.metric(m[0], f"RDP exact ({unit})", shown(view.radius("rdp_finite", beta)),
          f"plug-in {shown(view.radius('rdp_plugin', beta))}",
@@ -345,7 +345,7 @@ def radius_maps(grid_a, grid_b, titles, keys, captions) -> None:
         n_inf = int(np.isinf(g).sum())
         with col:
             W.figure(P.radius_figure(ctx.picture, np.where(np.isinf(g), top, g), cell_px, 0.8, zmax=top, unit=unit,
-                                     title=title), key,
+                                     title=title, estimate=key.endswith("_plug")), key,
                      cap + (f" {n_inf} cell(s) unbounded at this T (plug-in), drawn at the top of the scale."
                             if n_inf else ""))
 
@@ -357,8 +357,8 @@ radius_maps(view.radius_grid(kind, False), view.radius_grid(kind, True),
 
 st.markdown("##### Stays important — a different question")
 st.caption(f"The top-k certificate above says *the top-k set of the smoothed map stays*. This one says *each of "
-           f"these cells stays in the top-k′ for most noise draws* (its importance score stays above τ = "
-           f"{view.tau:g}), however the ranking among them changes — usually a much larger radius at small T "
+           f"these cells keeps an importance score above τ = {view.tau:g}* (the score is "
+           f"{story.importance_meaning(sampled.settings.scoring)}), however the ranking among them changes — usually a much larger radius at small T "
            "(Anani et al. 2025; method.md §6b).")
 left, right = st.columns(2, gap="medium")
 with left:

@@ -233,8 +233,10 @@ def region_figure(image, categories, cell: int, opacity: float = 0.55, title: st
 
 
 def radius_figure(image, radii, cell: int, opacity: float = 0.75, zmax: float | None = None,
-                  title: str | None = None, height: int = 380, unit: str = "ℓ2") -> go.Figure:
-    """Per-cell certified radius as a heatmap over the image (NaN cells are not drawn)."""
+                  title: str | None = None, height: int = 380, unit: str = "ℓ2",
+                  estimate: bool = False) -> go.Figure:
+    """Per-cell radius as a heatmap over the image (NaN cells are not drawn); ``estimate``: the
+    radii are plug-in estimates, not certificates, and the colour bar says so."""
     img = to_uint8(image)
     r = np.asarray(radii, dtype=float)
     rows, cols = r.shape
@@ -247,7 +249,8 @@ def radius_figure(image, radii, cell: int, opacity: float = 0.75, zmax: float | 
         z=r, zmin=0, zmax=zmax if zmax > 0 else 1.0, colorscale=COLORSCALE, opacity=float(opacity),
         customdata=_cell_customdata(rows, cols),
         hovertemplate="cell row %{customdata[0]}, col %{customdata[1]}<br>radius %{z:.3g}<extra></extra>",
-        colorbar=dict(title=dict(text=f"certified<br>radius ({unit})", side="right"), thickness=12, len=0.9),
+        colorbar=dict(title=dict(text=(f"estimated radius<br>({unit}, plug-in)" if estimate
+                                       else f"certified<br>radius ({unit})"), side="right"), thickness=12, len=0.9),
         **_cell_axes(rows, cols, cell)))
     return _image_layout(fig, height, title, size=img.shape[:2])
 

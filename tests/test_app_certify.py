@@ -197,3 +197,20 @@ def test_try_to_break_it_reports_from_the_numbers():
     lines = [md.value for md in at.markdown if "certified radius" in str(md.value) and "held" in str(md.value)]
     assert lines and re.search(r"top-k overlap \d\.\d\d \(no-attack floor \d\.\d\d\)", lines[0])
     assert any("10× that budget" in str(md.value) for md in at.markdown)
+
+
+def test_plugin_radius_colour_bar_and_importance_help_say_what_they_are():
+    """The plug-in per-cell radius map is an estimate (its colour bar must not say "certified");
+    the "stays important" help calls h a share of noise draws only for top-k′ uniform scoring."""
+    at = certify_page(certify_scoring="exponential")
+    run(at, samples=64, cell=8)
+    specs = [str(getattr(c, "proto", "")) for c in at.get("plotly_chart")]
+    plug = [s for s in specs if "Per-cell radius, plug-in" in s]
+    fin = [s for s in specs if "Per-cell radius, finite-sample" in s]
+    assert len(plug) == 1 and len(fin) == 1
+    assert "estimated radius" in plug[0] and "certified" not in plug[0].split("colorbar")[1][:200]
+    assert "certified" in fin[0].split("colorbar")[1][:200]
+    help_text = metrics(at)["Stay important at L"].proto.help
+    assert "share of noise draws" not in help_text and "smoothed score" in help_text
+    text = " ".join(captions(at))
+    assert "in the top-k′ for most noise draws" not in text

@@ -286,3 +286,13 @@ def record_attack(model, x, settings, attack, seconds: float) -> None:
 def predicted_text(seconds: float | None) -> str:
     """``"predicted about 12 s on this device"``."""
     return f"predicted {format_seconds(seconds)} on this device"
+
+
+def importance_meaning(scoring: str) -> str:
+    """What the "stays important" score ``h_i = m_i / v_1`` of a cell is, in plain words, for an
+    RRS map with this scoring family (method.md §6b): a share of noise draws only for top-k′
+    uniform scoring, where every per-draw value is ``v_1`` or 0."""
+    if scoring == "topk":
+        return "the share of noise draws that put the cell in the top-k′"
+    return ("the cell's smoothed score as a share of the largest score a cell can get (the average over "
+            "noise draws of its rank score divided by the top rank's score)")
