@@ -12,7 +12,8 @@ from rrs import plots as P
 from rrs.compute import Cancelled
 from rrs.methods import RAW_METHODS
 from rrs.settings import L2, CertifySettings, MapSettings
-from rrs.timing import RATES, calibrate, format_seconds, sample_key
+from rrs.compute.policy import calibrate
+from rrs.timing import RATES, format_seconds, sample_key
 from ui import budgets, caching, export, jobs, sidebar, state, story
 from ui import certify as CU
 from ui import widgets as W

@@ -479,9 +479,9 @@ def test_store_round_trips_non_finite_values(tmp_path):
 # ------------------------------------------------------------------------ speed
 
 def test_bench_measure_returns_rows():
-    """bench/smoothing.py's measure returns numbers (no parsing of printed text); the study
+    """The smoothing benchmark's measure (rrs.benchmarks.smoothing, printed by bench/smoothing.py) returns numbers (no parsing of printed text); the study
     turns every number into a row and keeps the printed table as the note."""
-    module = bench.load_benchmark("smoothing")
+    module = bench.BENCHMARKS["smoothing"]
     result = module.measure(quick=True, model="tiny", repeats=1)
     names = [r["name"] for r in result["rows"]]
     assert names[:5] == ["bare loop", "captum NoiseTunnel", "rrs smoothgrad", "rrs sparsified", "rrs rrs"]
@@ -517,8 +517,8 @@ def test_bench_attack_rows_use_the_study_metric_names():
 
 
 def test_speed_job_runs_the_smoothing_benchmark(monkeypatch):
-    """speed_rows runs bench/smoothing.py's measure in-process and keeps its printed table."""
-    module = bench.load_benchmark("smoothing")
+    """speed_rows runs the smoothing benchmark's measure in-process and keeps its printed table."""
+    module = bench.BENCHMARKS["smoothing"]
     real = module.measure
     monkeypatch.setattr(module, "measure", lambda quick=False: real(quick=True, model="tiny", repeats=1))
     rows = bench.speed_rows({"kind": "speed", "model": "tiny"}, scripts=("smoothing",))

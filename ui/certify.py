@@ -31,7 +31,8 @@ from rrs.settings import AttackSettings, CertifySettings, MapSettings, Norm
 from rrs.smoothing import generator_for, smooth, smooth_stream
 from rrs.timing import RATES, sample_key
 
-from .budgets import batch_size_for, device_label
+from rrs.compute.policy import batch_size_for
+from .budgets import device_label
 from .compute import pixel_cell, predict
 
 __all__ = ["SCHEMES", "T_OPTIONS", "RunPlan", "plan_run", "Checkpoint", "Sampled", "sample_anytime",

@@ -24,15 +24,17 @@ import torch
 
 from rrs import metrics
 from rrs.certify import CertificationReport, certify
+from rrs.figures import topk_mask
 from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings, Norm
 from rrs.smoothing import CellStats, model_device, raw_map, smooth
 
-from .budgets import batch_size_for, device_label, plan_eot, plan_samples
+from rrs.compute.policy import batch_size_for
+from .budgets import device_label, plan_eot, plan_samples
 
 __all__ = ["CERTIFY_BETAS", "MapResult", "CertifyResult", "MethodAttack", "compute_map",
            "certify_map", "attack_method", "compare_vs_t", "image_digest", "working_image",
-           "noise_preview", "topk_mask", "as_array", "predict", "pixel_cell"]
+           "noise_preview", "as_array", "predict", "pixel_cell"]
 
 #: The overlap levels β the Certify page tabulates.
 CERTIFY_BETAS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)
@@ -64,14 +66,6 @@ def as_array(cell_map) -> np.ndarray:
     if isinstance(cell_map, torch.Tensor):
         return cell_map.detach().double().cpu().numpy()
     return np.asarray(cell_map, dtype=float)
-
-
-def topk_mask(cell_map, k: int) -> np.ndarray:
-    """Boolean ``(rows, cols)`` mask of the ``k`` largest cells (ties by index, as in rrs.metrics)."""
-    m = as_array(cell_map)
-    mask = np.zeros(m.size, dtype=bool)
-    mask[metrics.topk_indices(m, int(k))] = True
-    return mask.reshape(m.shape)
 
 
 def pixel_cell(cell: int, rows: int, size: int) -> int:

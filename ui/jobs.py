@@ -13,12 +13,12 @@ import torch
 
 from rrs.compute import JobCost, get_scheduler
 from rrs.compute import device as D
+from rrs.compute import policy
 from rrs.settings import AttackSettings
-from rrs.timing import RATES, sample_key
 
 from . import certify as CU
 from . import compute as C
-from .budgets import batch_size_for, plan_eot
+from .budgets import plan_eot
 
 __all__ = ["session_id", "job_cost", "run", "anytime", "pilots", "break_it", "certify", "certify_job",
            "compare_job"]
@@ -35,7 +35,7 @@ def session_id() -> str:
 
 
 def _batch(model, x, attribution: str) -> int:
-    return D.batch_size(model, x, attribution, batch_size_for(x, attribution))
+    return D.batch_size(model, x, attribution, policy.batch_size_for(x, attribution))
 
 
 def job_cost(kind: str, model, x: torch.Tensor, settings=None, attack=None) -> JobCost:
@@ -52,7 +52,7 @@ def job_cost(kind: str, model, x: torch.Tensor, settings=None, attack=None) -> J
 def _seconds(kind, model, x, settings) -> float | None:
     if kind != "map" or settings is None or not settings.smoothed:
         return None
-    return RATES.predict(sample_key(model, x, settings), settings.samples)
+    return policy.predict_seconds(model, x, settings, settings.samples)
 
 
 def run(kind: str, fn, model, x, settings, *rest, progress=None, attack=None):
