@@ -7,7 +7,6 @@ from rrs.methods import METHODS, RAW_METHODS
 from rrs.settings import MapSettings
 from ui import caching, export, runs, sidebar, state, story
 from ui import widgets as W
-from ui.compute import topk_mask
 
 ctx = sidebar.page("Explain", "Where did the model look? Pick a method. **Smoothing** averages the map over "
                    "many noisy copies of the image, which makes it steadier; **RRS** averages the *ranks* of "

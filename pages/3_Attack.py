@@ -2,12 +2,12 @@
 import streamlit as st
 
 from rrs import plots as P
-from rrs.figures import attack_png
+from rrs.figures import attack_png, topk_mask
 from rrs.methods import METHODS
 from rrs.settings import L2, LINF, OBJECTIVES, AttackSettings, CertifySettings, MapSettings
 from ui import caching, export, runs, sidebar, state, story
 from ui import widgets as W
-from ui.compute import CERTIFY_BETAS, as_array, topk_mask, working_image
+from ui.compute import CERTIFY_BETAS, as_array, working_image
 
 ctx = sidebar.page("Attack", "An **interpretation attack** changes the image by an amount too small to see, "
                    "keeping the model's answer, but moving the map. Each method is attacked on its own; its "

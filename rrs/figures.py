@@ -149,7 +149,7 @@ def topk_mask(cell_map, k: int) -> np.ndarray:
 
     m = map_array(cell_map)
     mask = np.zeros(m.size, dtype=bool)
-    mask[topk_indices(m, k)] = True
+    mask[topk_indices(m, int(k))] = True
     return mask.reshape(m.shape)
 
 
