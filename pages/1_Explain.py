@@ -1,8 +1,8 @@
 """Explain: raw and smoothed interpretation maps of the current image, side by side."""
 import streamlit as st
 
-from rrs import plots as P
-from rrs.figures import comparison_png
+from ui import plots as P
+from rrs.figures import comparison_png, topk_mask
 from rrs.methods import METHODS, RAW_METHODS
 from rrs.settings import MapSettings
 from ui import caching, export, runs, sidebar, state, story

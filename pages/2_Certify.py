@@ -8,13 +8,13 @@ from contextlib import closing
 import numpy as np
 import streamlit as st
 
-from rrs import plots as P
+from ui import plots as P
 from rrs.compute import Cancelled
 from rrs.methods import RAW_METHODS
 from rrs.settings import L2, CertifySettings, MapSettings
 from rrs.compute.policy import calibrate
 from rrs.timing import RATES, format_seconds, sample_key
-from ui import budgets, caching, export, jobs, sidebar, state, story
+from ui import budgets, caching, export, jobs, runs, sidebar, state, story
 from ui import certify as CU
 from ui import widgets as W
 from ui.compute import CERTIFY_BETAS
@@ -220,8 +220,8 @@ def slider_range():
 
 
 smax, sdefault = slider_range()
-# The key names this result: a new run gets a fresh slider at its own guaranteed radius (issue 10:
-# a slider whose bounds change under a fixed key was reset to 0, an empty "at most 0" claim).
+# The key names this result: a new run gets a fresh slider at its own guaranteed radius (a slider
+# whose bounds change under a fixed key was reset to 0, an empty "at most 0" claim).
 token = hashlib.sha1(repr((run_key, sampled.samples_done, float(eta), norm.key, kind)).encode()).hexdigest()[:10]
 radius_shown = v2.slider("Radius L to draw" + (" (in 1/255 steps)" if norm.is_inf else " (pixel units)"),
                          min_value=smax / 200, max_value=smax, value=sdefault, step=smax / 200, format="%.3g",
@@ -269,7 +269,7 @@ def suggestion_buttons() -> None:
         if st.button(f"Check whether {what} would help "
                      f"(pilot maps, {format_seconds(pilot_secs)})", key="certify_pilot",
                      icon=":material/science:"):
-            res = W.run("Pilot maps for the suggestions", jobs.pilots, ctx.model, ctx.x, settings,
+            res = W.with_progress("Pilot maps for the suggestions", jobs.pilots, ctx.model, ctx.x, settings,
                         W.cells_options(ctx.size))
             if res is not None:
                 st.session_state.setdefault("certify.pilots", {})[run_key] = res
@@ -415,7 +415,7 @@ else:
     broken = st.session_state.setdefault("certify.break", {})
     bkey = (view_key, sampled.samples_done, norm.key, kind, float(beta), float(eta))
     if st.button(f"Try to break it ({format_seconds(attack_secs)})", key="certify_break", icon=":material/bolt:"):
-        res = W.run("Attacking the map at the certified radius and at 10×", jobs.break_it, ctx.model, ctx.x, view,
+        res = W.with_progress("Attacking the map at the certified radius and at 10×", jobs.break_it, ctx.model, ctx.x, view,
                     float(beta), kind)
         if res is not None:
             broken[bkey] = res
@@ -427,7 +427,7 @@ else:
 
 # -------------------------------------------------------------------------------- export
 used = sampled.settings
-W.provenance(ctx, sampled.elapsed + view.elapsed, sampled.device, used.seed,
+runs.provenance_seconds(ctx, sampled.elapsed + view.elapsed, sampled.device, used.seed,
              f"{used.describe()}, {CU.SCHEMES[sampled.scheme][0].lower()}, η = {float(eta):g}, norm {norm.label}"
              + (" (from the cache)" if from_cache else ""))
 footer = (f"{used.describe()} · {sampled.scheme} scheme · η={float(eta):g} · {norm.label} · L={L_text} · "

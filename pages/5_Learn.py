@@ -6,7 +6,7 @@ type, for a projector.
 """
 import streamlit as st
 
-from rrs import plots as P
+from ui import plots as P
 from rrs.figures import topk_mask
 from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings

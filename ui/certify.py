@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from rrs import metrics
-from rrs import plots as P
+from ui import plots as P
 from rrs.certify import AnytimeCertifier, CellStats, certify, merge_stats, stays_important
 from rrs.settings import AttackSettings, CertifySettings, MapSettings, Norm
 from rrs.smoothing import generator_for, smooth, smooth_stream

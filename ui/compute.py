@@ -8,7 +8,7 @@ time it took and the device, so a page can show it, cache it (the settings are t
 key) and export it for recomputation.
 
 * :func:`compute_map` — a raw or smoothed interpretation map (Explain page).
-* :func:`certify_map` — every certificate of an RRS map at one threat norm (the Attack
+* :func:`map_certificates` — every certificate of an RRS map at one threat norm (the Attack
   page's scale and Learn; the Certify page runs its anytime certificates in :mod:`ui.certify`).
 * :func:`attack_method` — an interpretation attack on one method with its no-attack floor
   (Attack page); :func:`compare_vs_t` — the same and the certificates versus ``T``.
@@ -33,7 +33,7 @@ from rrs.compute.policy import batch_size_for
 from .budgets import device_label, plan_eot, plan_samples
 
 __all__ = ["CERTIFY_BETAS", "MapResult", "CertifyResult", "MethodAttack", "compute_map",
-           "certify_map", "attack_method", "compare_vs_t", "image_digest", "working_image",
+           "map_certificates", "attack_method", "compare_vs_t", "image_digest", "working_image",
            "noise_preview", "as_array", "predict", "pixel_cell"]
 
 #: The overlap levels β the Certify page tabulates.
@@ -249,7 +249,7 @@ class CertifyResult:
         return 0.0
 
 
-def certify_map(map_result: MapResult, settings: CertifySettings | None = None) -> CertifyResult:
+def map_certificates(map_result: MapResult, settings: CertifySettings | None = None) -> CertifyResult:
     """All certificates of an RRS map (from :func:`compute_map`) for ``settings`` (threat norm,
     η, the β levels; default ℓ2, η = 0.05, :data:`CERTIFY_BETAS`).
 
@@ -404,7 +404,7 @@ def compare_vs_t(model, x: torch.Tensor, methods, ts, settings: MapSettings, att
             attack_rows += [{**row, "T": t2} for t2 in ts[1:]]
     for j, t in enumerate(ts):
         sub = None if progress is None else (lambda d, tot, j=j: progress(len(jobs) + j + d / max(tot, 1), total))
-        cr = certify_map(compute_map(model, x, settings.replace(method="rrs", samples=t), progress=sub,
+        cr = map_certificates(compute_map(model, x, settings.replace(method="rrs", samples=t), progress=sub,
                                      batch_size=batch_size),
                          certify_settings)
         for beta in certify_settings.betas:

@@ -110,8 +110,8 @@ def compare_job(model, x, settings, methods, ts, attack, certify, progress=None,
 
 
 def certify_job(map_result, certify, progress=None):
-    """:func:`ui.compute.certify_map` in the scheduler's calling convention."""
-    return C.certify_map(map_result, certify)
+    """:func:`ui.compute.map_certificates` in the scheduler's calling convention."""
+    return C.map_certificates(map_result, certify)
 
 
 def certify(model, map_result, certify_settings):

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from rrs import plots as P
+from ui import plots as P
 # The rate-based predictions live in rrs.compute.policy; the pages reach them through this module.
 from rrs.compute.policy import ATTACK_SECOND_ORDER, predict_attack, predict_map, record_attack  # noqa: F401
 from rrs.methods import METHODS
@@ -203,7 +203,7 @@ def certificate_story(cr) -> dict:
     otherwise the plug-in radii, and every text then says "estimate". ``L`` is just below the
     median positive radius of the top-k cells, so the figure shows some cells blue and some
     orange. Returns ``radius``, ``finite``, ``certified`` (cells blue at ``L``), ``k``,
-    ``categories`` (for :func:`rrs.plots.region_figure`), ``title``, ``caption``, ``text``.
+    ``categories`` (for :func:`ui.plots.region_figure`), ``title``, ``caption``, ``text``.
     """
     selected = np.asarray(cr.report.selected)
     k = int(selected.size)
