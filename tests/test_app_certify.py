@@ -88,7 +88,8 @@ def test_stop_keeps_the_last_valid_result():
 
 
 def test_radius_slider_survives_a_second_run():
-    # issue 10 (1): on the old page the same two runs left the slider at 0 ("at most 0", all blue)
+    # a slider whose bounds changed under a fixed key was reset to 0: after the same two runs the
+    # page said "at most 0" with every cell blue
     at = certify_page(certify_seed=3)        # a seed of its own: other tests expect the defaults uncached
     run(at, samples=64, cell=8)
     first = radius_slider(at).value

@@ -1,4 +1,4 @@
-"""A classroom on one server (issue 11): 30 real browser sessions against a real
+"""A classroom on one server: 30 real browser sessions against a real
 ``streamlit run`` open Explain (every fifth presses *Run attack*) at once.
 
 None fails; each gets its own result, equal to a single-session computation of the settings
