@@ -167,7 +167,7 @@ def compute_map(model, x: torch.Tensor, settings: MapSettings, progress=None,
     Args:
         progress: optional ``progress(done, total)`` over noise samples.
         target: class to explain (default the predicted class).
-        batch_size: noisy inputs per pass (default :func:`ui.budgets.batch_size_for`; result-neutral).
+        batch_size: noisy inputs per pass (default :func:`rrs.compute.policy.batch_size_for`; result-neutral).
     """
     start = time.perf_counter()
     message = ""
