@@ -8,7 +8,7 @@ come from the ``rrs`` library.
 """
 import streamlit as st
 
-from rrs import plots as P
+from ui import plots as P
 from rrs.images import list_samples
 from ui import caching, sidebar, state
 from ui import widgets as W

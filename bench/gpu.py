@@ -8,7 +8,7 @@ Measures, with the default model (EfficientNet-Lite0) at 224×224 on the coffee 
    * ``bf16 auto`` — bf16 autocast with that batch (only where it agrees with fp32 on this
      device, :func:`rrs.compute.device.bf16_agrees`; otherwise skipped and said so);
 2. the Certify page's defaults end to end: RRS, 32-px cells, σ = 0.25, T = 1024, every
-   certificate (:func:`ui.compute.compute_map` + :func:`ui.compute.certify_map`), baseline vs
+   certificate (:func:`ui.compute.compute_map` + :func:`ui.compute.map_certificates`), baseline vs
    the GPU backend's choices.
 
 Ratios are against ``fp32 b16`` measured in the same run. ``--quick`` (a CPU dry run) uses
@@ -72,15 +72,15 @@ def sampling(model, x, ts, table) -> list[dict]:
 
 
 def certify_defaults(model, x, t, table) -> list[dict]:
-    from ui.compute import certify_map, compute_map
+    from ui.compute import compute_map, map_certificates
 
     rows, base = [], None
     dev = D.device_of(model)
     for name, (precision, batch) in table.items():
         s = MapSettings(method="rrs", cell=32, sigma=0.25, samples=int(t), precision=precision)
         out = {}
-        secs = _timed(lambda: out.setdefault("c", certify_map(compute_map(model, x, s, batch_size=batch),
-                                                                CertifySettings())), dev)
+        secs = _timed(lambda: out.setdefault("c", map_certificates(compute_map(model, x, s, batch_size=batch),
+                                                                    CertifySettings())), dev)
         base = base or secs
         rows.append({"variant": name, "seconds": secs, "speedup": base / secs,
                      "rdp_finite_beta1": out["c"].radius("rdp_finite", 1.0)})

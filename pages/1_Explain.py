@@ -1,13 +1,12 @@
 """Explain: raw and smoothed interpretation maps of the current image, side by side."""
 import streamlit as st
 
-from rrs import plots as P
-from rrs.figures import comparison_png
+from ui import plots as P
+from rrs.figures import comparison_png, topk_mask
 from rrs.methods import METHODS, RAW_METHODS
 from rrs.settings import MapSettings
 from ui import caching, export, runs, sidebar, state, story
 from ui import widgets as W
-from ui.compute import topk_mask
 
 ctx = sidebar.page("Explain", "Where did the model look? Pick a method. **Smoothing** averages the map over "
                    "many noisy copies of the image, which makes it steadier; **RRS** averages the *ranks* of "

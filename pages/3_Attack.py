@@ -1,13 +1,13 @@
 """Attack: move the interpretation map with a tiny change of the image, method by method."""
 import streamlit as st
 
-from rrs import plots as P
-from rrs.figures import attack_png
+from ui import plots as P
+from rrs.figures import attack_png, topk_mask
 from rrs.methods import METHODS
 from rrs.settings import L2, LINF, OBJECTIVES, AttackSettings, CertifySettings, MapSettings
 from ui import caching, export, runs, sidebar, state, story
 from ui import widgets as W
-from ui.compute import CERTIFY_BETAS, as_array, topk_mask, working_image
+from ui.compute import CERTIFY_BETAS, as_array, working_image
 
 ctx = sidebar.page("Attack", "An **interpretation attack** changes the image by an amount too small to see, "
                    "keeping the model's answer, but moving the map. Each method is attacked on its own; its "
@@ -163,7 +163,7 @@ runs.provenance(ctx, total, first.device, seed,
 
 # ----------------------------------------------------------- the guarantee on the same scale
 st.subheader("The attack and the guarantee on one scale")
-cert_map = W.run("Certifying the RRS map of these settings", caching.map_result, ctx, map_settings)
+cert_map = W.with_progress("Certifying the RRS map of these settings", caching.map_result, ctx, map_settings)
 if cert_map is not None and cert_map.stats is not None:
     cert = caching.certificate(ctx, cert_map, CertifySettings(norm=norm, eta=0.05, betas=CERTIFY_BETAS))
     guaranteed = max(cert.radius("rdp_finite", 1.0), cert.radius("cdf_finite", 1.0))

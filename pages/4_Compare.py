@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from rrs import plots as P
+from ui import plots as P
 from rrs.study import load_summary
 from rrs.methods import METHODS
 from rrs.settings import L2, LINF, AttackSettings, CertifySettings, MapSettings

@@ -6,12 +6,13 @@ type, for a projector.
 """
 import streamlit as st
 
-from rrs import plots as P
+from ui import plots as P
+from rrs.figures import topk_mask
 from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings
 from ui import caching, runs, sidebar, state, story
 from ui import widgets as W
-from ui.compute import CERTIFY_BETAS, as_array, topk_mask, working_image
+from ui.compute import CERTIFY_BETAS, as_array, working_image
 
 ctx = sidebar.page("Learn", "Six short steps, each with a button that runs it on the image chosen in the sidebar. "
                    "No background needed: every technical word is explained in one line.")

@@ -4,9 +4,13 @@ Liu, Chen, Liu, Xia, Gan. *Certifiably Robust Interpretation via Rényi Differen
 Privacy*. Artificial Intelligence, 2022. The specification followed here, with its
 corrections, is the project's ``method.md``.
 
-Modules: ``noise``, ``scoring``, ``attributions``, ``smoothing``, ``certify``, ``metrics``,
-``attacks``, ``models``, ``tiny``, ``images``, ``figures`` (PNG), ``plots`` (plotly),
-``evaluate``. Note that ``rrs.certify`` is the module; its all-in-one function is
+Modules: ``noise`` (noise and its RDP curves), ``scoring`` (RRS scoring vectors), ``attributions``,
+``methods`` (the method registry), ``settings`` (``MapSettings``, ``AttackSettings``,
+``CertifySettings``), ``smoothing``, ``floor`` (the no-attack floor), ``certify`` (certificates:
+``core``, ``important``, ``stable``, ``anytime``), ``metrics``, ``attacks``, ``models``, ``tiny``,
+``images``, ``figures`` (PNG), ``timing`` (measured rates), ``compute`` (device, memory, batch and
+time policy, scheduler, backends), ``study`` (the evaluation study, ``python -m rrs evaluate``),
+``benchmarks`` (speed measurements), ``cli``, ``cliargs``, ``checks``, ``jsonio``. Note that ``rrs.certify`` is the module; its all-in-one function is
 ``rrs.certify.certify`` (re-exported here as ``certify_map``).
 """
 from .noise import Gaussian, Laplace

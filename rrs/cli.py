@@ -23,12 +23,16 @@ import platform
 import sys
 import time
 from contextlib import contextmanager
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .cliargs import betas as _betas
+from .cliargs import count_or_fraction as _count_or_fraction
+from .cliargs import positive_float as _positive_float
+from .cliargs import positive_int as _positive_int
+from .cliargs import probability as _probability
 from .jsonio import dumps
 from .methods import METHODS, RAW_METHODS, SMOOTH_METHODS
 from .smoothing import model_device
@@ -64,37 +68,6 @@ class _Parser(argparse.ArgumentParser):
 
 # --------------------------------------------------------------------- value parsers
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(Fraction(text)) if "/" in text else float(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
-def _count_or_fraction(text: str) -> float:
-    """``k``-like values: an integer count ≥ 1, or a fraction in (0, 1) of the cells."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a count ≥ 1 or a fraction in (0, 1), got {text!r}") from None
-    if not math.isfinite(value) or value <= 0 or (value >= 1 and not value.is_integer()):
-        raise argparse.ArgumentTypeError(f"must be a count ≥ 1 or a fraction in (0, 1), got {text!r}")
-    return value
-
-
 def parse_epsilon(text: str) -> float:
     """A budget like ``8/255``, ``0.03`` or ``2``; must be a finite number > 0."""
     return _positive_float(str(text).strip())
@@ -106,23 +79,6 @@ def parse_norm(text) -> Norm:
         return Norm.parse(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be 1, 2, inf or a number ≥ 1, got {text!r}") from None
-
-
-def _probability(text: str) -> float:
-    value = _positive_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text!r}")
-    return value
-
-
-def _betas(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(b) for b in str(text).replace(" ", "").split(",") if b)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated numbers in (0, 1], got {text!r}") from None
-    if not values or any(not (0 < b <= 1) for b in values):
-        raise argparse.ArgumentTypeError(f"every β must be in (0, 1], got {text!r}")
-    return values
 
 
 def _method_list(text: str) -> tuple[str, ...]:

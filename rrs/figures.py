@@ -3,7 +3,7 @@
 Rendering uses matplotlib's object API (``matplotlib.figure.Figure`` drawn by the Agg
 canvas), never ``pyplot``: no global figure state, safe from several threads at once.
 
-Conventions (the project's ``ui.md``): one perceptually uniform colormap for every
+Conventions (shared with the app's plotly figures, :mod:`ui.plots`): one perceptually uniform colormap for every
 attribution heatmap (:data:`CMAP`), side-by-side maps share one colour scale, categorical
 overlays use the colour-blind-safe Okabe–Ito colours — blue = certified (or kept under
 attack), orange = in the top-k but not certified (or new under attack), grey = lost under
@@ -31,7 +31,8 @@ from PIL import Image
 from . import checks
 
 __all__ = ["CMAP", "CERTIFIED_COLOR", "TOPK_COLOR", "LOST_COLOR", "image_array", "map_array",
-           "upsample", "blend", "topk_mask", "overlay_png", "comparison_png", "attack_png"]
+           "upsample", "blend", "topk_mask", "overlay_png", "comparison_png", "attack_png", "new_figure",
+           "png_bytes"]
 
 #: The one colormap for all attribution heatmaps (perceptually uniform, colour-blind safe).
 CMAP = "viridis"
@@ -149,7 +150,7 @@ def topk_mask(cell_map, k: int) -> np.ndarray:
 
     m = map_array(cell_map)
     mask = np.zeros(m.size, dtype=bool)
-    mask[topk_indices(m, k)] = True
+    mask[topk_indices(m, int(k))] = True
     return mask.reshape(m.shape)
 
 
@@ -166,15 +167,18 @@ def _mask(mask, shape, name) -> np.ndarray | None:
 
 # ------------------------------------------------------------------ drawing parts
 
-def _new_figure(width_in: float, height_in: float) -> Figure:
-    fig = Figure(figsize=(width_in, height_in), dpi=_DPI, layout="constrained")
+def new_figure(width_in: float, height_in: float, layout: str | None = "constrained") -> Figure:
+    """A matplotlib figure on its own Agg canvas (the object API, never pyplot: no global state,
+    so several threads, e.g. app sessions, can render at once)."""
+    fig = Figure(figsize=(width_in, height_in), dpi=_DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure, dpi: int = _DPI, tight: bool = False) -> bytes:
+    """The figure as PNG bytes on white (``tight``: cropped to what is drawn)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI, facecolor="white")
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white", bbox_inches="tight" if tight else None)
     return buf.getvalue()
 
 
@@ -276,7 +280,7 @@ def overlay_png(image, cell_map, title: str | None = None, opacity: float = 0.5,
         if top is not None:
             rgb = _paint(rgb, upsample(top & ~cert, h, w, cell), TOPK_COLOR)
             handles.append(Patch(color=TOPK_COLOR, label="top-k, not certified"))
-    fig = _new_figure(*_size_for(img, 1, 1, panel=4.2))
+    fig = new_figure(*_size_for(img, 1, 1, panel=4.2))
     ax = fig.add_subplot()
     _show(ax, rgb, title)
     if top is not None and cert is None:
@@ -299,7 +303,7 @@ def overlay_png(image, cell_map, title: str | None = None, opacity: float = 0.5,
             parts.append("outlined = the top-k cells")
         caption = "; ".join(parts) + "." if parts else "The model input."
     _caption(fig, caption)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def comparison_png(image, maps: dict, shared_scale: bool = True, normalize: str | None = None,
@@ -327,7 +331,7 @@ def comparison_png(image, maps: dict, shared_scale: bool = True, normalize: str 
     arrays = {str(lbl): _normalize(map_array(m, f"map {lbl!r}"), normalize) for lbl, m in maps.items()}
     shared = _vmax(arrays.values(), vmax) if shared_scale else None
     cells = cell if isinstance(cell, dict) else {lbl: cell for lbl in arrays}
-    fig = _new_figure(*_size_for(img, len(arrays), 1))
+    fig = new_figure(*_size_for(img, len(arrays), 1))
     axes = fig.subplots(1, len(arrays), squeeze=False)[0]
     for ax, (lbl, m) in zip(axes, arrays.items()):
         scale = shared if shared_scale else _vmax([m])
@@ -347,7 +351,7 @@ def comparison_png(image, maps: dict, shared_scale: bool = True, normalize: str 
                    + ("all panels share one colour scale" if shared_scale else "each panel has its own scale")
                    + ("; outlined = top-k cells." if k is not None else "."))
     _caption(fig, caption)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _change_panel(img: np.ndarray, clean_top: np.ndarray, adv_top: np.ndarray, cell) -> np.ndarray:
@@ -399,7 +403,7 @@ def attack_png(clean_image, adv_image, clean_maps: dict, adv_maps: dict, k: int 
     cells = cell if isinstance(cell, dict) else {lbl: cell for lbl in clean_maps}
     labels = list(clean_maps)
     ncols = 4 if k is not None else 3
-    fig = _new_figure(*_size_for(clean, ncols, len(labels), panel=2.6))
+    fig = new_figure(*_size_for(clean, ncols, len(labels), panel=2.6))
     axes = fig.subplots(len(labels), ncols, squeeze=False)
     for r, lbl in enumerate(labels):
         cm = _normalize(map_array(clean_maps[lbl], f"clean map {lbl!r}"), normalize)
@@ -432,5 +436,5 @@ def attack_png(clean_image, adv_image, clean_maps: dict, adv_maps: dict, k: int 
         caption = ("Each row: a method's map before and after the attack (same colour scale), the "
                    "amplified perturbation" + (", and which top-k cells were kept, lost or new." if k is not None else "."))
     _caption(fig, caption)
-    return _png(fig)
+    return png_bytes(fig)
 

@@ -3,18 +3,17 @@
 :data:`RATES` is a process-wide, thread-safe record of how fast this machine computes noisy
 attribution samples, keyed by what decides the cost (model, input side, attribution,
 precision, device kind). :func:`rrs.smoothing.smooth_stream` records every run, so a prediction
-comes from the rate measured on this device, not from a constant; :func:`calibrate` measures a
-rate with a short pilot when none is known yet.
+comes from the rate measured on this device, not from a constant. The predictions themselves
+(and the pilot that measures a rate when none is known yet) are in :mod:`rrs.compute.policy`.
 """
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["RateBook", "RATES", "sample_key", "calibrate", "format_seconds"]
+__all__ = ["RateBook", "RATES", "sample_key", "format_seconds"]
 
 
 @dataclass
@@ -66,19 +65,6 @@ def sample_key(model, x: torch.Tensor, settings) -> tuple:
     device = next(model.parameters(), torch.empty(0)).device
     return (getattr(model, "name", type(model).__name__), tuple(x.shape[-2:]), settings.attribution,
             settings.precision, device.type)
-
-
-def calibrate(model, x: torch.Tensor, settings, samples: int = 4, batch_size: int = 4) -> float:
-    """Measure samples per second with a short pilot (recorded in :data:`RATES`)."""
-    from .smoothing import smooth
-
-    pilot = settings.replace(method="smoothgrad", samples=int(samples))
-    key = sample_key(model, x, pilot)
-    t0 = time.perf_counter()
-    smooth(model, x, pilot, batch_size=batch_size)
-    seconds = time.perf_counter() - t0
-    RATES.record(key, samples, seconds)
-    return samples / seconds
 
 
 def format_seconds(seconds: float | None) -> str:

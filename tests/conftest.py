@@ -1,9 +1,18 @@
 """Shared fixtures: tiny hand-made models with known structure (no downloads)."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
 from torch import nn
 import pytest
+
+# The bench/ scripts (bench/load.py serves the app for the browser tests) are not part of the
+# installed package: the checkout's root is put on the path so tests import them as ``bench.*``.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 class TinyConvNet(nn.Module):

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from rrs import plots as P
+from ui import plots as P
 from rrs.images import load_image, load_sample, to_tensor
 from rrs.methods import METHODS
 from rrs.settings import L1, L2, LINF, AttackSettings, CertifySettings, MapSettings
@@ -626,19 +626,19 @@ def test_noise_preview_uses_the_maps_sigma_for_both_families():
 
 
 def test_compute_layer_and_library_run_without_streamlit():
-    """ui.compute/budgets/export are plain Python (usable from scripts); rrs never imports the app."""
+    """ui.compute/budgets/export/plots are plain Python (usable from scripts); rrs never imports the app."""
     import subprocess
     import sys
-    code = ("import sys, rrs, rrs.attacks, rrs.plots, rrs.figures, ui.compute, ui.budgets, ui.export; "
+    code = ("import sys, rrs, rrs.attacks, rrs.figures, ui.plots, ui.compute, ui.budgets, ui.export; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'streamlit' or m.startswith('ui.') "
-            "and m not in ('ui.compute', 'ui.budgets', 'ui.export')); print(bad); assert not bad, bad")
+            "and m not in ('ui.compute', 'ui.budgets', 'ui.export', 'ui.plots')); print(bad); assert not bad, bad")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(APP).parent, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_the_server_heap_is_frozen_once_at_the_first_model_load():
     """ui.caching.settle_heap: Streamlit's full collection after each script run then walks only
-    what the scripts made (issue 11: 30 sessions finishing together held the GIL for seconds)."""
+    what the scripts made (30 sessions finishing together had held the GIL for seconds)."""
     import gc
 
     from ui import caching

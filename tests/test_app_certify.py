@@ -92,7 +92,8 @@ def test_stop_keeps_the_last_valid_result():
 
 
 def test_radius_slider_survives_a_second_run():
-    # issue 10 (1): on the old page the same two runs left the slider at 0 ("at most 0", all blue)
+    # a slider whose bounds changed under a fixed key was reset to 0: after the same two runs the
+    # page said "at most 0" with every cell blue
     at = certify_page(certify_seed=3)        # a seed of its own: other tests expect the defaults uncached
     run(at, samples=64, cell=8)
     first = radius_slider(at).value
@@ -132,8 +133,9 @@ def test_stays_important_region_and_its_plain_line():
     at = certify_page()
     run(at, samples=512, cell=4)
     assert any("a different question" in str(md.value).lower() for md in at.markdown)
-    line = [c for c in captions(at) if "each of these cells stays in the top-k′ for most noise draws" in c]
+    line = [c for c in captions(at) if "each of these cells keeps an importance score above τ" in c]
     assert line and "the top-k set of the smoothed map stays" in line[0]
+    assert "the share of noise draws that put the cell in the top-k′" in line[0]   # top-k′ scoring
     assert any("Blue = guaranteed to stay important" in c for c in captions(at))
     assert "Stay important at L" in metrics(at)
 
@@ -200,3 +202,20 @@ def test_try_to_break_it_reports_from_the_numbers():
     lines = [md.value for md in at.markdown if "certified radius" in str(md.value) and "held" in str(md.value)]
     assert lines and re.search(r"top-k overlap \d\.\d\d \(no-attack floor \d\.\d\d\)", lines[0])
     assert any("10× that budget" in str(md.value) for md in at.markdown)
+
+
+def test_plugin_radius_colour_bar_and_importance_help_say_what_they_are():
+    """The plug-in per-cell radius map is an estimate (its colour bar must not say "certified");
+    the "stays important" help calls h a share of noise draws only for top-k′ uniform scoring."""
+    at = certify_page(certify_scoring="exponential")
+    run(at, samples=64, cell=8)
+    specs = [str(getattr(c, "proto", "")) for c in at.get("plotly_chart")]
+    plug = [s for s in specs if "Per-cell radius, plug-in" in s]
+    fin = [s for s in specs if "Per-cell radius, finite-sample" in s]
+    assert len(plug) == 1 and len(fin) == 1
+    assert "estimated radius" in plug[0] and "certified" not in plug[0].split("colorbar")[1][:200]
+    assert "certified" in fin[0].split("colorbar")[1][:200]
+    help_text = metrics(at)["Stay important at L"].proto.help
+    assert "share of noise draws" not in help_text and "smoothed score" in help_text
+    text = " ".join(captions(at))
+    assert "in the top-k′ for most noise draws" not in text

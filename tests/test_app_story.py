@@ -1,4 +1,4 @@
-"""The app tells a true story (issue 10): every text computed from the numbers it shows,
+"""The app tells a true story: every text computed from the numbers it shows,
 uploads that say which image is in use, short metric cards, readable tables, predicted times
 and honest cache notes. Driven headless with ``AppTest`` on the tiny CNN.
 """
@@ -85,7 +85,7 @@ def test_learn_step6_title_caption_and_text_state_the_same_radius_and_count():
     assert int(np.sum(z == 2)) == shown
     model, x = tiny_model(), to_tensor(load_sample("coffee"), 32)
     mr = C.compute_map(model, x, MapSettings(method="rrs", cell=8, k=0.1, samples=512, sigma=0.25, seed=0))
-    cr = C.certify_map(mr)
+    cr = C.map_certificates(mr)
     radii = cr.cell_radii("best", finite=guaranteed)[cr.report.selected]
     assert k == len(cr.report.selected)
     # each blue cell's own certified radius exceeds the radius in the title (3 significant digits)

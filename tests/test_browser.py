@@ -41,10 +41,10 @@ SHOTS = Path(os.environ.get("RRS_SCREENSHOTS", "/tmp/rrs_browser"))
 def server():
     """A real ``streamlit run`` of this checkout on 127.0.0.1 (bench/load.py's ``serve``)."""
     assert Path(CHROMIUM).exists(), "Debian chromium is missing: apt-get install -y chromium"
-    from rrs.study.bench import load_benchmark
+    from bench import load
 
     log = open(SHOTS.parent / "rrs_streamlit_browser.log", "w") if SHOTS.parent.exists() else None
-    with load_benchmark("load").serve(model=None, budget=None, log=log) as (url, _pid):
+    with load.serve(model=None, budget=None, log=log) as (url, _pid):
         yield url
 
 

@@ -57,9 +57,9 @@ def test_certify_anytime_in_a_real_browser(server, browser, width, height):  # n
 @pytest.fixture(scope="module")
 def one_slot_server():
     """The app with one compute slot (``RRS_MAX_JOBS=1``, as on this 2-core machine anyway)."""
-    from rrs.study.bench import load_benchmark
+    from bench import load
 
-    with load_benchmark("load").serve(model=None, budget=None, env={"RRS_MAX_JOBS": "1"}) as (url, _pid):
+    with load.serve(model=None, budget=None, env={"RRS_MAX_JOBS": "1"}) as (url, _pid):
         yield url
 
 

@@ -100,3 +100,43 @@ def test_rdp_version_is_sound_for_laplace_and_weaker_than_cdf_for_gaussian():
         C.stays_important(st, Laplace(b), bound="gaussian-cdf")
     with pytest.raises(ValueError, match="tau"):
         C.stays_important(st, Gaussian(b), tau=1.0)
+
+
+def test_laplace_radius_takes_the_complement_bound_and_reaches_the_exact_1d_value():
+    """RDP applied to the complement event "not important" is valid too and far tighter near
+    h = 1: at h = 0.99 (Laplace with std 0.25) the event bound gives 0.224, the complement
+    0.6916, the exact 1-D worst case (a half-line) F⁻¹(1 − τ) − F⁻¹(1 − h) = b log 50."""
+    b = 0.25 / math.sqrt(2)
+    lap = stats.laplace(0, b)
+    # the exact one-dimensional radius by numerical integration of the Laplace density
+    from scipy import integrate, optimize
+
+    def tail(c):   # P(δ > c), integrated
+        return integrate.quad(lambda z: math.exp(-abs(z) / b) / (2 * b), c, np.inf)[0]
+
+    def exact(h, tau):
+        return optimize.brentq(lambda c: tail(c) - tau, -20 * b, 20 * b) - \
+            optimize.brentq(lambda c: tail(c) - h, -20 * b, 20 * b)
+
+    assert exact(0.99, 0.5) == pytest.approx(b * math.log(50), rel=1e-7)
+    rng = np.random.default_rng(0)
+    for h, tau in ((0.99, 0.5), (0.9, 0.5), (0.999, 0.5), (0.95, 0.8), (0.99, 0.3), (0.7, 0.5), (0.55, 0.5)):
+        st = C.CellStats(np.array([h, 1 - h]), np.array([h, 1 - h]), 10, 1.0)
+        r = C.stays_important(st, Laplace(b), tau=tau, finite_sample=False, norm=1).radii[0]
+        e = exact(h, tau)
+        assert r <= e * (1 + 1e-7)                       # never beyond the exact worst case
+        if h >= 0.9:
+            assert r >= 0.97 * e                         # the complement bound is nearly exact
+        # Monte Carlo: the worst-case half-line event shifted by the radius keeps P ≥ τ
+        c = lap.isf(h)                                   # P(δ > c) = h at x
+        z = rng.laplace(0.0, b, 400_000)
+        assert (z > c + r).mean() >= tau - 4 * math.sqrt(tau * (1 - tau) / z.size)
+    st = C.CellStats(np.array([0.99, 0.01]), np.array([0.99, 0.01]), 10, 1.0)
+    r = C.stays_important(st, Laplace(b), finite_sample=False, norm=1).radii[0]
+    assert r == pytest.approx(0.6916, abs=1e-4)
+    # both bounds are sound: the radius is the larger one, so it is never below the event bound
+    event_only = 0.0
+    for alpha in (1.5, 3.0, 10.0):
+        budget = alpha / (alpha - 1) * math.log(0.99) - math.log(0.5)
+        event_only = max(event_only, float(Laplace(b).radius_for_epsilon(alpha, budget, norm=1)))
+    assert r >= event_only and 0.15 < event_only < 0.23

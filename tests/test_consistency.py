@@ -1,5 +1,5 @@
 """The three front ends agree: the command line, the app's compute layer and the study give the
-same map and the same no-attack floor for the same settings and seed (issue: one settings model).
+same map and the same no-attack floor for the same settings and seed (one settings model everywhere).
 
 All three build a :class:`rrs.settings.MapSettings`, prepare the image by the model's reference
 preprocessing and call the same library functions; this test runs each front end the way it

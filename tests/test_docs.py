@@ -91,3 +91,23 @@ def test_a_reference_to_a_missing_section_is_caught():
     assert unresolved('method.md §4, "per-cell certificate"', known) == []
     assert unresolved('method.md §8, "numerical traps"', known) == []  # a subsection counts
     assert "Holm" not in known["8"] and "References" not in known["9"]
+
+
+def test_every_module_is_listed_in_the_layout_docs():
+    """ui/__init__'s docstring names every ui module; the README's layout table names every
+    module and package of rrs/ and every ui module (a newcomer finds each one there)."""
+    import ui
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    table = readme[readme.index("| path | what |"):]
+    table = table[:table.index("\n\n")]
+    for path in sorted((root / "ui").glob("*.py")):
+        if path.stem != "__init__":
+            assert f":mod:`ui.{path.stem}`" in ui.__doc__, path.stem
+            assert f"`{path.stem}`" in table, path.stem
+    for path in sorted((root / "rrs").iterdir()):
+        if path.suffix == ".py" and path.stem != "__init__":
+            assert f"`rrs/{path.name}`" in table, path.name
+        elif path.is_dir() and (path / "__init__.py").exists():
+            assert f"`rrs/{path.name}/`" in table, path.name

@@ -1,4 +1,4 @@
-"""A classroom on one server (issue 11): 30 real browser sessions against a real
+"""A classroom on one server: 30 real browser sessions against a real
 ``streamlit run`` open Explain (every fifth presses *Run attack*) at once.
 
 None fails; each gets its own result, equal to a single-session computation of the settings
@@ -16,14 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench import load as L  # bench/load.py: the harness (tests/conftest.py puts the checkout on the path)
 from rrs.compute.memory import parse_budget
 from rrs.images import load_image, load_sample, to_tensor
 from rrs.models import load_model
 from rrs.settings import AttackSettings, MapSettings
-from rrs.study.bench import load_benchmark
 from ui import compute as C
-
-L = load_benchmark("load")  # bench/load.py: the harness
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
 

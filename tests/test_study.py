@@ -479,9 +479,9 @@ def test_store_round_trips_non_finite_values(tmp_path):
 # ------------------------------------------------------------------------ speed
 
 def test_bench_measure_returns_rows():
-    """bench/smoothing.py's measure returns numbers (no parsing of printed text); the study
+    """The smoothing benchmark's measure (rrs.benchmarks.smoothing, printed by bench/smoothing.py) returns numbers (no parsing of printed text); the study
     turns every number into a row and keeps the printed table as the note."""
-    module = bench.load_benchmark("smoothing")
+    module = bench.BENCHMARKS["smoothing"]
     result = module.measure(quick=True, model="tiny", repeats=1)
     names = [r["name"] for r in result["rows"]]
     assert names[:5] == ["bare loop", "captum NoiseTunnel", "rrs smoothgrad", "rrs sparsified", "rrs rrs"]
@@ -517,8 +517,8 @@ def test_bench_attack_rows_use_the_study_metric_names():
 
 
 def test_speed_job_runs_the_smoothing_benchmark(monkeypatch):
-    """speed_rows runs bench/smoothing.py's measure in-process and keeps its printed table."""
-    module = bench.load_benchmark("smoothing")
+    """speed_rows runs the smoothing benchmark's measure in-process and keeps its printed table."""
+    module = bench.BENCHMARKS["smoothing"]
     real = module.measure
     monkeypatch.setattr(module, "measure", lambda quick=False: real(quick=True, model="tiny", repeats=1))
     rows = bench.speed_rows({"kind": "speed", "model": "tiny"}, scripts=("smoothing",))
@@ -541,3 +541,28 @@ def test_an_unreachable_ray_cluster_fails_in_seconds_with_one_line(tmp_path):
                         tmp_path, ray_address=f"127.0.0.1:{port}", show_progress=False)
     assert "\n" not in str(info.value)
     check_reachable("auto")  # left to Ray
+
+
+def test_report_scale_sentence_uses_finite_sample_radii_only():
+    """The "for scale" sentence compares the attack budgets with the largest *certified* radius:
+    a plug-in radius (an estimate) larger than every finite-sample one must not be quoted."""
+    cfg = config.config_for("test", "tiny")
+    base = {k: None for k in stats.KEYS}
+    rows_ = [dict(base, experiment="certificates", metric="radius", method="rrs-topk", cell=1, beta=1.0,
+                  certificate=name, mean=value)
+             for name, value in (("rdp-plugin", 0.5), ("rdp-finite", 0.01), ("cdf-plugin", 0.4),
+                                 ("cdf-finite", 0.02))]
+    summary = pd.DataFrame(rows_)
+    text = " ".join(report._findings(summary, pd.DataFrame(columns=list(summary.columns)), cfg))
+    assert "largest mean finite-sample certified radius (0.02)" in text
+    assert "(0.5)" not in text
+
+
+def test_certify_job_honours_its_scheme(tmp_path):
+    """A certify job whose settings ask for the selection scheme is not silently run as Bonferroni."""
+    cfg = config.config_for("test", "tiny")
+    job = next(j for j in jobs.build_jobs(cfg) if j["kind"] == "certify")
+    assert job["certify"]["scheme"] == "bonferroni"
+    job = dict(job, certify=dict(job["certify"], scheme="selection"))
+    with pytest.raises(config.EvaluationError, match="Bonferroni scheme only"):
+        jobs.run_job(job, device="cpu")

@@ -12,7 +12,7 @@ import torch
 from rrs.smoothing import model_device
 
 __all__ = ["MAX_SAMPLES", "MAX_EOT", "BudgetError", "device_label", "device_kind", "plan_samples",
-           "plan_eot", "batch_size_for", "available_host_memory"]
+           "plan_eot", "available_host_memory"]
 
 #: Largest number of noise samples the app computes in one request (per device kind).
 MAX_SAMPLES = {"cpu": 8192, "gpu": 65536}
@@ -116,13 +116,3 @@ def available_host_memory() -> int:
     from rrs.compute.memory import available_memory
 
     return available_memory("cpu")
-
-
-def batch_size_for(x: torch.Tensor, attribution: str) -> int:
-    """Noisy inputs per forward pass: 16 at 224×224 (2 for integrated gradients, which runs
-    its path steps per input), more for small inputs; never changes a result."""
-    pixels = x.shape[-1] * x.shape[-2]
-    size = max(1, int(16 * (224 * 224) / pixels))
-    if attribution == "integrated_gradients":
-        size = max(1, size // 8)
-    return int(min(size, 256))

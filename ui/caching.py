@@ -39,7 +39,7 @@ def settle_heap() -> bool:
     (``gc.freeze``). Streamlit runs a full collection after every script run
     (``runner.postScriptGC``); over the whole heap it took 0.1 s of held GIL, and 30 sessions
     finishing together kept the server's event loop — its health endpoint — waiting for
-    seconds (issue 11's load test). Afterwards it walks only what the scripts made. Also sets
+    seconds (the 30-session load test, ``tests/test_load.py``). Afterwards it walks only what the scripts made. Also sets
     the C allocator to give freed job memory back (:func:`rrs.compute.memory.tune_allocator`).
     Returns whether this call froze the heap."""
     with _HEAP_LOCK:
@@ -139,7 +139,7 @@ def _certificate(model_key: str, digest: str, size: int, settings: MapSettings, 
 
 
 def certificate(ctx, map_result: C.MapResult, certify: CertifySettings) -> C.CertifyResult:
-    """:func:`ui.compute.certify_map` of a cached RRS map (keyed by the map's settings)."""
+    """:func:`ui.compute.map_certificates` of a cached RRS map (keyed by the map's settings)."""
     return _certificate(ctx.model_key, ctx.image_digest, ctx.size, map_result.settings, certify, map_result,
                         _model=ctx.model)
 

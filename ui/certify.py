@@ -20,11 +20,12 @@ import time
 
 import numpy as np
 
-from rrs import plots as P
+from rrs.compute.policy import calibrate, predict_seconds
 from rrs.settings import SCHEMES, CertifySettings, MapSettings
-from rrs.timing import RATES, calibrate, format_seconds, sample_key
+from rrs.timing import RATES, format_seconds, sample_key
 from rrs.workflows.advice import radius_text, validity_text
 from rrs.workflows.certify import AnytimeView, RunPlan, Sampled
+from ui import plots as P
 
 from .compute import CERTIFY_BETAS
 from .compute import pixel_cell as cell_px
@@ -44,12 +45,6 @@ SCHEME_TEXT = {
 assert set(SCHEME_TEXT) == set(SCHEMES)
 #: Sample budgets offered on the page (doubling, so every T is a checkpoint schedule).
 T_OPTIONS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]
-
-
-def predict_seconds(model, x, settings: MapSettings, samples: int) -> float | None:
-    """Predicted seconds for ``samples`` noisy attributions at the rate measured on this device
-    (:data:`rrs.timing.RATES`; ``None`` before any measurement)."""
-    return RATES.predict(sample_key(model, x[None] if x.dim() == 3 else x, settings), samples)
 
 
 def predicted_time(model, x, settings: MapSettings, plan: RunPlan, device: str) -> tuple[float | None, str]:

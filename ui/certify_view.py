@@ -13,12 +13,12 @@ from contextlib import closing
 import numpy as np
 import streamlit as st
 
-from rrs import plots as P
 from rrs.compute import Cancelled
 from rrs.timing import format_seconds
 from rrs.workflows import advice as WA
 
-from . import caching, export, jobs, state
+from . import caching, export, jobs, runs, state, story
+from . import plots as P
 from . import certify as CU
 from . import widgets as W
 
@@ -183,7 +183,7 @@ def suggestion_buttons(ctx, view, beta: float, settings, run_key, cap: int) -> N
         if st.button(f"Check whether {what} would help "
                      f"(pilot maps, {format_seconds(pilot_secs)})", key="certify_pilot",
                      icon=":material/science:"):
-            res = W.run("Pilot maps for the suggestions", jobs.pilots, ctx.model, ctx.x, settings,
+            res = W.with_progress("Pilot maps for the suggestions", jobs.pilots, ctx.model, ctx.x, settings,
                         W.cells_options(ctx.size))
             if res is not None:
                 st.session_state.setdefault("certify.pilots", {})[run_key] = res
@@ -215,8 +215,8 @@ def numbers(view, beta: float, radius: float, kind: str) -> None:
              help="Top cells guaranteed (finite-sample) to stay in the top-k, each on its own, at the radius L drawn "
                   "below.")
     W.metric(m[2], "Stay important at L", f"{imp_fin} of {sampled.n}", f"τ = {view.tau:g}",
-             help="Cells whose importance score (share of noise draws with the cell in the top-k′) provably stays "
-                  "above τ for every change of at most L (finite-sample).")
+             help=f"Cells whose importance score ({story.importance_meaning(sampled.settings.scoring)}) provably "
+                  "stays above τ for every change of at most L (finite-sample).")
     m = st.columns(3)
     W.metric(m[0], f"RDP exact ({unit})", shown(view.radius("rdp_finite", beta)),
              f"plug-in {shown(view.radius('rdp_plugin', beta))}",
@@ -247,7 +247,7 @@ def _radius_maps(ctx, view, grids, titles, keys, captions) -> None:
         n_inf = int(np.isinf(g).sum())
         with col:
             W.figure(P.radius_figure(ctx.picture, np.where(np.isinf(g), top, g), cell_px, 0.8, zmax=top,
-                                     unit=_unit(view), title=title), key,
+                                     unit=_unit(view), title=title, estimate=key.endswith("_plug")), key,
                      cap + (f" {n_inf} cell(s) unbounded at this T (plug-in), drawn at the top of the scale."
                             if n_inf else ""))
 
@@ -275,8 +275,8 @@ def figures(ctx, view, radius: float, kind: str, beta: float, opacity: float) ->
                   "Brighter = the cell is guaranteed to stay in the top-k under larger changes; same colour scale."))
     st.markdown("##### Stays important — a different question")
     st.caption(f"The top-k certificate above says *the top-k set of the smoothed map stays*. This one says *each of "
-               f"these cells stays in the top-k′ for most noise draws* (its importance score stays above τ = "
-               f"{view.tau:g}), however the ranking among them changes — usually a much larger radius at small T "
+               f"these cells keeps an importance score above τ = {view.tau:g}* (the score is "
+               f"{story.importance_meaning(view.sampled.settings.scoring)}), however the ranking among them changes — usually a much larger radius at small T "
                "(Anani et al. 2025; method.md §6b).")
     left, right = st.columns(2, gap="medium")
     with left:
@@ -331,7 +331,7 @@ def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None
     broken = st.session_state.setdefault("certify.break", {})
     bkey = (view_key, view.sampled.samples_done, norm.key, kind, float(beta), float(view.eta))
     if st.button(f"Try to break it ({format_seconds(attack_secs)})", key="certify_break", icon=":material/bolt:"):
-        res = W.run("Attacking the map at the certified radius and at 10×", jobs.break_it, ctx.model, ctx.x, view,
+        res = W.with_progress("Attacking the map at the certified radius and at 10×", jobs.break_it, ctx.model, ctx.x, view,
                     float(beta), kind)
         if res is not None:
             broken[bkey] = res
@@ -348,7 +348,7 @@ def export_section(ctx, view, verdict, series, radius: float, kind: str, beta: f
     sampled, eta, unit, scale = view.sampled, float(view.eta), _unit(view), CU.radius_scale(view)
     used, norm = sampled.settings, view.norm
     scheme_label = CU.SCHEME_TEXT[sampled.scheme][0].lower()
-    W.provenance(ctx, sampled.elapsed + view.elapsed, sampled.device, used.seed,
+    runs.provenance_seconds(ctx, sampled.elapsed + view.elapsed, sampled.device, used.seed,
                  f"{used.describe()}, {scheme_label}, η = {eta:g}, norm {norm.label}"
                  + (" (from the cache)" if from_cache else ""))
     L_text = WA.radius_text(radius, norm, view.dim)

@@ -8,7 +8,7 @@ time it took and the device, so a page can show it, cache it (the settings are t
 key) and export it for recomputation.
 
 * :func:`compute_map` — a raw or smoothed interpretation map (Explain page).
-* :func:`certify_map` — every certificate of an RRS map at one threat norm (the Attack
+* :func:`map_certificates` — every certificate of an RRS map at one threat norm (the Attack
   page's scale and Learn; the Certify page runs the anytime workflow,
   :mod:`rrs.workflows.certify`).
 * :func:`attack_method` — an interpretation attack on one method with its no-attack floor
@@ -25,16 +25,18 @@ import torch
 
 from rrs import metrics
 from rrs.certify import CertificationReport, certify
+from rrs.figures import topk_mask
 from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings, Norm
 from rrs.smoothing import CellStats, model_device, raw_map, smooth
 from rrs.workflows.certify import combine_cells, report_cells
 
-from .budgets import batch_size_for, device_label, plan_eot, plan_samples
+from rrs.compute.policy import batch_size_for
+from .budgets import device_label, plan_eot, plan_samples
 
 __all__ = ["CERTIFY_BETAS", "MapResult", "CertifyResult", "MethodAttack", "compute_map",
-           "certify_map", "attack_method", "compare_vs_t", "image_digest", "working_image",
-           "noise_preview", "topk_mask", "as_array", "predict", "pixel_cell"]
+           "map_certificates", "attack_method", "compare_vs_t", "image_digest", "working_image",
+           "noise_preview", "as_array", "predict", "pixel_cell"]
 
 #: The overlap levels β the Certify page tabulates.
 CERTIFY_BETAS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)
@@ -66,14 +68,6 @@ def as_array(cell_map) -> np.ndarray:
     if isinstance(cell_map, torch.Tensor):
         return cell_map.detach().double().cpu().numpy()
     return np.asarray(cell_map, dtype=float)
-
-
-def topk_mask(cell_map, k: int) -> np.ndarray:
-    """Boolean ``(rows, cols)`` mask of the ``k`` largest cells (ties by index, as in rrs.metrics)."""
-    m = as_array(cell_map)
-    mask = np.zeros(m.size, dtype=bool)
-    mask[metrics.topk_indices(m, int(k))] = True
-    return mask.reshape(m.shape)
 
 
 def pixel_cell(cell: int, rows: int, size: int) -> int:
@@ -175,7 +169,7 @@ def compute_map(model, x: torch.Tensor, settings: MapSettings, progress=None,
     Args:
         progress: optional ``progress(done, total)`` over noise samples.
         target: class to explain (default the predicted class).
-        batch_size: noisy inputs per pass (default :func:`ui.budgets.batch_size_for`; result-neutral).
+        batch_size: noisy inputs per pass (default :func:`rrs.compute.policy.batch_size_for`; result-neutral).
     """
     start = time.perf_counter()
     message = ""
@@ -250,7 +244,7 @@ class CertifyResult:
         return 0.0
 
 
-def certify_map(map_result: MapResult, settings: CertifySettings | None = None) -> CertifyResult:
+def map_certificates(map_result: MapResult, settings: CertifySettings | None = None) -> CertifyResult:
     """All certificates of an RRS map (from :func:`compute_map`) for ``settings`` (threat norm,
     η, the β levels; default ℓ2, η = 0.05, :data:`CERTIFY_BETAS`).
 
@@ -404,7 +398,7 @@ def compare_vs_t(model, x: torch.Tensor, methods, ts, settings: MapSettings, att
             attack_rows += [{**row, "T": t2} for t2 in ts[1:]]
     for j, t in enumerate(ts):
         sub = None if progress is None else (lambda d, tot, j=j: progress(len(jobs) + j + d / max(tot, 1), total))
-        cr = certify_map(compute_map(model, x, settings.replace(method="rrs", samples=t), progress=sub,
+        cr = map_certificates(compute_map(model, x, settings.replace(method="rrs", samples=t), progress=sub,
                                      batch_size=batch_size),
                          certify_settings)
         for beta in certify_settings.betas:

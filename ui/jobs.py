@@ -15,13 +15,13 @@ import torch
 
 from rrs.compute import JobCost, get_scheduler
 from rrs.compute import device as D
+from rrs.compute import policy
 from rrs.settings import AttackSettings
-from rrs.timing import RATES, sample_key
 from rrs.workflows import advice as WA
 from rrs.workflows import certify as WC
 
 from . import compute as C
-from .budgets import batch_size_for, device_label, plan_eot
+from .budgets import device_label, plan_eot
 
 __all__ = ["session_id", "job_cost", "run", "anytime", "pilots", "break_it", "certify", "certify_job",
            "compare_job"]
@@ -38,7 +38,7 @@ def session_id() -> str:
 
 
 def _batch(model, x, attribution: str) -> int:
-    return D.batch_size(model, x, attribution, batch_size_for(x, attribution))
+    return D.batch_size(model, x, attribution, policy.batch_size_for(x, attribution))
 
 
 def job_cost(kind: str, model, x: torch.Tensor, settings=None, attack=None) -> JobCost:
@@ -55,7 +55,7 @@ def job_cost(kind: str, model, x: torch.Tensor, settings=None, attack=None) -> J
 def _seconds(kind, model, x, settings) -> float | None:
     if kind != "map" or settings is None or not settings.smoothed:
         return None
-    return RATES.predict(sample_key(model, x, settings), settings.samples)
+    return policy.predict_seconds(model, x, settings, settings.samples)
 
 
 def run(kind: str, fn, model, x, settings, *rest, progress=None, attack=None):
@@ -92,7 +92,7 @@ def anytime(model, x, settings, certify, progress=None):
                         seconds=_seconds("map", model, x, settings)) as ticket:
         label = device_label(model)
         for sampled in WC.sample_run(model, x, settings, certify, progress=ticket.guard(progress),
-                                     batch_size=ticket.batch or batch_size_for(x, settings.attribution)):
+                                     batch_size=ticket.batch or policy.batch_size_for(x, settings.attribution)):
             yield replace(sampled, device=label)
 
 
@@ -116,8 +116,8 @@ def compare_job(model, x, settings, methods, ts, attack, certify, progress=None,
 
 
 def certify_job(map_result, certify, progress=None):
-    """:func:`ui.compute.certify_map` in the scheduler's calling convention."""
-    return C.certify_map(map_result, certify)
+    """:func:`ui.compute.map_certificates` in the scheduler's calling convention."""
+    return C.map_certificates(map_result, certify)
 
 
 def certify(model, map_result, certify_settings):

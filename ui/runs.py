@@ -15,7 +15,7 @@ import streamlit as st
 from . import widgets as W
 from .story import predicted_text
 
-__all__ = ["Outcome", "run", "stoppable", "stopped", "provenance", "stop_key"]
+__all__ = ["Outcome", "run", "stoppable", "stopped", "provenance", "provenance_seconds", "stop_key"]
 
 
 class Outcome:
@@ -63,7 +63,7 @@ def stoppable(page_key: str):
 
 
 def run(text: str, fn, *args, predicted: float | None = None, **kwargs) -> Outcome:
-    """``W.run(fn, *args)`` with its predicted time in the progress text; an :class:`Outcome`."""
+    """:func:`ui.widgets.with_progress` with the predicted time in the progress text; an :class:`Outcome`."""
     label = text if predicted is None else f"{text} ({predicted_text(predicted)})"
     calls = []
 
@@ -73,7 +73,7 @@ def run(text: str, fn, *args, predicted: float | None = None, **kwargs) -> Outco
             progress(done, total)
         return fn(*a, progress=report, **kw)
     start = time.perf_counter()
-    value = W.run(label, tracked, *args, **kwargs)
+    value = W.with_progress(label, tracked, *args, **kwargs)
     return Outcome(value, time.perf_counter() - start, computed=bool(calls))
 
 
@@ -83,5 +83,15 @@ def provenance(ctx, outcome: Outcome, device: str, seed, settings_text: str) -> 
         when = f":material/cached: from cache (computed earlier in {outcome.elapsed:.2f} s)"
     else:
         when = f":material/timer: computed now in {outcome.elapsed:.2f} s"
+    _provenance_line(ctx, when, device, seed, settings_text)
+
+
+def provenance_seconds(ctx, elapsed: float, device: str, seed, settings_text: str) -> None:
+    """The same line for a result whose computing time is known but not how it was run (e.g.
+    the Certify page's run, kept across reruns): time, device, seed, settings, image, model."""
+    _provenance_line(ctx, f":material/timer: {elapsed:.2f} s", device, seed, settings_text)
+
+
+def _provenance_line(ctx, when: str, device: str, seed, settings_text: str) -> None:
     st.caption(f"{when} on {device} · seed {seed} · {settings_text} · image *{ctx.image_name}* at "
                f"{ctx.size}×{ctx.size} · model {ctx.model_label}")

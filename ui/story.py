@@ -3,8 +3,8 @@
 Every sentence here is built from the numbers it talks about, so a text can never disagree
 with the figure beside it: the "what this shows" line under an attack, the label badge, the
 Learn page's certificate step, the attack-budget-versus-guarantee scale, readable names for
-tables and stored results, and predicted times from the rates measured on this device
-(:data:`rrs.timing.RATES`).
+tables and stored results, and predicted times in words (the predictions themselves are
+:mod:`rrs.compute.policy`'s, from the rates measured on this device).
 """
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from rrs import plots as P
+from ui import plots as P
+# The rate-based predictions live in rrs.compute.policy; the pages reach them through this module.
+from rrs.compute.policy import ATTACK_SECOND_ORDER, predict_attack, predict_map, record_attack  # noqa: F401
 from rrs.methods import METHODS
 from rrs.settings import Norm
-from rrs.timing import RATES, calibrate, format_seconds, sample_key
+from rrs.timing import format_seconds
 
 __all__ = ["COLUMNS", "readable_rows", "stored_series_name", "STORED_METRICS", "label_badge",
            "attack_takeaway", "budget_scale", "certificate_story", "predict_map", "predict_attack",
@@ -201,7 +203,7 @@ def certificate_story(cr) -> dict:
     otherwise the plug-in radii, and every text then says "estimate". ``L`` is just below the
     median positive radius of the top-k cells, so the figure shows some cells blue and some
     orange. Returns ``radius``, ``finite``, ``certified`` (cells blue at ``L``), ``k``,
-    ``categories`` (for :func:`rrs.plots.region_figure`), ``title``, ``caption``, ``text``.
+    ``categories`` (for :func:`ui.plots.region_figure`), ``title``, ``caption``, ``text``.
     """
     selected = np.asarray(cr.report.selected)
     k = int(selected.size)
@@ -239,50 +241,16 @@ def certificate_story(cr) -> dict:
 
 # ---------------------------------------------------------------------- predicted times
 
-#: Cost of one second-order EOT step of an attack in noisy-sample units, used only until an
-#: attack has been measured on this device (:func:`record_attack` then replaces it).
-ATTACK_SECOND_ORDER = 3.0
-
-
-def _sample_rate(model, x, settings) -> float:
-    key = sample_key(model, x, settings)
-    rate = RATES.rate(key)
-    if rate is None:
-        rate = calibrate(model, x, settings, samples=2, batch_size=2)
-    return float(rate)
-
-
-def predict_map(model, x, settings) -> float:
-    """Seconds to compute the map ``settings`` describes, from the rate measured here."""
-    units = settings.samples if settings.smoothed else 1
-    return units / _sample_rate(model, x, settings)
-
-
-def _attack_units(settings, attack) -> float:
-    t = settings.samples if settings.smoothed else 1
-    eot = attack.eot if settings.smoothed else 1
-    return attack.steps * (eot * ATTACK_SECOND_ORDER + t) + 3 * t
-
-
-def _attack_key(model, x, settings) -> tuple:
-    return ("attack",) + sample_key(model, x, settings)
-
-
-def predict_attack(model, x, settings, attack) -> float:
-    """Seconds for one attacked method (steps, EOT, and the three evaluation maps), from the
-    attack rate measured on this device, or from the sample rate before any attack ran."""
-    units = _attack_units(settings, attack)
-    rate = RATES.rate(_attack_key(model, x, settings))
-    if rate is None:
-        return units / _sample_rate(model, x, settings)
-    return units / rate
-
-
-def record_attack(model, x, settings, attack, seconds: float) -> None:
-    """Record a finished (not cached) attack so the next prediction uses its measured rate."""
-    RATES.record(_attack_key(model, x, settings), _attack_units(settings, attack), seconds)
-
-
 def predicted_text(seconds: float | None) -> str:
     """``"predicted about 12 s on this device"``."""
     return f"predicted {format_seconds(seconds)} on this device"
+
+
+def importance_meaning(scoring: str) -> str:
+    """What the "stays important" score ``h_i = m_i / v_1`` of a cell is, in plain words, for an
+    RRS map with this scoring family (method.md §6b): a share of noise draws only for top-k′
+    uniform scoring, where every per-draw value is ``v_1`` or 0."""
+    if scoring == "topk":
+        return "the share of noise draws that put the cell in the top-k′"
+    return ("the cell's smoothed score as a share of the largest score a cell can get (the average over "
+            "noise draws of its rank score divided by the top rank's score)")

@@ -15,7 +15,7 @@ import time
 import streamlit as st
 import torch
 
-from rrs import plots as P
+from ui import plots as P
 from rrs.compute.scheduler import Cancelled
 from rrs.methods import METHODS
 from rrs.settings import L1, L2, LINF, Norm
@@ -183,8 +183,9 @@ class Progress:
         self._context.run(self.bar.empty)
 
 
-def run(text: str, fn, *args, **kwargs):
-    """Call ``fn(*args, progress=bar, **kwargs)`` with a progress bar; clear it afterwards.
+def with_progress(text: str, fn, *args, **kwargs):
+    """Call ``fn(*args, progress=bar, **kwargs)`` with a progress bar; clear it afterwards
+    (:func:`ui.runs.run` adds the predicted time and whether the result came from the cache).
 
     Bad settings raise ``ValueError`` subclasses with plain messages: they are shown as an
     error in the page and ``None`` is returned, so the session keeps working.
@@ -237,12 +238,6 @@ def figure(fig, key: str, caption: str) -> None:
     st.plotly_chart(fig, key=key, config={"displaylogo": False, "scrollZoom": False,
                                           "modeBarButtonsToRemove": ["select2d", "lasso2d"]})
     st.caption(caption)
-
-
-def provenance(ctx, elapsed: float, device: str, seed, settings_text: str) -> None:
-    """The one line every result carries: time, device, seed, settings, image, model."""
-    st.caption(f":material/timer: {elapsed:.2f} s on {device} · seed {seed} · {settings_text} · "
-               f"image *{ctx.image_name}* at {ctx.size}×{ctx.size} · model {ctx.model_label}")
 
 
 def maps_png(ctx, panels: list[dict], cell: int, opacity: float, footer: str, title: str | None = None):

@@ -68,8 +68,11 @@ def stays_important(stats: CellStats, noise: Noise, tau: float = 0.5, eta: float
       ``[0,1]``-valued smoothed function); ℓ_d with d > 2 through ``‖·‖₂ ≤ N^{1/2−1/d}‖·‖_d``.
     * Any noise with an RDP curve (``bound="rdp"``, the default for Laplace): RDP probability
       preservation ``p ≤ (e^ε q)^{(α−1)/α}`` (Mironov 2017, Prop. 10) for the post-processed
-      event "Bernoulli(ρ_i/v_1) = 1" gives ``h_i(x') ≥ (h_i^lo)^{α/(α−1)} e^{−ε(α, L)}``, so
-      ``radius_i = sup_α {L : ε(α, L) < (α/(α−1)) log h_i^lo − log τ}``.
+      event "Bernoulli(ρ_i/v_1) = 1" gives ``h_i(x') ≥ (h_i^lo)^{α/(α−1)} e^{−ε(α, L)}``; for
+      its complement it gives ``1 − h_i(x') ≤ (e^{ε(α, L)} (1 − h_i^lo))^{(α−1)/α}``. Both are
+      sound, so ``radius_i = sup_α max {L : ε(α, L) < (α/(α−1)) log h_i^lo − log τ},
+      {L : ε(α, L) < (α/(α−1)) log(1 − τ) − log(1 − h_i^lo)}`` (the complement reaches the
+      exact one-dimensional Laplace radius as α → ∞; see :func:`_rdp_radii`).
 
     Args:
         stats: per-cell statistics (bounded values, ``value_bound = v_1``).
@@ -112,6 +115,20 @@ def stays_important(stats: CellStats, noise: Noise, tau: float = 0.5, eta: float
 
 
 def _rdp_radii(lower, tau, noise, norm, dim, alphas):
+    """Per-cell radii from RDP probability preservation, the larger of two sound bounds.
+
+    With ``ε = ε(α, L)`` and ``E`` the post-processed event "Bernoulli(ρ_i/v_1) = 1"
+    (``P_x(E) = h ≥ h^lo``), Mironov's Prop. 10 in both directions (the noise is symmetric, so
+    ``D_α`` is the same for ``x → x'`` and ``x' → x``) gives two valid conditions for
+    ``h(x') > τ``:
+
+    * the event: ``h(x') ≥ (h^lo)^{α/(α−1)} e^{−ε} > τ`` ⇔ ``ε < α/(α−1) log h^lo − log τ``;
+    * its complement: ``1 − h(x') ≤ (e^ε (1 − h^lo))^{(α−1)/α} < 1 − τ`` ⇔
+      ``ε < α/(α−1) log(1 − τ) − log(1 − h^lo)``.
+
+    The complement is much tighter for ``h`` near 1 (as ``α → ∞`` it reaches the exact
+    one-dimensional Laplace radius); the event can win for ``h`` just above ``τ``.
+    """
     alphas = _alphas(alphas)
     values, inverse = np.unique(lower, return_inverse=True)   # at most T + 1 values for CP
     radii = np.zeros(values.size)
@@ -119,13 +136,16 @@ def _rdp_radii(lower, tau, noise, norm, dim, alphas):
     if live.any():
         v = values[live]
         a = alphas[None, :]
+        power = a / (a - 1.0)
         with np.errstate(divide="ignore"):
-            budget = a / (a - 1.0) * np.log(v)[:, None] - math.log(tau)   # ε must stay below this
+            event = power * np.log(v)[:, None] - math.log(tau)                  # ε must stay below
+            complement = power * math.log1p(-tau) - np.log1p(-v)[:, None]
+        budget = np.concatenate([event, complement], axis=1)
         budget = np.where(np.isposinf(budget), np.inf, budget)
         ok = budget > 0
         r = np.zeros(budget.shape)
         if ok.any():
-            aa = np.broadcast_to(a, budget.shape)[ok]
+            aa = np.broadcast_to(np.concatenate([a, a], axis=1), budget.shape)[ok]
             r[ok] = np.asarray(noise.radius_for_epsilon(aa, budget[ok], norm=norm, dim=dim), dtype=float)
         radii[live] = r.max(1)
         radii[live & (values >= 1.0)] = np.inf

@@ -21,6 +21,7 @@ import torch
 from ..smoothing import model_device
 
 from . import memory as M
+from .policy import attribution_batch
 
 __all__ = ["device_of", "batch_size", "precision", "bf16_agrees"]
 
@@ -43,10 +44,7 @@ def batch_size(model, x: torch.Tensor, attribution: str, default: int, free: int
         free, _ = torch.cuda.mem_get_info(dev)
     cost = M.JobCost("map", getattr(model, "name", ""), int(x.shape[-1]), batch=1)
     per = cost.factor * M.PER_SAMPLE_224
-    size = int(max(1, min(cap, (free / 2 - M.FIXED) // per)))
-    if attribution == "integrated_gradients":
-        size = max(1, size // 8)
-    return size
+    return attribution_batch(int(max(1, min(cap, (free / 2 - M.FIXED) // per))), attribution)
 
 
 def bf16_agrees(model, x: torch.Tensor, samples: int = 16, cell: int = 16) -> bool:

@@ -12,7 +12,7 @@ gradient, following method.md §2–§7:
 2. **accuracy** — top-k intersection between a ``T``-sample map and a high-``T`` reference.
 3. **certificates** — certified ℓ2 radius versus β for pixel and patch cells, and the time to
    certify a map.
-4. **speed** — the benchmarks' ``measure`` functions (``bench/smoothing.py``, ``bench/attack.py``).
+4. **speed** — the ``measure`` functions of :mod:`rrs.benchmarks` (printed by ``bench/smoothing.py``, ``bench/attack.py``).
 
 Layout: :mod:`~rrs.study.config` (settings, presets, images), :mod:`~rrs.study.jobs` (the job
 grid, keys, seeds, one function per job kind), :mod:`~rrs.study.store` (the job store),

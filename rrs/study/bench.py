@@ -1,5 +1,6 @@
-"""The speed experiment: the project's benchmarks (``bench/smoothing.py``, ``bench/attack.py``)
-run in-process through their ``measure`` functions, whose returned numbers become rows.
+"""The speed experiment: the speed measurements of :mod:`rrs.benchmarks` (the ones
+``bench/smoothing.py`` and ``bench/attack.py`` print) run in-process through their ``measure``
+functions, whose returned numbers become rows.
 
 Contract of a benchmark module: ``measure(quick: bool = False, ...) -> {..., "rows": [{"name":
 str, <number>: float, ...}, ...]}`` and ``print_table(result)`` (what its ``main`` prints).
@@ -11,38 +12,20 @@ from ``measure``).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
-import sys
 import time
-from pathlib import Path
 
-from .jobs import row
+from ..benchmarks import attack, smoothing
+from .store import row
 
-__all__ = ["BENCH_DIR", "SCRIPTS", "METRICS", "load_benchmark", "rows_from_measure", "speed_rows"]
+__all__ = ["BENCHMARKS", "SCRIPTS", "METRICS", "rows_from_measure", "speed_rows"]
 
-BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
-SCRIPTS = ("smoothing", "attack")
+#: The measurements by name (the study's ``certificate`` column says ``"<name>: <row>"``).
+BENCHMARKS = {"smoothing": smoothing, "attack": attack}
+SCRIPTS = tuple(BENCHMARKS)
 #: Per benchmark: its row keys → the study's metric names (keys not listed keep their name).
 METRICS = {"smoothing": {},
            "attack": {"cpu_s": "cpu_seconds", "wall_s": "wall_seconds", "ratio": "ratio_to_gradient_cpu"}}
-
-
-def load_benchmark(name: str):
-    """The module ``bench/<name>.py`` of this checkout (``bench`` is not an installed package)."""
-    path = BENCH_DIR / f"{name}.py"
-    module_name = f"bench.{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-    return module
 
 
 def rows_from_measure(job: dict, script: str, result: dict) -> list[dict]:
@@ -57,15 +40,13 @@ def rows_from_measure(job: dict, script: str, result: dict) -> list[dict]:
 
 
 def speed_rows(job: dict, scripts=SCRIPTS, quick: bool = False) -> list[dict]:
-    """Run each benchmark present in ``bench/`` and return its rows (a failing benchmark gives a
+    """Run each measurement of ``scripts`` and return its rows (a failing benchmark gives a
     ``bench_failed`` row with the error, so a long study still finishes)."""
     rows = []
     for script in scripts:
-        if not (BENCH_DIR / f"{script}.py").exists():
-            continue
         t0 = time.perf_counter()
         try:
-            module = load_benchmark(script)
+            module = BENCHMARKS[script]
             result = module.measure(quick=quick)
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed):

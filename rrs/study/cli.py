@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import _positive_int
+from ..cliargs import positive_int
 from .config import EXPERIMENTS, METHOD_NAMES, PRESETS, config_for
 from .jobs import build_jobs, estimate_cost, job_key
 from .runner import run_evaluation
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--images", nargs="+", default=None,
                         help="bundled sample names, image files or folders of images, or one number = "
                              "the first N images of the preset")
-    parser.add_argument("--seeds", type=_positive_int, default=None, help="repetitions per setting")
+    parser.add_argument("--seeds", type=positive_int, default=None, help="repetitions per setting")
     parser.add_argument("--T", dest="T_values", type=int, nargs="+", default=None,
                         help="noise-sample counts for the robustness- and accuracy-versus-T experiments "
                              "(default: the preset's)")
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="also run the benchmarks bench/smoothing.py and bench/attack.py (default: full preset only)")
     parser.add_argument("--no-bench", dest="bench", action="store_false")
     parser.add_argument("--notes", default=None, help="free text recorded with this run (e.g. machine load)")
-    parser.add_argument("--threads", type=_positive_int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch threads per job (default: 1 for the tiny model, else torch's default)")
     parser.add_argument("--dry-run", action="store_true",
                         help="only print the number of jobs (and how many are stored) and the estimated cost")

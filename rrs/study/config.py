@@ -80,7 +80,7 @@ class EvalConfig:
             two halves whose agreement is also reported).
         cert_*: the certificate grid (ℓ2, failure probability ``cert_eta``; ``cert_seeds``
             repetitions, ``None`` = ``seeds``).
-        bench: run the speed benchmarks (``bench/smoothing.py``, ``bench/attack.py``).
+        bench: run the speed measurements (:mod:`rrs.benchmarks`, printed by ``bench/smoothing.py``, ``bench/attack.py``).
     """
 
     model: str = "efficientnet-lite0"

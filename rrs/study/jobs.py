@@ -25,10 +25,12 @@ import torch
 from ..metrics import tie_aware_intersection, topk_intersection
 from ..settings import L2, AttackSettings, CertifySettings, MapSettings
 from .config import METHOD_NAMES, SMOOTHED, EvalConfig, EvaluationError
+from .bench import speed_rows
 from .inputs import get_image, get_model, resolve_device
+from .store import row
 
 __all__ = ["SCHEMAS", "job_key", "derive_seed", "map_settings", "build_jobs", "estimate_cost", "run_job",
-           "describe", "row", "torch_threads"]
+           "describe", "torch_threads"]
 
 #: Per job kind: bump when a job's meaning changes, so stored results of the old meaning are not
 #: reused. Floor/attack/accuracy 3 and certify 2: noise seeds ``s``/``s + 1`` from MapSettings.seed
@@ -177,17 +179,6 @@ def describe(job: dict) -> str:
 
 # ------------------------------------------------------------------------------ rows
 
-def row(job: dict, experiment: str, metric: str, value, **extra) -> dict:
-    """One result row: the setting's columns, the metric and its value (plus ``extra``)."""
-    m, a = job.get("map", {}), job.get("attack", {})
-    r = {"experiment": experiment, "image": job.get("image"), "method": job.get("method"),
-         "cell": m.get("cell"), "T": m.get("samples"), "seed": job.get("seed"), "norm": a.get("norm"),
-         "budget": a.get("epsilon"), "attack": job.get("strength"), "certificate": None, "beta": None,
-         "metric": metric, "value": None if value is None else float(value)}
-    r.update(extra)
-    return r
-
-
 def _prepare(job: dict, device: str, image_array=None):
     """Model, image ``(3, S, S)`` on the model's device, predicted class ``(1,)`` and settings."""
     from ..smoothing import model_device, predict_target
@@ -253,10 +244,14 @@ def _job_certify(job, device, image_array=None):
     from ..smoothing import smooth
     model, x, target, settings = _prepare(job, device, image_array)
     cs = CertifySettings.from_dict(job["certify"])
+    if cs.scheme != "bonferroni":
+        # One batch of T samples per job; the selection scheme would need its own selection batch.
+        raise EvaluationError(f"the study certifies with the Bonferroni scheme only, got scheme={cs.scheme!r} "
+                              "(for the selection scheme use `python -m rrs certify --scheme selection`)")
     res = smooth(model, x[None], settings, target=target)
     k = settings.k_for(res.map[0].numel())
     t0 = time.perf_counter()
-    rep = certify(res.stats(0), k, res.noise, cs.replace(scheme="bonferroni"), rrs_map=settings.method == "rrs")
+    rep = certify(res.stats(0), k, res.noise, cs, rrs_map=settings.method == "rrs")
     cert_seconds = time.perf_counter() - t0
     extra = {"k": k, "n_cells": res.map[0].numel(), "norm": cs.norm.key}
     rows = []
@@ -276,7 +271,6 @@ def _job_certify(job, device, image_array=None):
 
 
 def _job_speed(job, device, image_array=None):
-    from .bench import speed_rows
     return speed_rows(job)
 
 

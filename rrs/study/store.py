@@ -3,7 +3,7 @@
 Files are written atomically with :func:`rrs.jsonio.write` (a crash never leaves half a file);
 a damaged or foreign file is treated as missing and recomputed. ``rrs.jsonio`` writes
 non-finite numbers as the strings ``"inf"``, ``"-inf"`` and ``"nan"``; :func:`load_job` turns
-row values back into floats.
+row values back into floats. :func:`row` builds one result row (the columns every table uses).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import jsonio
 
 __all__ = ["job_path", "save_job", "load_job", "append_run", "read_runs", "rows_frame", "load_rows",
-           "load_summary", "DEFAULT_RESULTS"]
+           "load_summary", "DEFAULT_RESULTS", "row"]
 
 #: The repository's stored study (docs/results), the default of the readers below.
 DEFAULT_RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
@@ -100,3 +100,14 @@ def load_summary(path=None):
     except (OSError, ValueError):
         return None
     return df if len(df) else None
+
+
+def row(job: dict, experiment: str, metric: str, value, **extra) -> dict:
+    """One result row: the setting's columns, the metric and its value (plus ``extra``)."""
+    m, a = job.get("map", {}), job.get("attack", {})
+    r = {"experiment": experiment, "image": job.get("image"), "method": job.get("method"),
+         "cell": m.get("cell"), "T": m.get("samples"), "seed": job.get("seed"), "norm": a.get("norm"),
+         "budget": a.get("epsilon"), "attack": job.get("strength"), "certificate": None, "beta": None,
+         "metric": metric, "value": None if value is None else float(value)}
+    r.update(extra)
+    return r

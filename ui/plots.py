@@ -1,6 +1,6 @@
 """Figures for the app: interactive plotly builders and matplotlib PNG renderers.
 
-One look everywhere (the project's ``ui.md``): a single perceptually uniform sequential
+One look everywhere (shared with the PNG figures, :mod:`rrs.figures`): a single perceptually uniform sequential
 colormap (viridis) for every attribution or radius heatmap, shared colour scales inside a
 comparison, and colour-blind-safe categorical overlays from the Okabe–Ito palette
 (blue = certified, orange = in the top-k but not certified, grey = lost under attack).
@@ -18,6 +18,8 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 import torch
+
+from rrs.figures import new_figure, png_bytes
 
 __all__ = ["COLORSCALE", "OVERLAY_SCALE", "CMAP", "CERTIFIED", "TOPK", "LOST", "PALETTE", "to_uint8",
            "display_scale", "mask_outline", "map_figure", "region_figure", "radius_figure",
@@ -233,8 +235,10 @@ def region_figure(image, categories, cell: int, opacity: float = 0.55, title: st
 
 
 def radius_figure(image, radii, cell: int, opacity: float = 0.75, zmax: float | None = None,
-                  title: str | None = None, height: int = 380, unit: str = "ℓ2") -> go.Figure:
-    """Per-cell certified radius as a heatmap over the image (NaN cells are not drawn)."""
+                  title: str | None = None, height: int = 380, unit: str = "ℓ2",
+                  estimate: bool = False) -> go.Figure:
+    """Per-cell radius as a heatmap over the image (NaN cells are not drawn); ``estimate``: the
+    radii are plug-in estimates, not certificates, and the colour bar says so."""
     img = to_uint8(image)
     r = np.asarray(radii, dtype=float)
     rows, cols = r.shape
@@ -247,7 +251,8 @@ def radius_figure(image, radii, cell: int, opacity: float = 0.75, zmax: float | 
         z=r, zmin=0, zmax=zmax if zmax > 0 else 1.0, colorscale=COLORSCALE, opacity=float(opacity),
         customdata=_cell_customdata(rows, cols),
         hovertemplate="cell row %{customdata[0]}, col %{customdata[1]}<br>radius %{z:.3g}<extra></extra>",
-        colorbar=dict(title=dict(text=f"certified<br>radius ({unit})", side="right"), thickness=12, len=0.9),
+        colorbar=dict(title=dict(text=(f"estimated radius<br>({unit}, plug-in)" if estimate
+                                       else f"certified<br>radius ({unit})"), side="right"), thickness=12, len=0.9),
         **_cell_axes(rows, cols, cell)))
     return _image_layout(fig, height, title, size=img.shape[:2])
 
@@ -369,22 +374,6 @@ def _hwc(x) -> np.ndarray:
 
 # ------------------------------------------------------------- matplotlib PNG exports
 
-def _figure(width_in: float, height_in: float):
-    # The object API (Figure + Agg canvas), never pyplot: no global state, so several app
-    # sessions can render at once from their own threads.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(width_in, height_in))
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight")
-    return buf.getvalue()
-
-
 def _outline_mpl(ax, mask, cell, color, width=1.6):
     xs, ys = mask_outline(mask, cell)
     ax.plot([np.nan if v is None else v for v in xs], [np.nan if v is None else v for v in ys],
@@ -405,7 +394,7 @@ def maps_png(image, panels: list[dict], cell: int, opacity: float = 0.6, columns
     n = len(panels)
     columns = columns or min(n, 4)
     nrows = math.ceil(n / columns)
-    fig = _figure(3.3 * columns, 3.5 * nrows)
+    fig = new_figure(3.3 * columns, 3.5 * nrows, layout=None)
     axes = fig.subplots(nrows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
@@ -455,13 +444,13 @@ def maps_png(image, panels: list[dict], cell: int, opacity: float = 0.6, columns
         fig.suptitle(suptitle, fontsize=12)
     if footer:
         fig.text(0.01, 0.0, footer, fontsize=7, color="#555555", va="top", wrap=True)
-    return _png(fig)
+    return png_bytes(fig, dpi=130, tight=True)
 
 
 def curves_png(series: list[dict], x_title: str, y_title: str, title: str | None = None,
                log_x: bool = False, reverse_x: bool = False, footer: str | None = None) -> bytes:
     """Lines (``name``, ``x``, ``y``, optional ``dash``/``color``) as one PNG."""
-    fig = _figure(6.4, 3.8)
+    fig = new_figure(6.4, 3.8, layout=None)
     ax = fig.subplots()
     for i, s in enumerate(series):
         dash = s.get("dash")
@@ -482,13 +471,13 @@ def curves_png(series: list[dict], x_title: str, y_title: str, title: str | None
         ax.set_title(title, fontsize=11)
     if footer:
         fig.text(0.01, -0.02, footer, fontsize=7, color="#555555", va="top", wrap=True)
-    return _png(fig)
+    return png_bytes(fig, dpi=130, tight=True)
 
 
 def bars_png(categories: list[str], series: list[dict], y_title: str = "top-k intersection",
              title: str | None = None, footer: str | None = None) -> bytes:
     """Grouped bars as one PNG (same data as :func:`bars_figure`)."""
-    fig = _figure(6.4, 3.8)
+    fig = new_figure(6.4, 3.8, layout=None)
     ax = fig.subplots()
     n = max(1, len(series))
     width = 0.8 / n
@@ -506,7 +495,7 @@ def bars_png(categories: list[str], series: list[dict], y_title: str = "top-k in
         ax.set_title(title, fontsize=11)
     if footer:
         fig.text(0.01, -0.05, footer, fontsize=7, color="#555555", va="top", wrap=True)
-    return _png(fig)
+    return png_bytes(fig, dpi=130, tight=True)
 
 
 def image_png(image) -> bytes:
