@@ -3,11 +3,12 @@
 Streamlit modules: :mod:`ui.state` (session keys, settings kept across pages, uploads),
 :mod:`ui.sidebar` (page frame, image, model, device, fast preset), :mod:`ui.caching`
 (``st.cache_resource`` models, ``st.cache_data`` results keyed by settings objects),
-:mod:`ui.widgets` (settings controls, metric cards, figures, exports, ``with_progress``) and
-:mod:`ui.runs` (long work: predicted time, progress, Stop, the provenance line).
+:mod:`ui.widgets` (settings controls, metric cards, figures, exports, ``with_progress``),
+:mod:`ui.runs` (long work: predicted time, progress, Stop, the provenance line) and
+:mod:`ui.certify_view` (the Certify page's sections).
 Plain Python (no streamlit, usable from tests and scripts): :mod:`ui.compute` (the results
-the pages show), :mod:`ui.certify` (the Certify page's anytime run, views, suggestions,
-"try to break it"), :mod:`ui.jobs` (heavy work through the process-wide scheduler),
+the pages show), :mod:`ui.certify` (the Certify page's app layer: scheme labels,
+predicted time, radius slider, status line, export record; the workflow is :mod:`rrs.workflows`), :mod:`ui.jobs` (heavy work through the process-wide scheduler),
 :mod:`ui.story` (sentences computed from the numbers they describe), :mod:`ui.plots` (plotly
 figures and the app's PNG exports), :mod:`ui.budgets` (what the app computes in one request)
 and :mod:`ui.export` (JSON and CSV files).
