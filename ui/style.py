@@ -17,17 +17,29 @@ from __future__ import annotations
 
 import streamlit as st
 
-MIN_FIGURE_PX = 260        # a column with a figure; the figure inside is ≥ 240 px after padding
+MIN_FIGURE_PX = 260        # a column with an image; the image inside is ≥ 240 px after padding
+MIN_CHART_PX = 350         # a column with a plotly map: its colour bar takes ~100 px of it
 PRESENTER_FONT_PX = 16     # readable from the back of a classroom
 
 _FIGURE = '[data-testid="stImage"], [data-testid="stPlotlyChart"]'
 
 CSS = f"""
 <style>
-/* a row whose columns hold figures wraps rather than shrinking them below {MIN_FIGURE_PX}px */
+/* a row whose columns hold figures wraps rather than shrinking them (a map beside its colour
+   bar needs {MIN_CHART_PX}px to be 240 px wide itself) */
 [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] :is({_FIGURE})) {{ flex-wrap: wrap; }}
-[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has(:is({_FIGURE})) {{
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stImage"]):not(:has([data-testid="stButton"])) {{
   min-width: min({MIN_FIGURE_PX}px, 100%) !important;
+}}
+/* (a gallery thumbnail with its pick button is a button, not a figure: four stay in a row)
+   an image alone in its row is not blown up past the screen's height */
+[data-testid="stMain"] [data-testid="stImage"] img {{ max-height: 62vh; object-fit: contain; }}
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stPlotlyChart"]) {{
+  min-width: min({MIN_CHART_PX}px, 100%) !important;
+}}
+/* a projector's 1024 px: the page's side margins go to the figures */
+@media (max-width: 1280px) {{
+  [data-testid="stMainBlockContainer"] {{ padding-left: 1.5rem !important; padding-right: 1.5rem !important; }}
 }}
 /* tables scroll inside their column; the page itself never scrolls sideways */
 [data-testid="stTable"] {{ max-width: 100%; overflow-x: auto; }}
