@@ -66,6 +66,33 @@ def tiny_server():
         yield url
 
 
+def test_a_cold_first_visit_shows_the_page_and_a_loading_line_while_the_model_loads(browser):  # noqa: F811
+    """A server that has loaded no model yet: the heading and "Loading the model" are on the
+    page before the model is ready (not a blank page), and the line goes once it is."""
+    from rrs.study.bench import load_benchmark
+
+    seen = """window.__seen = [];
+      new MutationObserver(() => {
+        const h1 = document.querySelector('h1'), text = document.body ? document.body.innerText : '';
+        if (text.includes('Loading the model')) window.__seen.push(h1 ? h1.innerText : '');
+      }).observe(document, {childList: true, subtree: true, characterData: true});"""
+    with load_benchmark("load").serve(model="tiny", budget=None) as (url, _pid):
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(WAIT)
+        page.add_init_script(seen)
+        try:
+            page.goto(url)
+            page.wait_for_selector(IDLE)
+            page.get_by_test_id("stMetric").first.wait_for()
+            headings = page.evaluate("window.__seen")
+            assert headings, "no loading line was shown while the model loaded"
+            assert "Robust interpretation maps" in headings, headings    # with the page's heading
+            assert "Loading the model" not in page.inner_text("body")   # and it is gone now
+        finally:
+            context.close()
+
+
 def _full_shot(page, name: str) -> None:
     """The viewport as the audience sees it, and the whole page at the same width."""
     page.screenshot(path=str(SHOTS / f"{name}.png"))
@@ -129,6 +156,8 @@ def test_every_page_fits_the_screen_and_every_figure_is_readable(tiny_server, br
         button(page, "chelsea").click()
         toast = page.get_by_test_id("stToast").first
         toast.wait_for()
+        page.locator("h1").first.scroll_into_view_if_needed()     # the title where it is read
+        page.wait_for_timeout(300)
         t, h = toast.bounding_box(), page.locator("h1").first.bounding_box()
         overlap = not (t["x"] > h["x"] + h["width"] or t["x"] + t["width"] < h["x"]
                        or t["y"] > h["y"] + h["height"] or t["y"] + t["height"] < h["y"])

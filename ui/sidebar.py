@@ -181,8 +181,8 @@ def page(title: str, intro: str) -> Context:
     from fonts.gstatic.com, which an offline classroom cannot reach."""
     st.set_page_config(page_title=f"{title} · RRS robust interpretation maps", page_icon="🛡️",
                        layout="wide", initial_sidebar_state="expanded")
-    style.inject(presenter=style.presenter(title))
     state.resume([n for n, _ in list_samples()])
+    style.inject(presenter=style.presenter(title))
     state.enter_page(title)
     # the heading first: on a cold server the model takes seconds to load, and the page
     # should say so rather than stay blank
