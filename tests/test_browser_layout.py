@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from test_browser import CHROMIUM, ARGS, IDLE, browser, button, idle, nav  # noqa: F401
+from test_browser_story import LAYOUT_JS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
 SHOTS = Path(os.environ.get("RRS_LAYOUT_SHOTS", "/tmp/rrs_browser/layout"))
@@ -178,6 +179,7 @@ def test_every_page_fits_the_screen_and_every_figure_is_readable(tiny_server, br
                     m = page.evaluate(MEASURE)
                     report[f"Learn step {i}"] = m
                     problems += _check(m, f"Learn step {i} {width}×{height}", presenter=True)
+                    problems += [f"Learn step {i} {width}×{height}: {p}" for p in page.evaluate(LAYOUT_JS)]
                     _full_shot(page, f"learn{i}_{width}x{height}")
                     if i < 6:
                         button(page, "Next").click()
@@ -186,6 +188,7 @@ def test_every_page_fits_the_screen_and_every_figure_is_readable(tiny_server, br
             m = page.evaluate(MEASURE)
             report[name] = m
             problems += _check(m, f"{name} {width}×{height}")
+            problems += [f"{name} {width}×{height}: {p}" for p in page.evaluate(LAYOUT_JS)]
             _full_shot(page, f"{name.lower()}_{width}x{height}")
         for name, m in report.items():
             print(f"{name} {width}×{height}: figures {m['figures']} maps {m['maps']} min chart font {m['min_font']} "

@@ -8,7 +8,8 @@ What the rules guarantee (measured by ``tests/test_browser_layout.py``):
   :data:`MIN_FIGURE_PX`: below that the row wraps, so maps stay readable instead of
   shrinking to 160 px;
 - a table scrolls inside its column instead of running past the page's right edge;
-- button labels and headings wrap instead of being cut ("Compute the guara…");
+- button labels, metric labels and deltas, and headings wrap instead of being cut
+  ("Compute the guara…");
 - toasts appear at the bottom right, not over the page title;
 - in the presenter layout, chart text (ticks, legends, colour bars, titles) is at least
   :data:`PRESENTER_FONT_PX` and a metric's value stays larger than its label.
@@ -49,6 +50,9 @@ CSS = f"""
 [data-testid="stButton"] button, [data-testid="stDownloadButton"] button {{ height: auto; min-height: 2.5rem; }}
 [data-testid="stButton"] button p, [data-testid="stDownloadButton"] button p {{
   white-space: normal; overflow: visible; text-overflow: clip;
+}}
+[data-testid="stMetricLabel"] *, [data-testid="stMetricDelta"] * {{
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
 }}
 [data-testid="stMain"] h1, [data-testid="stMain"] h2, [data-testid="stMain"] h3 {{ overflow-wrap: anywhere; }}
 /* toasts at the bottom right: at the top they cover the page title on a 1024-px screen */
