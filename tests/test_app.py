@@ -53,6 +53,13 @@ def number(text: str) -> float:
     return float(m.group())
 
 
+def image_uploader(at: AppTest):
+    """The sidebar's image uploader (a new, empty widget with a new key after every file)."""
+    ups = [u for u in at.file_uploader if str(u.key).startswith("sb_upload")]
+    assert len(ups) == 1, [u.key for u in at.file_uploader]
+    return ups[0]
+
+
 def charts(at: AppTest) -> int:
     return len(at.get("plotly_chart"))
 
@@ -169,7 +176,7 @@ def test_fast_preset_changes_page_defaults():
 def test_upload_becomes_the_image_everywhere():
     data = shapes_png(0)
     at = new_app()
-    at.file_uploader(key="sb_upload").set_value(("circle.png", data, "image/png")).run()
+    image_uploader(at).set_value(("circle.png", data, "image/png")).run()
     ok(at)
     assert any("Using your upload" in c.value and "circle.png" in c.value for c in at.sidebar.caption)
     model = tiny_model()
@@ -208,7 +215,7 @@ def test_bad_uploads_give_a_clear_message_and_keep_the_session(name, data, needl
                 + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
     at = new_app()
     before = metrics(at)["Prediction"].value
-    at.file_uploader(key="sb_upload").set_value((name, data, "image/png")).run()
+    image_uploader(at).set_value((name, data, "image/png")).run()
     ok(at)
     errors = [e.value for e in at.error]
     assert errors, "a bad upload must show an error in the page"
@@ -220,7 +227,7 @@ def test_bad_uploads_give_a_clear_message_and_keep_the_session(name, data, needl
     ok(at)
     assert charts(at) >= 1
     # a good upload afterwards clears the error
-    at.file_uploader(key="sb_upload").set_value(("ok.png", shapes_png(1), "image/png")).run()
+    image_uploader(at).set_value(("ok.png", shapes_png(1), "image/png")).run()
     ok(at)
     assert not at.error
 

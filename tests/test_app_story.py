@@ -18,7 +18,7 @@ from rrs.timing import RATES, sample_key
 from ui import compute as C
 from ui import state as S
 
-from test_app import charts, metrics, new_app, ok, png_bytes, shapes_png, tiny_model
+from test_app import charts, image_uploader, metrics, new_app, ok, png_bytes, shapes_png, tiny_model
 
 NUMBER = r"\d+(?:\.\d+)?(?:e-?\d+)?"
 
@@ -94,9 +94,9 @@ def test_learn_step6_title_caption_and_text_state_the_same_radius_and_count():
 
 def test_replacing_a_good_upload_with_a_bad_file_says_what_is_shown_once_and_a_sample_pick_clears_it():
     at = new_app()
-    at.file_uploader(key="sb_upload").set_value(("good.png", shapes_png(0), "image/png")).run()
+    image_uploader(at).set_value(("good.png", shapes_png(0), "image/png")).run()
     good = metrics(at)["Prediction"].value
-    at.file_uploader(key="sb_upload").set_value(("broken.png", b"not an image" * 20, "image/png")).run()
+    image_uploader(at).set_value(("broken.png", b"not an image" * 20, "image/png")).run()
     ok(at)
     errors = [e.value for e in at.error]
     assert len(errors) == 1, errors                                   # shown once, not in two places
@@ -109,11 +109,11 @@ def test_replacing_a_good_upload_with_a_bad_file_says_what_is_shown_once_and_a_s
     assert any("chelsea" in s.value for s in at.success)
 
 
-def test_a_bad_file_after_the_upload_was_removed_says_the_sample_is_shown_and_offers_the_upload_back():
+def test_a_bad_file_after_going_back_to_the_sample_says_the_sample_is_shown_and_offers_the_upload_back():
     at = new_app()
-    at.file_uploader(key="sb_upload").set_value(("good.png", shapes_png(0), "image/png")).run()
-    at.file_uploader(key="sb_upload").set_value(None).run()            # the browser's "replace" clears first
-    at.file_uploader(key="sb_upload").set_value(("tiny.png", png_bytes(np.zeros((4, 4, 3), np.uint8)),
+    image_uploader(at).set_value(("good.png", shapes_png(0), "image/png")).run()
+    at.button(key="sb_back_to_sample").click().run()   # the uploader is an inbox: this is the way back
+    image_uploader(at).set_value(("tiny.png", png_bytes(np.zeros((4, 4, 3), np.uint8)),
                                                  "image/png")).run()
     ok(at)
     errors = [e.value for e in at.error]

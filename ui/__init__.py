@@ -4,8 +4,8 @@ Streamlit modules: :mod:`ui.state` (session keys, settings kept across pages, up
 :mod:`ui.sidebar` (page frame, image, model, device, fast preset), :mod:`ui.caching`
 (``st.cache_resource`` models, ``st.cache_data`` results keyed by settings objects),
 :mod:`ui.widgets` (settings controls, metric cards, figures, exports, ``with_progress``),
-:mod:`ui.runs` (long work: predicted time, progress, Stop, the provenance line) and
-:mod:`ui.certify_view` (the Certify page's sections).
+:mod:`ui.runs` (long work: predicted time, progress, Stop, the provenance line),
+:mod:`ui.style` (the projector stylesheet, injected once per page) and :mod:`ui.certify_view` (the Certify page's sections).
 Plain Python (no streamlit, usable from tests and scripts): :mod:`ui.compute` (the results
 the pages show), :mod:`ui.certify` (the Certify page's app layer: scheme labels,
 predicted time, radius slider, status line, export record; the workflow is :mod:`rrs.workflows`), :mod:`ui.jobs` (heavy work through the process-wide scheduler),

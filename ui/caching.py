@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections import Counter, OrderedDict
 
 import numpy as np
 import streamlit as st
@@ -52,13 +53,23 @@ def settle_heap() -> bool:
         return True
 
 
+_LOADED: set = set()
+
+
 @st.cache_resource(show_spinner="Loading the model …", max_entries=6)
 def get_model(name: str) -> torch.nn.Module:
     """A registered model (:func:`rrs.models.load_model`), loaded once per server and shared
     read-only between sessions."""
     model = models.load_model(name)  # eval mode, no parameter gradients (rrs.models)
     settle_heap()
+    _LOADED.add(name)
     return model
+
+
+def model_loaded(key: str) -> bool:
+    """Whether the registry model ``key`` has been loaded by this server (a user's model, or
+    one evicted from the cache, may still take a moment)."""
+    return key in _LOADED or key.startswith("user:")
 
 
 @st.cache_resource(show_spinner="Loading your model …", max_entries=4)
@@ -109,11 +120,17 @@ def noise_preview(ctx, sigma: float, noise: str = "gaussian") -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- results
+
+#: How many times each cached result was computed in this server process (a cache hit does
+#: not count): a reload with the same settings must leave these unchanged.
+COMPUTED: Counter = Counter()
+
 # Entry limits keep the cache within a few hundred MB (a 224×224 pixel-cell map with its
 # statistics is ~2 MB).
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _predictions(model_key: str, digest: str, size: int, _model, _x, k: int):
+    COMPUTED["predictions"] += 1
     return models.predict_topk(_model, _x, k=min(k, _model.num_classes))
 
 
@@ -124,6 +141,7 @@ def predictions(ctx, k: int = 5) -> list[tuple[int, str, float]]:
 
 @st.cache_data(show_spinner=False, max_entries=96)
 def _map(model_key: str, digest: str, size: int, settings: MapSettings, _model, _x, _progress=None):
+    COMPUTED["map"] += 1
     return jobs.run("map", C.compute_map, _model, _x, settings, progress=_progress)
 
 
@@ -135,6 +153,7 @@ def map_result(ctx, settings: MapSettings, progress=None) -> C.MapResult:
 @st.cache_data(show_spinner=False, max_entries=256)
 def _certificate(model_key: str, digest: str, size: int, settings: MapSettings, certify: CertifySettings,
                  _map_result, _model=None):
+    COMPUTED["certificate"] += 1
     return jobs.certify(_model, _map_result, certify)
 
 
@@ -147,6 +166,7 @@ def certificate(ctx, map_result: C.MapResult, certify: CertifySettings) -> C.Cer
 @st.cache_data(show_spinner=False, max_entries=64)
 def _attack(model_key: str, digest: str, size: int, settings: MapSettings, attack: AttackSettings,
             _model, _x, _progress=None):
+    COMPUTED["attack"] += 1
     return jobs.run("attack", C.attack_method, _model, _x, settings, attack, progress=_progress, attack=attack)
 
 
@@ -159,6 +179,7 @@ def attack(ctx, settings: MapSettings, attack: AttackSettings, progress=None) ->
 @st.cache_data(show_spinner=False, max_entries=16)
 def _compare(model_key: str, digest: str, size: int, methods: tuple, ts: tuple, settings: MapSettings,
              attack: AttackSettings, certify: CertifySettings, _model, _x, _progress=None):
+    COMPUTED["compare"] += 1
     return jobs.run("compare", jobs.compare_job, _model, _x, settings, methods, ts, attack, certify,
                     progress=_progress, attack=attack)
 
@@ -202,3 +223,63 @@ def anytime_view(key, sampled, certify: CertifySettings):
     """:func:`rrs.workflows.certify.certify_sampled`, cached by the run key, the samples reached and
     the certificate settings (a norm or η change re-certifies without sampling again)."""
     return _anytime_view(key, sampled.samples_done, certify, sampled)
+
+
+# ------------------------------------------------------------------ reloads and reconnects
+# A reload or a dropped connection starts a new Streamlit session with an empty
+# ``st.session_state``. The URL carries the image, the model and a session token
+# (:mod:`ui.state`); these two server-wide stores give back what the token and the image
+# digest name. Both are bounded (least recently used entries go first).
+
+UPLOADS_KEPT = 50
+SESSIONS_KEPT = 200
+_LRU_LOCK = threading.Lock()
+
+
+@st.cache_resource(show_spinner=False)
+def _uploads() -> OrderedDict:
+    return OrderedDict()
+
+
+@st.cache_resource(show_spinner=False)
+def _sessions() -> OrderedDict:
+    return OrderedDict()
+
+
+def _lru_put(store: OrderedDict, key, value, limit: int) -> None:
+    with _LRU_LOCK:  # shared by every session's script thread
+        store.pop(key, None)
+        store[key] = value
+        while len(store) > limit:
+            store.popitem(last=False)
+
+
+def _lru_get(store: OrderedDict, key):
+    with _LRU_LOCK:
+        value = store.get(key)
+        if value is not None:
+            store.move_to_end(key)
+        return value
+
+
+def keep_upload(digest: str, name: str, data: bytes, size: tuple) -> None:
+    """Remember a valid upload by its digest (the 50 most recent), for ``?image=upload:<digest>``."""
+    _lru_put(_uploads(), digest, {"name": name, "digest": digest, "data": data, "size": tuple(size)},
+             UPLOADS_KEPT)
+
+
+def stored_upload(digest: str) -> dict | None:
+    """A remembered upload (``name``, ``digest``, ``data``, ``size``), or None."""
+    return _lru_get(_uploads(), digest)
+
+
+def save_session(token: str, values: dict) -> dict:
+    """Store a session's persistent state under ``token`` (the 200 most recent sessions);
+    returns the stored dict, which :func:`ui.state.widget` keeps up to date."""
+    _lru_put(_sessions(), token, values, SESSIONS_KEPT)
+    return values
+
+
+def saved_session(token: str) -> dict | None:
+    """The state last stored under ``token``, or None (unknown, or evicted)."""
+    return _lru_get(_sessions(), token)

@@ -17,7 +17,7 @@ import torch
 from rrs import models
 from rrs.images import IMAGE_SUFFIXES, list_samples
 
-from . import caching, state
+from . import caching, state, style
 from .compute import working_image
 from .budgets import device_label
 
@@ -101,9 +101,9 @@ def _image_section(sb):
     names = [n for n, _ in list_samples()]
     sample = state.widget(sb.selectbox, "Sample image", "sb_sample", DEFAULT_SAMPLE, options=names,
                           on_change=state.use_samples, help="Bundled public-domain images (see assets/samples).")
-    up = sb.file_uploader("…or upload your own", type=IMAGE_TYPES, key="sb_upload",
-                          help="PNG, JPEG, WebP, BMP, GIF or TIFF, up to 25 MB and 40 megapixels.")
-    state.process_upload(up)
+    key = state.upload_key()
+    sb.file_uploader("…or upload your own", type=IMAGE_TYPES, key=key, on_change=state.process_upload,
+                     args=(key,), help="PNG, JPEG, WebP, BMP, GIF or TIFF, up to 25 MB and 40 megapixels.")
     upload = state.upload_in_use()
     if upload:
         loaded = caching.load_upload(upload["digest"], upload["name"], upload["data"])
@@ -138,13 +138,18 @@ def _model_section(sb) -> str:
     return key
 
 
-def sidebar() -> Context:
-    """Draw the shared sidebar (page links, image, model, speed) and return the page context."""
+def sidebar(loading=None) -> Context:
+    """Draw the shared sidebar (page links, image, model, speed) and return the page context.
+    ``loading``: a placeholder on the page that says so while a model loads (the first visit
+    after a server start)."""
     sb = st.sidebar
     for path, label, icon, _ in PAGES:
         sb.page_link(path, label=label, icon=icon)
     loaded, name, digest, source = _image_section(sb)
     key = _model_section(sb)
+    if loading is not None and not caching.model_loaded(key):
+        loading.info(f"Loading the model ({model_label(key)}) … the first visit after a server start takes a "
+                     "few seconds; the page appears when it is ready.", icon=":material/hourglass_top:")
     try:
         model = _resolve_model(key)
     except (ValueError, RuntimeError, OSError) as e:
@@ -176,10 +181,17 @@ def page(title: str, intro: str) -> Context:
     from fonts.gstatic.com, which an offline classroom cannot reach."""
     st.set_page_config(page_title=f"{title} · RRS robust interpretation maps", page_icon="🛡️",
                        layout="wide", initial_sidebar_state="expanded")
+    state.resume([n for n, _ in list_samples()])
+    style.inject(presenter=style.presenter(title))
     state.enter_page(title)
-    ctx = sidebar()
+    # the heading first: on a cold server the model takes seconds to load, and the page
+    # should say so rather than stay blank
     st.title(title)
     st.markdown(intro)
+    loading = st.empty()
+    ctx = sidebar(loading)
+    loading.empty()
+    state.mirror_url(ctx.image_name, ctx.image_digest, ctx.source, ctx.model_key)
     _upload_error(ctx)
     return ctx
 

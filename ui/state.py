@@ -5,8 +5,18 @@ Keys are prefixed by their page (``explain_…``, ``certify_…``, ``attack_…`
 ``learn_…``; ``sb_…`` for sidebar widgets, ``sb.…`` for sidebar state that is not a widget),
 so pages never share state by accident. Streamlit forgets a widget's value when its page is
 not shown; :func:`widget` mirrors every value under ``keep.<key>`` and restores it.
+
+A reload or a reconnect starts a new session with an empty state: :func:`resume` restores
+it from the URL (``?image=…&model=…&s=<token>``, written by :func:`mirror_url`) and the
+server-side store the token names (:func:`ui.caching.saved_session`). What is kept is every
+key with a dot (``keep.…`` widget values, ``sb.upload``, finished runs such as
+``attack.done`` or ``certify.runs``) except the per-run ones in :data:`VOLATILE`.
 """
 from __future__ import annotations
+
+import copy
+import re
+import secrets
 
 import streamlit as st
 
@@ -18,6 +28,12 @@ from .compute import image_digest
 PAGE = "sb.page"                  # the title of the page drawn last
 PAGE_CHANGED = "sb.page_changed"  # this run draws a different page than the last run
 KEEP = "keep."
+TOKEN = "sb.token"                # this session's key in the server's session store (URL ``s``)
+UPLOAD_NONCE = "sb.upload_nonce"  # bumped after each processed upload: a new, empty widget
+
+#: State that belongs to one run or one connection and is never restored after a reload
+#: (a pending "run now" request would start work the user did not ask for again).
+VOLATILE = {PAGE, PAGE_CHANGED, TOKEN, "sb.upload_error", "sb.user_error", "home.picked", "certify.go"}
 
 #: Page settings that the "fast" preset changes: key -> (normal, fast).
 PRESET = {
@@ -65,6 +81,7 @@ def set_setting(key: str, value) -> None:
     """Change a page setting from code (e.g. a "try this" button's callback)."""
     st.session_state[KEEP + key] = value
     st.session_state[key] = value
+    _remember(KEEP + key, value)
 
 
 def widget(fn, label: str, key: str, default=None, *, options=None, **kwargs):
@@ -96,6 +113,7 @@ def widget(fn, label: str, key: str, default=None, *, options=None, **kwargs):
             st.session_state[key] = min(max(value, lo), hi)
     result = fn(label, key=key, **kwargs)
     st.session_state[KEEP + key] = result
+    _remember(KEEP + key, result)
     return result
 
 
@@ -160,24 +178,27 @@ def use_sample(name: str) -> None:
     use_samples()
 
 
-def process_upload(up) -> None:
-    """Validate a new image upload; on success it becomes the image, on failure the old one
-    stays and ``sb.upload_error`` says why.
+def upload_key() -> str:
+    """The image uploader's widget key: a new key (a new, empty widget) after every
+    processed file, so a refused file's name never stays in the widget and picking the same
+    file again is a new upload."""
+    n = int(st.session_state.get(UPLOAD_NONCE, 0))
+    return "sb_upload" if n == 0 else f"sb_upload{n}"
 
-    The uploader is a new, empty widget on every page; the upload stays in use across pages
-    and only counts as removed when the user clears it on the page where it was made."""
-    if st.session_state.get(PAGE_CHANGED):
-        st.session_state["sb.upload_id"] = None
+
+def process_upload(key: str) -> None:
+    """Callback of the image uploader (runs before the script): validate the new file; on
+    success it becomes the image, on failure the image in use stays (the previous upload or
+    the sample) and ``sb.upload_error`` says why. Either way the uploader is emptied.
+
+    One rule for every refused file: too large (in bytes or pixels), not an image, too
+    small. The uploader is only an inbox; the sidebar's "Use the sample" button goes back to
+    the samples. (A file over ``server.maxUploadSize`` never reaches the app: the widget
+    shows its own message and the image in use stays as well.)"""
+    up = st.session_state.get(key)
     if up is None:
-        if st.session_state.get("sb.upload_id") is not None:
-            # the user removed the file: go back to the samples
-            st.session_state["sb.upload_id"] = None
-            st.session_state.pop("sb.upload_error", None)
-            use_samples()
         return
-    if up.file_id == st.session_state.get("sb.upload_id"):
-        return
-    st.session_state["sb.upload_id"] = up.file_id
+    st.session_state[UPLOAD_NONCE] = int(st.session_state.get(UPLOAD_NONCE, 0)) + 1
     data = up.getvalue()
     digest = image_digest(data)
     try:
@@ -189,6 +210,7 @@ def process_upload(up) -> None:
     st.session_state["sb.upload"] = {"name": up.name, "digest": digest, "data": data,
                                      "size": tuple(loaded.size)}
     st.session_state["sb.source"] = "upload"
+    caching.keep_upload(digest, up.name, data, tuple(loaded.size))
 
 
 def upload_in_use() -> dict | None:
@@ -221,3 +243,67 @@ def process_user_weights() -> None:
 def user_model() -> dict | None:
     """The user's uploaded model (``key``, ``name``, ``arch``, ``digest``, ``data``), or None."""
     return st.session_state.get("sb.user_model")
+
+
+# ------------------------------------------------------------------ reloads and reconnects
+
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+def _persistent(key: str) -> bool:
+    return "." in key and key not in VOLATILE and not key.endswith(".go")
+
+
+def _remember(key: str, value) -> None:
+    """Write one persistent value through to this session's server-side store."""
+    token = st.session_state.get(TOKEN)
+    saved = caching.saved_session(token) if token else None
+    if saved is not None:
+        saved[key] = value
+
+
+def _restore_image(image: str | None, samples: list[str]) -> None:
+    if not image:
+        return
+    if image.startswith("upload:"):
+        up = caching.stored_upload(image.removeprefix("upload:"))
+        if up is not None:
+            st.session_state["sb.upload"] = dict(up)
+            st.session_state["sb.source"] = "upload"
+    elif image in samples:
+        st.session_state[KEEP + "sb_sample"] = image
+        st.session_state["sb.source"] = "sample"
+
+
+def resume(samples: list[str]) -> None:
+    """At the start of every run: on a session's first run (a new tab, a reload, a
+    reconnect), restore the state saved under the URL's token ``s``, then the image
+    (``image=<sample>`` or ``image=upload:<digest>``) and ``model`` the URL names; on later
+    runs, save the persistent state under this session's token.
+
+    A restored session gets a token of its own (a shared link never ties two sessions
+    together); containers are copied for the same reason."""
+    token = st.session_state.get(TOKEN)
+    if token is None:
+        params = st.query_params
+        old = params.get("s", "")
+        saved = caching.saved_session(old) if _TOKEN_RE.match(old or "") else None
+        for k, v in (saved or {}).items():
+            if k not in st.session_state:
+                st.session_state[k] = copy.copy(v) if isinstance(v, (dict, set, list)) else v
+        _restore_image(params.get("image"), samples)
+        if params.get("model"):
+            st.session_state[KEEP + "sb_model"] = params.get("model")
+        token = secrets.token_urlsafe(12)
+        st.session_state[TOKEN] = token
+    caching.save_session(token, {k: v for k, v in st.session_state.to_dict().items() if _persistent(k)})
+
+
+def mirror_url(image_name: str, image_digest: str, source: str, model_key: str) -> None:
+    """Write the image, the model and the session token into the URL (only what changed:
+    each write is a message to the browser)."""
+    want = {"image": f"upload:{image_digest}" if source == "upload" else image_name,
+            "model": model_key, "s": st.session_state[TOKEN]}
+    for k, v in want.items():
+        if st.query_params.get(k) != v:
+            st.query_params[k] = v

@@ -20,7 +20,7 @@ from rrs.compute.scheduler import Cancelled
 from rrs.methods import METHODS
 from rrs.settings import L1, L2, LINF, Norm
 
-from . import caching
+from . import caching, style
 from .state import widget
 
 #: The norm choices of certificates (``format_func=norm_label``).
@@ -235,7 +235,7 @@ def metric(container, label: str, value, delta=None, help: str | None = None, go
 
 def figure(fig, key: str, caption: str) -> None:
     """A plotly figure with its one-line caption."""
-    st.plotly_chart(fig, key=key, config={"displaylogo": False, "scrollZoom": False,
+    st.plotly_chart(style.screen_figure(fig), key=key, config={"displaylogo": False, "scrollZoom": False,
                                           "modeBarButtonsToRemove": ["select2d", "lasso2d"]})
     st.caption(caption)
 

@@ -1,0 +1,256 @@
+"""Every page on a projector (1024×768) and a laptop (1440×900), in Debian's chromium, on the
+tiny model (issue 19, item 3), and a session that survives a reload (item 1).
+
+Measured on every page after its main action ran: the width of every figure (images and
+plotly charts, ≥ 240 px), horizontal overflow of the document and of every table, cut
+button labels, and in Learn's presenter layout the smallest chart text (≥ 16 px). Every
+page is photographed at both sizes (``RRS_LAYOUT_SHOTS``, default /tmp/rrs_browser/layout).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from test_browser import CHROMIUM, ARGS, IDLE, browser, button, idle, nav  # noqa: F401
+from test_browser_story import LAYOUT_JS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
+SHOTS = Path(os.environ.get("RRS_LAYOUT_SHOTS", "/tmp/rrs_browser/layout"))
+WAIT = 300_000
+MIN_FIGURE = 240
+MIN_PRESENTER_FONT = 16
+SIZES = [(1440, 900), (1024, 768)]
+
+MEASURE = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  const vis = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+  // figures: images and charts (a gallery thumbnail above its pick button is a button)
+  const thumb = e => { const col = e.closest('[data-testid="stColumn"]');
+                       return col && col.querySelector('[data-testid="stButton"]') && e.tagName === 'IMG'; };
+  const figs = [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stImage"] img,'
+                + '[data-testid="stMain"] [data-testid="stPlotlyChart"]')].filter(vis).filter(e => !thumb(e))
+      .map(e => Math.round(e.getBoundingClientRect().width));
+  // a map's own width: the plot area of a plotly image/heatmap (beside its colour bar)
+  const maps = [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stPlotlyChart"]')].filter(vis)
+      .filter(c => c.querySelector('g.imagelayer image, g.heatmaplayer, .hm'))
+      .map(c => Math.round(Math.min(...[...c.querySelectorAll('rect.nsewdrag')].map(r => r.getBoundingClientRect().width))));
+  const clipped = [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stPlotlyChart"]')].filter(vis)
+      .flatMap(c => { const box = c.getBoundingClientRect();
+                      return [...c.querySelectorAll('.gtitle, .g-gtitle text, .legendtext')]
+                          .filter(t => t.getBoundingClientRect().right > box.right + 1 || t.getBoundingClientRect().left < box.left - 1)
+                          .map(t => t.textContent); });
+  const texts = [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot text')]
+      .filter(t => t.textContent.trim() && vis(t))
+      .map(t => parseFloat(getComputedStyle(t).fontSize));
+  const tables = [...document.querySelectorAll('[data-testid="stDataFrame"], [data-testid="stTable"]')]
+      .filter(vis).map(t => { const col = t.closest('[data-testid="stColumn"]') || main;
+                              return Math.round(t.getBoundingClientRect().right - col.getBoundingClientRect().right); });
+  const cut = [...document.querySelectorAll('[data-testid="stMain"] button p')]
+      .filter(p => vis(p) && p.scrollWidth > p.clientWidth + 1).map(p => p.innerText);
+  return {figures: figs, maps: maps, clipped_titles: clipped, min_font: texts.length ? Math.min(...texts) : null,
+          overflow: document.documentElement.scrollWidth - window.innerWidth,
+          main_overflow: main.scrollWidth - main.clientWidth, table_excess: tables, cut_buttons: cut,
+          error_dialog: document.body.innerText.includes('Connection error')};
+}"""
+
+
+@pytest.fixture(scope="module")
+def tiny_server():
+    """``streamlit run`` of this checkout whose sessions start on the tiny model."""
+    from rrs.study.bench import load_benchmark
+
+    log = open(SHOTS / "streamlit.log", "w") if SHOTS.mkdir(parents=True, exist_ok=True) is None else None
+    with load_benchmark("load").serve(model="tiny", budget=None, log=log) as (url, _pid):
+        yield url
+
+
+def test_a_cold_first_visit_shows_the_page_and_a_loading_line_while_the_model_loads(browser):  # noqa: F811
+    """A server that has loaded no model yet: the heading and "Loading the model" are on the
+    page before the model is ready (not a blank page), and the line goes once it is."""
+    from rrs.study.bench import load_benchmark
+
+    seen = """window.__seen = [];
+      new MutationObserver(() => {
+        const h1 = document.querySelector('h1'), text = document.body ? document.body.innerText : '';
+        if (text.includes('Loading the model')) window.__seen.push(h1 ? h1.innerText : '');
+      }).observe(document, {childList: true, subtree: true, characterData: true});"""
+    with load_benchmark("load").serve(model="tiny", budget=None) as (url, _pid):
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(WAIT)
+        page.add_init_script(seen)
+        try:
+            page.goto(url)
+            page.wait_for_selector(IDLE)
+            page.get_by_test_id("stMetric").first.wait_for()
+            headings = page.evaluate("window.__seen")
+            assert headings, "no loading line was shown while the model loaded"
+            assert "Robust interpretation maps" in headings, headings    # with the page's heading
+            assert "Loading the model" not in page.inner_text("body")   # and it is gone now
+        finally:
+            context.close()
+
+
+def _full_shot(page, name: str) -> None:
+    """The viewport as the audience sees it, and the whole page at the same width."""
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    width = page.viewport_size["width"]
+    height = page.viewport_size["height"]
+    tall = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": width, "height": int(tall) + 40})
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(SHOTS / f"{name}_full.png"))
+    page.set_viewport_size({"width": width, "height": height})
+    page.wait_for_timeout(400)
+
+
+def _run_main_action(page, name: str) -> None:
+    if name == "Certify":
+        button(page, "Certify").click()
+        page.get_by_text(re.compile(r"Complete: T = ")).first.wait_for(timeout=WAIT)
+    elif name == "Attack":
+        button(page, "Run attack").click()
+        page.get_by_text(re.compile("computed now|from cache")).first.wait_for(timeout=WAIT)
+    elif name == "Compare":
+        button(page, "Run comparison").click()
+        page.get_by_text(re.compile("computed now|from cache")).first.wait_for(timeout=WAIT)
+    elif name == "Learn":
+        page.get_by_text("Presenter layout").first.click()
+    idle(page)
+    page.wait_for_timeout(800)      # plotly finishes drawing
+
+
+def _check(m: dict, where: str, presenter: bool = False) -> list[str]:
+    bad = []
+    if any(w < MIN_FIGURE for w in m["figures"] + m["maps"]):
+        bad.append(f"{where}: figures {m['figures']}, maps {m['maps']} (some below {MIN_FIGURE} px)")
+    if m["clipped_titles"]:
+        bad.append(f"{where}: clipped chart titles {m['clipped_titles']}")
+    if m["overflow"] > 0 or m["main_overflow"] > 0:
+        bad.append(f"{where}: horizontal overflow {m['overflow']} px / main {m['main_overflow']} px")
+    if any(e > 1 for e in m["table_excess"]):
+        bad.append(f"{where}: a table runs {max(m['table_excess'])} px past its column")
+    if m["cut_buttons"]:
+        bad.append(f"{where}: cut button labels {m['cut_buttons']}")
+    if m["error_dialog"]:
+        bad.append(f"{where}: a connection error dialog")
+    if presenter and (m["min_font"] or 99) < MIN_PRESENTER_FONT:
+        bad.append(f"{where}: chart text {m['min_font']} px in the presenter layout")
+    return bad
+
+
+@pytest.mark.parametrize("width,height", SIZES)
+def test_every_page_fits_the_screen_and_every_figure_is_readable(tiny_server, browser, width, height):  # noqa: F811
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    problems, report = [], {}
+    try:
+        page.goto(tiny_server)
+        page.wait_for_selector(IDLE)
+        page.get_by_text("Fast preset (class use)").click()
+        idle(page)
+        # Home: a gallery pick shows a toast, which must not cover the title
+        button(page, "chelsea").click()
+        toast = page.get_by_test_id("stToast").first
+        toast.wait_for()
+        page.locator("h1").first.scroll_into_view_if_needed()     # the title where it is read
+        page.wait_for_timeout(300)
+        t, h = toast.bounding_box(), page.locator("h1").first.bounding_box()
+        overlap = not (t["x"] > h["x"] + h["width"] or t["x"] + t["width"] < h["x"]
+                       or t["y"] > h["y"] + h["height"] or t["y"] + t["height"] < h["y"])
+        if overlap:
+            problems.append(f"Home {width}: the toast covers the title")
+        idle(page)
+        for name in ["Home", "Explain", "Certify", "Attack", "Compare", "Learn"]:
+            if name != "Home":
+                nav(page, name)
+            _run_main_action(page, name)
+            if name == "Learn":
+                for i in range(1, 7):       # the presenter layout, one step per screen
+                    step = page.get_by_test_id("stButton").get_by_role(
+                        "button", name=re.compile(r"^(?!.*(Previous|Next)).*$")).first
+                    step.click()
+                    idle(page)
+                    page.wait_for_timeout(800)
+                    m = page.evaluate(MEASURE)
+                    report[f"Learn step {i}"] = m
+                    problems += _check(m, f"Learn step {i} {width}×{height}", presenter=True)
+                    problems += [f"Learn step {i} {width}×{height}: {p}" for p in page.evaluate(LAYOUT_JS)]
+                    _full_shot(page, f"learn{i}_{width}x{height}")
+                    if i < 6:
+                        button(page, "Next").click()
+                        idle(page)
+                continue
+            m = page.evaluate(MEASURE)
+            report[name] = m
+            problems += _check(m, f"{name} {width}×{height}")
+            problems += [f"{name} {width}×{height}: {p}" for p in page.evaluate(LAYOUT_JS)]
+            _full_shot(page, f"{name.lower()}_{width}x{height}")
+        for name, m in report.items():
+            print(f"{name} {width}×{height}: figures {m['figures']} maps {m['maps']} min chart font {m['min_font']} "
+                  f"overflow {m['overflow']}/{m['main_overflow']} tables {m['table_excess']}")
+        assert not problems, "\n".join(problems)
+    finally:
+        context.close()
+
+
+def _sample_picker(page):
+    return page.get_by_test_id("stSidebar").get_by_role("combobox", name="Sample image")
+
+
+def test_a_reload_mid_run_and_after_a_run_keeps_the_image_the_settings_and_the_result(tiny_server, browser):  # noqa: F811
+    """A reload (or a dropped connection) restores the image, the model, the page's settings
+    and a finished result (from the server's cache, labelled so), and shows no error dialog."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    try:
+        page.goto(tiny_server)
+        page.wait_for_selector(IDLE)
+        button(page, "chelsea").click()
+        idle(page)
+        nav(page, "Attack")
+        steps = page.get_by_role("slider", name="Attack steps")
+        page.get_by_text("Attack strength and seed").click()
+        steps.focus()
+        page.keyboard.press("ArrowLeft")
+        idle(page)
+        chosen = steps.get_attribute("aria-valuenow")
+        button(page, "Run attack").click()
+        page.get_by_text(re.compile("computed now")).first.wait_for()
+        idle(page)
+        assert re.search(r"[?&]image=chelsea", page.url) and "s=" in page.url, page.url
+        # after a run: the reload shows the same result, from the cache, without pressing Run
+        page.reload()
+        page.wait_for_selector('h1:has-text("Attack")')
+        page.wait_for_selector(IDLE)
+        assert _sample_picker(page).input_value() == "chelsea"
+        page.get_by_text("Attack strength and seed").click()
+        assert page.get_by_role("slider", name="Attack steps").get_attribute("aria-valuenow") == chosen
+        page.get_by_text(re.compile("from cache")).first.wait_for()
+        assert "Connection error" not in page.inner_text("body")
+        page.screenshot(path=str(SHOTS / "reload_after_attack.png"))
+        # mid-run: a certification far from done, then a reload
+        nav(page, "Certify")
+        samples = page.get_by_role("slider", name="Samples T")
+        samples.focus()
+        page.keyboard.press("End")            # the largest T: the run is still going at the reload
+        idle(page)
+        button(page, "Certify").click()
+        page.get_by_text(re.compile("RRS map so far|Checkpoint")).first.wait_for()
+        page.reload()
+        page.wait_for_selector('h1:has-text("Certify")')
+        page.wait_for_selector(IDLE)
+        assert _sample_picker(page).input_value() == "chelsea"
+        assert "Connection error" not in page.inner_text("body")
+        page.screenshot(path=str(SHOTS / "reload_mid_certify.png"))
+        # and the page still works: a rerun after the reload completes
+        button(page, "Certify").click()
+        page.get_by_text(re.compile(r"Complete: T = ")).first.wait_for()
+        assert "Connection error" not in page.inner_text("body")
+    finally:
+        context.close()
