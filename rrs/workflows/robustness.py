@@ -51,7 +51,7 @@ from ..smoothing import generator_for, interpretation_map, model_device, smooth
 
 __all__ = ["RobustnessSettings", "MethodProfile", "RobustnessProfile", "Certified", "Panel",
            "robustness_profile", "certify_method", "contrast", "sentence", "method_settings",
-           "CONFIRM_SEED_OFFSET", "DEFAULT_RANGES"]
+           "CONFIRM_SEED_OFFSET", "DEFAULT_RANGES", "predicted_gradients"]
 
 #: The confirmation's noise seed is the map's seed plus this (fresh: the floors use s, s + 1).
 CONFIRM_SEED_OFFSET = 101
@@ -223,6 +223,20 @@ class MethodProfile:
         if not self.broken or not self.certified_cell_radius:
             return None
         return self.break_radius / self.certified_cell_radius
+
+    def contradictions(self) -> tuple:
+        """Certified claims that the confirmed break contradicts (a soundness failure; empty
+        when sound): the whole-set radius above the break radius, or a cell pushed out at the
+        break whose per-cell radius is above the break radius."""
+        if not self.broken:
+            return ()
+        b, out = self.break_radius, []
+        if self.certified_radius is not None and self.certified_radius > b:
+            out.append(f"whole-set radius {self.certified_radius:.4g} > break radius {b:.4g}")
+        radii = dict(self.cell_radii)
+        out += [f"cell {c}: certified radius {radii[c]:.4g} > break radius {b:.4g}"
+                for c in self.fallen_at_break if radii.get(c, 0.0) > b]
+        return tuple(out)
 
     def to_dict(self) -> dict:
         from ..jsonio import plain
@@ -435,7 +449,8 @@ def _profile_one(model, x, settings: MapSettings, rs: RobustnessSettings, cert: 
         if cand and broken_at is None:
             t = time.perf_counter()
             ok, co, cf, cfallen = st.confirm(x_adv)
-            confirmations.append((eps, co, cf, ok))
+            if st.smoothed:
+                confirmations.append((eps, co, cf, ok))
             phase["confirm"] += time.perf_counter() - t
             if ok:
                 broken_at = (eps, x_adv, cfallen if st.smoothed else fallen)
@@ -524,6 +539,29 @@ def robustness_profile(model, x, methods, settings: RobustnessSettings | None = 
         sub = None if progress is None else (lambda d, t, i=i: progress(i * per + d, len(methods) * per))
         out.append(_profile_one(model, x, s, settings, certify, int(target), batch_size, sub))
     return RobustnessProfile(settings, certify, tuple(out), int(target), time.perf_counter() - start)
+
+
+# ========================================================================== prediction
+
+#: One attack step's surrogate double backward, in plain gradients (bench/attack.py).
+ATTACK_STEP_GRADIENTS = 4.4
+
+
+def predicted_gradients(methods, settings: RobustnessSettings) -> float:
+    """The profile's cost in plain gradient samples, an upper estimate (raw attacks usually
+    stop early): per budget and bisection step ``steps × (eot × 4.4 + 1)`` and two measured
+    maps of ``sweep_samples``; smoothed maps also their certificate (``T``), the floor and
+    about two confirmations of ``confirm_samples`` plus its clean map."""
+    n = len(settings.grid) + settings.bisection
+    total = 0.0
+    for s in methods:
+        if not s.smoothed:
+            total += n * settings.steps * (ATTACK_STEP_GRADIENTS + 1) + 1
+            continue
+        t = min(settings.sweep_samples, s.samples)
+        total += s.samples + t + n * (settings.steps * (settings.eot * ATTACK_STEP_GRADIENTS + 1) + 2 * t)
+        total += 3 * settings.confirm_samples
+    return total
 
 
 # ========================================================================== contrast
