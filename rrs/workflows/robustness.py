@@ -77,6 +77,8 @@ class RobustnessSettings(_Settings):
         sweep_samples: ``T`` of a smoothed map measured along the sweep (at most the map's T).
         confirm_samples: ``T`` of the confirmation of a smoothed map's break (fresh seed).
         seed: the attack's seed (EOT noise).
+        warm_start: start each budget's attack from the previous budget's adversarial point
+            (``False``: from the image, the baseline that ``bench/robustness.py`` times).
     """
 
     norm: Norm = L2
@@ -89,6 +91,7 @@ class RobustnessSettings(_Settings):
     sweep_samples: int = 64
     confirm_samples: int = 256
     seed: int = 0
+    warm_start: bool = True
 
     def __post_init__(self):
         norm = Norm.parse(self.norm)
@@ -113,6 +116,7 @@ class RobustnessSettings(_Settings):
         object.__setattr__(self, "sweep_samples", checks.integer("sweep_samples", self.sweep_samples))
         object.__setattr__(self, "confirm_samples", checks.integer("confirm_samples", self.confirm_samples))
         object.__setattr__(self, "seed", checks.integer("seed", self.seed, low=0))
+        object.__setattr__(self, "warm_start", bool(self.warm_start))
 
     @property
     def grid(self) -> tuple:
@@ -437,10 +441,10 @@ def _profile_one(model, x, settings: MapSettings, rs: RobustnessSettings, cert: 
     grid = rs.grid
     for i, eps in enumerate(grid):
         t = time.perf_counter()
-        if prev is not None and prev[2] and prev[0] <= _TOL:
+        if rs.warm_start and prev is not None and prev[2] and prev[0] <= _TOL:
             overlap, rho, kept, fallen, x_adv = prev          # every top-k cell is already out
         else:
-            r, overlap, fallen = st.run(eps, point, until_all=True)
+            r, overlap, fallen = st.run(eps, point if rs.warm_start else None, until_all=True)
             rho, kept, x_adv = float(r.spearman), bool(r.label_preserved), r.x_adv
             if prev is not None and prev[2] and (prev[0] < overlap or not kept):
                 overlap, rho, kept, fallen, x_adv = prev
@@ -468,7 +472,7 @@ def _profile_one(model, x, settings: MapSettings, rs: RobustnessSettings, cert: 
         hi, hi_point, hi_fallen = broken_at
         for j in range(rs.bisection):
             mid = math.sqrt(lo * hi) if lo > 0 else hi / 2
-            r, overlap, fallen = st.run(mid, hi_point, until_all=False)
+            r, overlap, fallen = st.run(mid, hi_point if rs.warm_start else None, until_all=False)
             ok = st.candidate(r, overlap)
             if ok and st.smoothed:
                 tc = time.perf_counter()
