@@ -142,7 +142,7 @@ class _Attack:
     objective, and the surrogate's gradient (see :func:`attack`)."""
 
     def __init__(self, model, x0, y, settings: MapSettings, attack_settings: AttackSettings,
-                 target_map, batch_size: int):
+                 target_map, batch_size: int, init=None, until=None, clean_map=None):
         self.model, self.x0, self.y = model, x0, y
         self.settings, self.opts, self.batch_size = settings, attack_settings, batch_size
         self.sur = surrogate_model(model, attack_settings.surrogate_beta)
@@ -151,7 +151,9 @@ class _Attack:
         self.noise = settings.noise_model()
         self.generator = torch.Generator(device=x0.device).manual_seed(attack_settings.seed)
         self.clean = self.check(x0, need_map=False)
-        self.clean_map = interpretation_map(model, x0, settings, target=y, batch_size=batch_size)
+        self.init, self.until = init, until
+        self.clean_map = (interpretation_map(model, x0, settings, target=y, batch_size=batch_size)
+                          if clean_map is None else clean_map)
         self.grid = tuple(self.clean_map.shape)
         self.k = settings.k_for(self.clean_map.numel())
         if target_map is not None and tuple(target_map.shape) != self.grid:
@@ -201,9 +203,14 @@ class _Attack:
         return self.objective.value(_normalised(cell_map).to(self.x0.device))
 
     def start(self, restart: int) -> torch.Tensor:
-        """The restart's first point: ``x0``, or a uniform point of the ball (always after the
-        first restart), shrunk until it keeps the label."""
+        """The restart's first point: the warm start ``init`` projected onto the ball (first
+        restart, when given and it keeps the label), ``x0``, or a uniform point of the ball
+        (always after the first restart), shrunk until it keeps the label."""
         opts = self.opts
+        if restart == 0 and self.init is not None:
+            cand = project(self.x0, self.init, opts.norm, opts.epsilon)
+            if not opts.keep_label or self.check(cand, need_map=False).label == self.clean.label:
+                return cand
         if not (opts.random_start or restart > 0):
             return self.x0
         for shrink in (1.0, 0.5, 0.25):
@@ -286,12 +293,19 @@ class _Tally:
     done: int = 0
     best: _Iterate | None = None           # the label-preserving iterate with the lowest objective
     first_flipped: _Iterate | None = None  # the first candidate that changed the label
+    stopped: _Iterate | None = None        # the iterate at which ``until`` stopped the attack
 
-    def consider(self, st: "_Attack", xc, chk: _Check, cell_map):
-        """Keep ``xc`` if the objective of its real map ``cell_map`` is the best so far."""
+    def consider(self, st: "_Attack", xc, chk: _Check, cell_map) -> bool:
+        """Keep ``xc`` if the objective of its real map ``cell_map`` is the best so far;
+        ``True`` when the early-exit test ``until`` holds there (the attack then stops)."""
         value = st.real_objective(cell_map)
         if self.best is None or value < self.best.objective:
             self.best = _Iterate(xc, chk, cell_map, value)
+        if st.until is not None and (not st.opts.keep_label or chk.label == st.clean.label) \
+                and st.until(cell_map):
+            self.stopped = _Iterate(xc, chk, cell_map, value)
+            return True
+        return False
 
     def tick(self):
         self.done += 1
@@ -325,6 +339,9 @@ def _restart(st: _Attack, tally: _Tally, restart: int):
     xc = st.start(restart)
     chk = st.check(xc, need_map=st.raw)
     cache, boost, measured = None, 1.0, None
+    warm = restart == 0 and st.init is not None and xc is not st.x0
+    if warm and st.raw and tally.consider(st, xc, chk, chk.cell_map):
+        return  # a warm start that already meets ``until``: no step needed
     for step in range(opts.steps):
         g, value = cache if cache is not None else st.surrogate_grad(xc)
         cache = (g, value) if st.raw else None  # deterministic: reuse after a rejected step
@@ -338,18 +355,25 @@ def _restart(st: _Attack, tally: _Tally, restart: int):
             xc, chk = moved.x, moved.check
             cache, boost = None, 1.0
             if st.raw:
-                tally.consider(st, xc, chk, chk.cell_map)
+                stop = tally.consider(st, xc, chk, chk.cell_map)
             elif opts.eval_every and (step + 1) % opts.eval_every == 0:
-                tally.consider(st, xc, chk, st.measure(xc))
+                stop = tally.consider(st, xc, chk, st.measure(xc))
                 measured = xc
+            else:
+                stop = False
+            if stop:
+                tally.tick()
+                return
         tally.tick()
     if not st.raw and xc is not st.x0 and measured is not xc:
         tally.consider(st, xc, chk, st.measure(xc))
 
 
 def _chosen(st: _Attack, tally: _Tally) -> tuple[_Iterate, str]:
-    """The reported iterate and its message: the best label-preserving iterate, else the
-    first label-changing candidate, else ``x0``."""
+    """The reported iterate and its message: the iterate that met ``until``, else the best
+    label-preserving iterate, else the first label-changing candidate, else ``x0``."""
+    if tally.stopped is not None:
+        return tally.stopped, ""
     if tally.best is not None:
         changed = not st.opts.keep_label and tally.best.check.label != st.clean.label
         return tally.best, "label not enforced (keep_label=False) and it changed" if changed else ""
@@ -361,8 +385,8 @@ def _chosen(st: _Attack, tally: _Tally) -> tuple[_Iterate, str]:
     return _Iterate(st.x0, st.clean, st.clean_map), "no step was taken"
 
 
-def _assemble(st: _Attack, tally: _Tally, elapsed_from: float) -> AttackResult:
-    """Measure ``x_adv`` at seeds ``s + 1`` and ``s`` and the floor; build the result."""
+def _assemble(st: _Attack, tally: _Tally, elapsed_from: float, floor=None) -> AttackResult:
+    """Measure ``x_adv`` at seeds ``s + 1`` and ``s`` and the floor (unless given); build the result."""
     chosen, message = _chosen(st, tally)
     x_adv, chk, seed = chosen.x, chosen.check, st.settings.seed
     attacked = st.measure(x_adv, seed=seed + 1)
@@ -371,7 +395,8 @@ def _assemble(st: _Attack, tally: _Tally, elapsed_from: float) -> AttackResult:
     else:
         same = chosen.cell_map if chosen.cell_map is not None else st.measure(x_adv, seed=seed)
     clean = st.clean_map
-    floor = no_attack_floor(st.model, st.x0, st.settings, target=st.y, batch_size=st.batch_size, map_a=clean)
+    if floor is None:
+        floor = no_attack_floor(st.model, st.x0, st.settings, target=st.y, batch_size=st.batch_size, map_a=clean)
     delta = (x_adv - st.x0)[0]
     cats = getattr(st.model, "categories", None)
 
@@ -394,7 +419,8 @@ def _assemble(st: _Attack, tally: _Tally, elapsed_from: float) -> AttackResult:
 
 
 def attack(model, x, settings: MapSettings, attack: AttackSettings, *, target=None, target_map=None,
-           progress=None, batch_size: int = 16) -> AttackResult:
+           progress=None, batch_size: int = 16, init=None, until=None, clean_map=None,
+           floor=None) -> AttackResult:
     """Attack the interpretation map of ``x`` while keeping its label (Ghorbani et al. 2019).
 
     Projected gradient descent on a surrogate objective (see the module docstring), with the
@@ -418,6 +444,16 @@ def attack(model, x, settings: MapSettings, attack: AttackSettings, *, target=No
         target_map: ``(rows, cols)`` non-negative map for the ``"targeted"`` objective.
         progress: optional ``progress(done, total)`` called after every step.
         batch_size: noisy inputs per forward pass when measuring smoothed maps.
+        init: warm start: the first restart starts at ``init`` projected onto the ball
+            (e.g. the adversarial point of a smaller budget, :mod:`rrs.workflows.robustness`);
+            ignored when that point changes the label. Default: ``x0`` or a random start.
+        until: early exit: ``until(cell_map) -> bool`` is called with the real map of every
+            label-keeping iterate that is measured (raw maps: the warm start and every step;
+            smoothed maps: every ``eval_every`` steps and the end of a restart); once it holds
+            the attack stops and reports that iterate.
+        clean_map: the clean map of ``x`` if already computed (the attacker's reference, whose
+            top-k cells the ``topk`` objective pushes out); default: computed here.
+        floor: the :class:`rrs.floor.NoAttackFloor` to report if already computed.
 
     Returns:
         :class:`rrs.attacks.AttackResult`.
@@ -431,8 +467,16 @@ def attack(model, x, settings: MapSettings, attack: AttackSettings, *, target=No
             y = model(x0).argmax(1)
     else:
         y = torch.as_tensor(target, device=device).long().reshape(-1)[:1]
-    st = _Attack(model, x0, y, settings, attack, target_map, batch_size)
+    if init is not None:
+        init = checks.image(init).detach().to(device=device, dtype=x0.dtype)
+        if init.shape != x0.shape:
+            raise ValueError(f"init must have the image's shape {tuple(x0.shape[1:])}, got {tuple(init.shape[1:])}")
+    if clean_map is not None:
+        clean_map = torch.as_tensor(clean_map).detach().cpu()
+    st = _Attack(model, x0, y, settings, attack, target_map, batch_size, init, until, clean_map)
     tally = _Tally(total=attack.steps * attack.restarts, progress=progress)
     for restart in range(attack.restarts):
         _restart(st, tally, restart)
-    return _assemble(st, tally, start_time)
+        if tally.stopped is not None:
+            break
+    return _assemble(st, tally, start_time, floor)

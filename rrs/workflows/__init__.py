@@ -6,6 +6,10 @@ app (``ui/``), the command line (:mod:`rrs.cli`), the benches (``bench/``) and t
   report (:class:`~rrs.workflows.certify.AnytimeView`).
 * :mod:`rrs.workflows.advice` — what a certify run means and what to try next: the verdict,
   suggestions with pilot maps, and "try to break it".
+* :mod:`rrs.workflows.robustness` — what a certificate is worth: the attacked top-k overlap
+  along a warm-started budget sweep, each method's empirical break radius (bisection,
+  confirmed with fresh samples for smoothed maps), the certified radius on the same axis,
+  and the raw-vs-certified contrast at one budget.
 
 Submodules are imported on use (``from rrs.workflows import certify``); nothing heavy here.
 """
