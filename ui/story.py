@@ -23,7 +23,8 @@ from .budgets import batch_size_for, plan_eot, plan_samples
 
 __all__ = ["COLUMNS", "readable_rows", "stored_series_name", "STORED_METRICS", "label_badge",
            "attack_takeaway", "floor_caption", "plugin_caption", "budget_scale", "certificate_story", "predict_map", "predict_attack",
-           "record_attack", "predicted_text", "remaining_text", "attack_map_samples", "attack_work", "clear_measured", "record_map",
+           "record_attack", "predicted_text", "remaining_text", "attack_map_samples", "attack_work", "clear_measured", "record_map", "predict_certificate",
+           "record_certificate",
            "ATTACK_SECOND_ORDER"]
 
 # ------------------------------------------------------------------------ readable names
@@ -348,8 +349,7 @@ def _sample_rate(model, x, settings) -> float:
     if rate is None:
         n = min(PILOT_SAMPLES, batch_size_for(x, settings.attribution))
         calibrate(model, x, settings, samples=n, batch_size=n)   # warm-up: the first pass allocates
-        calibrate(model, x, settings, samples=n, batch_size=n)
-        rate = RATES.rate(key)
+        rate = calibrate(model, x, settings, samples=n, batch_size=n)
     return float(rate)
 
 
@@ -388,12 +388,14 @@ def _attack_maps(model, x, settings) -> float:
 
 
 def attack_work(model, x, settings, attack) -> tuple[int, int]:
-    """``(steps, EOT samples)`` of an attack: steps × restarts, and the EOT samples of all its
-    steps (capped as the attack caps them, :func:`ui.budgets.plan_eot`; one per step for a raw
-    method)."""
-    eot = plan_eot(attack.eot, x, model)[0] if settings.smoothed else 1
+    """The two counts an attack's step time is linear in. A smoothed method: ``(steps, EOT
+    samples)``, steps × restarts and the EOT samples of all its steps (capped as the attack
+    caps them, :func:`ui.budgets.plan_eot`). A raw method (one sample per step): ``(1,
+    steps)``, a fixed part per attack (its setup and label checks) and a part per step."""
     steps = attack.steps * attack.restarts
-    return steps, steps * eot
+    if not settings.smoothed:
+        return 1, steps
+    return steps, steps * plan_eot(attack.eot, x, model)[0]
 
 
 def _capped(model, settings):
@@ -434,10 +436,11 @@ def predict_attack(model, x, settings, attack) -> float:
     settings = _capped(model, settings)
     sample_seconds = 1.0 / _sample_rate(model, x, settings)
     maps = _attack_maps(model, x, settings)
-    a, b = _fit(_attack_key(model, x, settings), ATTACK_STEP_FIXED * sample_seconds,
-                ATTACK_SECOND_ORDER * sample_seconds)
-    steps, eot_samples = attack_work(model, x, settings, attack)
-    return maps + steps * a + eot_samples * b
+    a0, b0 = ATTACK_STEP_FIXED * sample_seconds, ATTACK_SECOND_ORDER * sample_seconds
+    a, b = _fit(_attack_key(model, x, settings), a0, b0) if settings.smoothed else \
+        _fit(_attack_key(model, x, settings), a0, a0 + b0)
+    units_a, units_b = attack_work(model, x, settings, attack)
+    return maps + units_a * a + units_b * b
 
 
 def record_attack(model, x, settings, attack, seconds: float) -> None:
@@ -445,9 +448,27 @@ def record_attack(model, x, settings, attack, seconds: float) -> None:
     measured sample rate, at least a fifth of it) for the next predictions of this kind."""
     settings = _capped(model, settings)
     maps = _attack_maps(model, x, settings)
-    steps, eot_samples = attack_work(model, x, settings, attack)
-    _observe(_attack_key(model, x, settings), steps, eot_samples,
+    units_a, units_b = attack_work(model, x, settings, attack)
+    _observe(_attack_key(model, x, settings), units_a, units_b,
              max(float(seconds) - maps, 0.2 * float(seconds)))
+
+
+def _certificate_key(model, x, map_settings) -> tuple:
+    return ("certificate", getattr(model, "name", type(model).__name__), tuple(x.shape[-2:]),
+            map_settings.effective_cell, map_settings.k)
+
+
+def predict_certificate(model, x, map_settings) -> float:
+    """Seconds to certify a map of ``map_settings`` (the median of the last certificates of
+    maps with these cells here; 0 before any: small next to the map on the default model)."""
+    with _STEPS_LOCK:
+        obs = [t for _, _, t in _STEPS.get(_certificate_key(model, x, map_settings), ())]
+    return float(np.median(obs)) if obs else 0.0
+
+
+def record_certificate(model, x, map_settings, seconds: float) -> None:
+    """Record a finished certificate's time (:attr:`ui.compute.CertifyResult.elapsed`)."""
+    _observe(_certificate_key(model, x, map_settings), 1, 1, seconds)
 
 
 def clear_measured() -> None:
