@@ -143,7 +143,9 @@ def attack_takeaway(rows: list[dict]) -> str:
     if pts[most["method"]] - pts[least["method"]] < 5:
         verdict = "the attack moved every method about equally"
     else:
-        verdict = f"{most['method']} dropped the most, {least['method']} the least"
+        def names(points):           # ties are named together, never one of them at random
+            return " and ".join(r["method"] for r in kept if pts[r["method"]] == points)
+        verdict = f"{names(pts[most['method']])} dropped the most, {names(pts[least['method']])} the least"
         if least["no_attack_floor"] < 0.5:
             verdict += (", but its map is unsteady even without an attack (low floor): more noise samples T "
                         "or larger cells raise the floor")
