@@ -83,7 +83,7 @@ def test_compare_plugin_caption_says_which_way_each_estimate_moves():
         if len(ys) < 2:
             continue
         word = "rises" if ys[-1] > ys[0] else "falls" if ys[-1] < ys[0] else "stays at"
-        assert re.search(rf"the {re.escape(trace['name'])} estimate {word}", caption), (trace["name"], ys, caption)
+        assert re.search(rf"the {re.escape(trace['name'].replace(', plug-in', ''))} estimate {word}", caption), (trace["name"], ys, caption)
         assert f"T = {xs[0]}" in caption and f"T = {xs[-1]}" in caption
     assert "falls as more samples reveal the real noise" not in caption   # not a fixed claim any more
 

@@ -196,6 +196,7 @@ def plugin_caption(series: list[dict]) -> str:
             continue
         xs, ys = [t for t, _ in pts], [float(v) for _, v in pts]
         trend = _trend(ys)
+        s = {**s, "name": s["name"].replace(", plug-in", "")}     # the caption says plug-in once
         if len(pts) == 1:
             parts.append(f"the {s['name']} estimate is {_value(ys[0])} at T = {xs[0]}")
         elif trend == "stays at":
