@@ -167,11 +167,18 @@ def floor_caption(rows: list[dict]) -> str:
     if not above:
         return f"{head}; here every attacked line is at or below its floor."
     worst = max(above, key=lambda r: r["attacked_topk_intersection"] - r["no_attack_floor"])
-    points = ", ".join(f"{r['method']} at T = {r['T']}" for r in sorted(above, key=lambda r: (r["method"], r["T"])))
+    by_method: dict = {}
+    for r in sorted(above, key=lambda r: r["T"]):
+        by_method.setdefault(METHODS[r["method_id"]].short, []).append(str(r["T"]))
+    points = "; ".join(f"{m} at T = {_and(ts)}" for m, ts in by_method.items())
     return (f"{head}, so at small T an attacked line can lie above its floor — here {points} (e.g. "
             f"{worst['attacked_topk_intersection']:.2f} under attack vs a floor of {worst['no_attack_floor']:.2f} "
-            f"for {worst['method']} at T = {worst['T']}): there the attack moved the map less than a second "
-            "noise seed does.")
+            f"for {METHODS[worst['method_id']].short} at T = {worst['T']}): there the attack moved the map less "
+            "than a second noise seed does.")
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _trend(ys: list[float]) -> str:
