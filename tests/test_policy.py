@@ -9,7 +9,7 @@ from rrs.compute import device as D
 from rrs.compute import memory as M
 from rrs.compute import policy
 from rrs.models import load_tiny
-from rrs.settings import AttackSettings, MapSettings
+from rrs.settings import MapSettings
 from rrs.timing import RATES, sample_key
 
 
@@ -37,14 +37,7 @@ def test_predictions_follow_the_measured_rates():
         RATES.record(sample_key(model, x, s), 100.0, 10.0)                # 10 samples per second
         assert policy.predict_seconds(model, x, s, 40) == pytest.approx(4.0)
         assert policy.predict_seconds(model, x[0], s, 40) == pytest.approx(4.0)   # (3, H, W) too
-        assert policy.predict_map(model, x, s) == pytest.approx(4.0)
-        assert policy.predict_map(model, x, s.replace(method="vanilla")) == pytest.approx(0.1)
-        att = AttackSettings(steps=5, eot=2)
-        units = 5 * (2 * policy.ATTACK_SECOND_ORDER + 40) + 3 * 40
-        assert policy.attack_units(s, att) == units
-        assert policy.predict_attack(model, x, s, att) == pytest.approx(units / 10.0)
-        policy.record_attack(model, x, s, att, 2.0)                       # measured: units / 2 s
-        assert policy.predict_attack(model, x, s, att) == pytest.approx(2.0)
+        assert policy.sample_rate(model, x, s) == pytest.approx(10.0)
     finally:
         RATES.clear()
 
@@ -55,7 +48,7 @@ def test_calibrate_measures_a_rate_when_none_is_known():
     s = MapSettings(method="rrs", samples=8)
     RATES.clear()
     try:
-        seconds = policy.predict_map(model, x, s)                         # runs a 2-sample pilot
-        assert seconds > 0 and RATES.rate(sample_key(model, x, s)) is not None
+        rate = policy.sample_rate(model, x, s)                            # runs a batched pilot
+        assert rate > 0 and RATES.rate(sample_key(model, x, s)) == pytest.approx(rate)
     finally:
         RATES.clear()

@@ -13,7 +13,7 @@ import time
 import streamlit as st
 
 from . import widgets as W
-from .story import predicted_text
+from .story import predicted_text, remaining_text
 
 __all__ = ["Outcome", "run", "stoppable", "stopped", "provenance", "provenance_seconds", "stop_key"]
 
@@ -66,13 +66,23 @@ def run(text: str, fn, *args, predicted: float | None = None, **kwargs) -> Outco
     """:func:`ui.widgets.with_progress` with the predicted time in the progress text; an :class:`Outcome`."""
     label = text if predicted is None else f"{text} ({predicted_text(predicted)})"
     calls = []
+    start = time.perf_counter()
 
     def tracked(*a, progress, **kw):
         def report(done, total):
-            calls.append(done)
+            # the prediction updated while it runs: the time left at the pace since the first
+            # report (a queued job's wait is not its pace)
+            now, frac = time.perf_counter(), (done / total if total else 1.0)
+            if not calls:
+                calls.append((now, frac))
+            t0, f0 = calls[0]
+            if f0 < frac < 1 and hasattr(progress, "text"):
+                left = remaining_text(now - t0, (frac - f0) / (1 - f0))
+                if left:
+                    progress.text = f"{text} ({left})"
+            calls.append((now, frac))
             progress(done, total)
         return fn(*a, progress=report, **kw)
-    start = time.perf_counter()
     value = W.with_progress(label, tracked, *args, **kwargs)
     return Outcome(value, time.perf_counter() - start, computed=bool(calls))
 

@@ -9,20 +9,24 @@ tables and stored results, and predicted times in words (the predictions themsel
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import plotly.graph_objects as go
 
-from ui import plots as P
-# The rate-based predictions live in rrs.compute.policy; the pages reach them through this module.
-from rrs.compute.policy import ATTACK_SECOND_ORDER, predict_attack, predict_map, record_attack  # noqa: F401
+from rrs.compute.policy import sample_rate
 from rrs.methods import METHODS
 from rrs.settings import Norm
-from rrs.timing import format_seconds
+from rrs.timing import format_seconds, sample_key
+
+from . import plots as P
+from .budgets import plan_eot, plan_samples
 
 __all__ = ["COLUMNS", "readable_rows", "stored_series_name", "STORED_METRICS", "label_badge",
-           "attack_takeaway", "budget_scale", "certificate_story", "predict_map", "predict_attack",
-           "record_attack", "predicted_text", "ATTACK_SECOND_ORDER"]
+           "attack_takeaway", "floor_caption", "plugin_caption", "budget_scale", "certificate_story", "predict_map", "predict_attack",
+           "record_attack", "predicted_text", "remaining_text", "attack_map_samples", "attack_work", "clear_measured", "record_map", "predict_certificate",
+           "record_certificate",
+           "ATTACK_SECOND_ORDER"]
 
 # ------------------------------------------------------------------------ readable names
 
@@ -102,29 +106,116 @@ def label_badge(kept: bool, before: float, after: float, big_drop: float = 0.25)
     return f"label kept, {change}", "green", ":material/check:"
 
 
+def _points(floor: float, attacked: float) -> int:
+    """The drop from ``floor`` to ``attacked`` in percentage points, from the rounded percents
+    the sentence shows (so "kept 46% … floor of 80%" says 34 points, never 35)."""
+    return int(f"{floor * 100:.0f}") - int(f"{attacked * 100:.0f}")
+
+
+def _drop_words(points: int) -> str:
+    if points == 0:
+        return "no drop"
+    if points > 0:
+        return f"a drop of {points} percentage point{'s' if points != 1 else ''}"
+    return f"{-points} percentage point{'s' if points != -1 else ''} above its floor"
+
+
 def attack_takeaway(rows: list[dict]) -> str:
     """One line saying what the attack results show, computed from the rows of
-    :meth:`ui.compute.MethodAttack.row` (method, floor, attacked intersection, label kept)."""
-    rows = [r for r in rows if r.get("label_preserved", True)] or rows
+    :meth:`ui.compute.MethodAttack.row` (method, floor, attacked intersection, label kept).
+
+    Every method is named with its drop from its own no-attack floor, in percentage points
+    (a difference of two shares), the largest drop first."""
     if not rows:
         return ""
-    drop = {r["method"]: r["no_attack_floor"] - r["attacked_topk_intersection"] for r in rows}
-    worst = max(rows, key=lambda r: drop[r["method"]])
-    best = min(rows, key=lambda r: drop[r["method"]])
+    pts = {r["method"]: _points(r["no_attack_floor"], r["attacked_topk_intersection"]) for r in rows}
+    order = sorted(rows, key=lambda r: -pts[r["method"]])
 
     def part(r):
+        flipped = "" if r.get("label_preserved", True) else ", though the label changed"
         return (f"{r['method']} kept {r['attacked_topk_intersection']:.0%} of its top cells against a "
-                f"no-attack floor of {r['no_attack_floor']:.0%}")
-    if len(rows) == 1 or abs(drop[worst["method"]] - drop[best["method"]]) < 0.05:
-        verdict = "the attack moved every method about equally" if len(rows) > 1 else (
-            "the attack moved it well beyond sampling noise" if drop[worst["method"]] > 0.1 else
-            "the attack did little beyond what sampling noise does anyway")
-        return f"What this shows: {part(worst)} — {verdict}."
-    low_floor = best["no_attack_floor"] < 0.5
-    tail = (" — but its map is unsteady even without an attack (low floor): more noise samples T or larger "
-            "cells raise the floor" if low_floor else "")
-    return (f"What this shows: {part(worst)} (a drop of {drop[worst['method']]:.0%}), while {part(best)} "
-            f"(a drop of {max(drop[best['method']], 0):.0%}){tail}.")
+                f"no-attack floor of {r['no_attack_floor']:.0%} ({_drop_words(pts[r['method']])}{flipped})")
+    if len(rows) == 1:
+        verdict = ("the attack moved it well beyond sampling noise" if pts[rows[0]["method"]] > 10 else
+                   "the attack did little beyond what sampling noise does anyway")
+        return f"What this shows: {part(rows[0])} — {verdict}."
+    kept = [r for r in order if r.get("label_preserved", True)] or order
+    most, least = kept[0], kept[-1]
+    if pts[most["method"]] - pts[least["method"]] < 5:
+        verdict = "the attack moved every method about equally"
+    else:
+        def names(points):           # ties are named together, never one of them at random
+            return " and ".join(r["method"] for r in kept if pts[r["method"]] == points)
+        verdict = f"{names(pts[most['method']])} dropped the most, {names(pts[least['method']])} the least"
+        if least["no_attack_floor"] < 0.5:
+            verdict += (", but its map is unsteady even without an attack (low floor): more noise samples T "
+                        "or larger cells raise the floor")
+    return f"What this shows: {'; '.join(part(r) for r in order)} — {verdict}."
+
+
+def floor_caption(rows: list[dict]) -> str:
+    """The caption of Compare's attacked-versus-floor chart, from its rows (``method``,
+    ``method_id``, ``T``, ``no_attack_floor``, ``attacked_topk_intersection``).
+
+    The floor is the agreement of two clean runs with different noise seeds: what an attack
+    that does nothing would score, up to sampling noise. Both are Monte Carlo estimates, so at
+    small T an attacked value can lie above its floor; the caption names such points."""
+    above = [r for r in rows if r["attacked_topk_intersection"] > r["no_attack_floor"] + 1e-9
+             and METHODS[r["method_id"]].smoothed]
+    head = ("Higher = the map keeps its top cells. Solid = under attack; dotted = the same method's no-attack "
+            "floor (two clean runs with different seeds): what an attack that does nothing would score, up to "
+            "sampling noise. Both are estimates from T noisy copies")
+    if not above:
+        return f"{head}; here every attacked line is at or below its floor."
+    worst = max(above, key=lambda r: r["attacked_topk_intersection"] - r["no_attack_floor"])
+    by_method: dict = {}
+    for r in sorted(above, key=lambda r: r["T"]):
+        by_method.setdefault(METHODS[r["method_id"]].short, []).append(str(r["T"]))
+    points = "; ".join(f"{m} at T = {_and(ts)}" for m, ts in by_method.items())
+    return (f"{head}, so at small T an attacked line can lie above its floor — here {points} (e.g. "
+            f"{worst['attacked_topk_intersection']:.2f} under attack vs a floor of {worst['no_attack_floor']:.2f} "
+            f"for {METHODS[worst['method_id']].short} at T = {worst['T']}): there the attack moved the map less "
+            "than a second noise seed does.")
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _trend(ys: list[float]) -> str:
+    first, last = ys[0], ys[-1]
+    if first == last or (math.isfinite(first) and math.isfinite(last)
+                         and abs(last - first) <= 1e-9 * max(abs(first), abs(last), 1e-300)):
+        return "stays at"
+    return "rises" if last > first else "falls"
+
+
+def _value(v: float) -> str:
+    return "∞" if math.isinf(v) else f"{v:.3g}"
+
+
+def plugin_caption(series: list[dict]) -> str:
+    """The caption of Compare's plug-in chart: which way each estimate moves with T, read from
+    the series drawn (``name``, ``x`` = T, ``y``)."""
+    parts = []
+    for s in series:
+        pts = sorted(zip(s["x"], s["y"]))
+        if not pts:
+            continue
+        xs, ys = [t for t, _ in pts], [float(v) for _, v in pts]
+        trend = _trend(ys)
+        s = {**s, "name": s["name"].replace(", plug-in", "")}     # the caption says plug-in once
+        if len(pts) == 1:
+            parts.append(f"the {s['name']} estimate is {_value(ys[0])} at T = {xs[0]}")
+        elif trend == "stays at":
+            parts.append(f"the {s['name']} estimate stays at {_value(ys[0])} from T = {xs[0]} to {xs[-1]}")
+        else:
+            parts.append(f"the {s['name']} estimate {trend} from {_value(ys[0])} at T = {xs[0]} to "
+                         f"{_value(ys[-1])} at T = {xs[-1]}")
+    here = ("Here " + "; ".join(parts) + ". ") if parts else ""
+    return (f"The plug-in value treats the T-sample map as exact, so it is not a guarantee. {here}With very few "
+            "samples the sampled ranks can look more certain than they are, so an estimate at small T can be too "
+            "high — more samples do not make the map worse.")
 
 
 def budget_scale(budget: float, radius: float, plugin: float, norm: Norm, dim: int,
@@ -214,32 +305,184 @@ def certificate_story(cr) -> dict:
     cats = cr.categories(radius, "best", finite=finite)
     certified = int((cats == 2).sum())
     size = f"{cr.norm.label} size {radius:.3g}"
+    # the radius with its per-value equivalent, as the Certify page writes it
+    per_value = cr.norm.per_pixel(radius, cr.dim) * 255
+    full = size if cr.norm.is_inf else f"{size} (≈ {per_value:.2g}/255 per pixel value)"
     if finite:
         title = f"Guaranteed at {size}: {certified} of {k} patches"
         caption = (f"Blue = guaranteed (probability ≥ {1 - cr.eta:.0%}) to stay among the {k} most important "
-                   f"patches for any change up to {cr.norm.label} size {radius:.3g}; orange = important, "
-                   "not guaranteed at that size.")
-        text = (f"**{certified} of the {k} most important patches** are guaranteed to stay important for "
-                f"*any* change of the picture up to {cr.norm.label} size **{radius:.3g}** — each patch on "
-                f"its own, with probability ≥ {1 - cr.eta:.0%} over the noise draws.")
+                   f"patches for any change up to {full}; orange = in the top {k}, not guaranteed at that size.")
+        text = (f"**{certified} of the {k} most important patches** are guaranteed to stay in the top {k} for "
+                f"*any* change of the picture up to {cr.norm.label} size **{radius:.3g}** (≈ {per_value:.2g}/255 "
+                f"per pixel value if spread evenly) — each patch on its own, with probability ≥ {1 - cr.eta:.0%} "
+                "over the noise draws.")
     elif radius > 0:
         title = f"Estimate at {size}: {certified} of {k} patches"
         caption = (f"Blue = would stay among the {k} most important patches for any change up to "
-                   f"{cr.norm.label} size {radius:.3g} if the sampled map were exact (an estimate, not a "
-                   "guarantee); orange = important, not covered at that size.")
+                   f"{full} if the sampled map were exact (an estimate, not a "
+                   f"guarantee); orange = in the top {k}, not covered at that size.")
         text = (f"With {cr.map_result.samples_used:,} noisy copies **nothing can be guaranteed yet**. Taking the "
                 f"sampled map as exact (an *estimate*), **{certified} of the {k} most important patches** "
-                f"would stay important for any change up to {cr.norm.label} size **{radius:.3g}**.")
+                f"would stay in the top {k} for any change up to {cr.norm.label} size **{radius:.3g}** "
+                f"(≈ {per_value:.2g}/255 per pixel value).")
     else:
         title = f"Nothing certified: 0 of {k} patches"
         caption = f"Orange = the {k} most important patches; none is covered even by the estimate."
-        text = (f"With {cr.map_result.samples_used:,} noisy copies no patch can be shown to stay important, "
+        text = (f"With {cr.map_result.samples_used:,} noisy copies no patch can be shown to stay in the top {k}, "
                 "not even as an estimate: the map changes too much between noise draws.")
     return {"radius": radius, "finite": finite, "certified": certified, "k": k, "categories": cats,
             "title": title, "caption": caption, "text": text}
 
 
 # ---------------------------------------------------------------------- predicted times
+# Per model, input size, attribution, precision and device (rrs.timing.sample_key), two kinds
+# of measured work: batched noisy gradient samples (every map records its rate in
+# rrs.timing.RATES), and attack steps. A step costs a fixed part (the real model's label
+# check, the step's bookkeeping) plus a part per EOT sample of the second-order surrogate
+# gradient; both are fitted to the attacks finished on this device (:func:`record_attack`),
+# so the Attack page, Compare and Learn predict from what this machine did.
+
+#: Before any attack ran here: one attack step costs ATTACK_STEP_FIXED batched noisy samples
+#: plus ATTACK_SECOND_ORDER per EOT sample (a raw method's step is one EOT sample). Measured
+#: on EfficientNet-Lite0 at 224 px (CPU, one thread: a batched sample 0.13 s; a vanilla step
+#: 0.58 s; an RRS step with 4 EOT samples 2.6 s). The tiny CNN's steps are mostly fixed cost
+#: (18 and 3.3 samples); the fit to its first attacks corrects that.
+ATTACK_STEP_FIXED = 1.0
+ATTACK_SECOND_ORDER = 4.4
+_STEPS: dict = {}
+_STEPS_LOCK = threading.Lock()
+
+
+def _map_key(model, x, settings) -> tuple:
+    return ("map", settings.smoothed) + sample_key(model, x, settings)
+
+
+def predict_map(model, x, settings) -> float:
+    """Seconds to compute the map ``settings`` describes: a fixed part per map and a part per
+    noisy sample, fitted to the maps finished on this device (:func:`record_map`), or from
+    the measured sample rate before any."""
+    units = plan_samples(settings.samples, model)[0] if settings.smoothed else 1
+    per_sample = 1.0 / sample_rate(model, x, settings)
+    fixed, per = _fit(_map_key(model, x, settings), 0.0, per_sample)
+    return fixed + units * per
+
+
+def record_map(model, x, settings, seconds: float) -> None:
+    """Record a finished (not cached) map for the next predictions of maps of this kind."""
+    units = plan_samples(settings.samples, model)[0] if settings.smoothed else 1
+    _observe(_map_key(model, x, settings), 1, units, seconds)
+
+
+def attack_map_samples(settings) -> int:
+    """Noisy samples an attack spends on maps besides its steps: the clean map (seed s), the
+    attacked map at s + 1, the attacked map at s (the best iterate's check) and the floor's
+    second clean map (s + 1); a raw method's maps are one gradient each and its floor reuses
+    the clean map."""
+    return 4 * settings.samples if settings.smoothed else 3
+
+
+def _attack_maps(model, x, settings) -> float:
+    """Seconds of an attack's maps (:func:`attack_map_samples`: four maps of T samples, or
+    three gradients)."""
+    return (4 if settings.smoothed else 3) * predict_map(model, x, settings)
+
+
+def attack_work(model, x, settings, attack) -> tuple[int, int]:
+    """The two counts an attack's step time is linear in. A smoothed method: ``(steps, EOT
+    samples)``, steps × restarts and the EOT samples of all its steps (capped as the attack
+    caps them, :func:`ui.budgets.plan_eot`). A raw method (one sample per step): ``(1,
+    steps)``, a fixed part per attack (its setup and label checks) and a part per step."""
+    steps = attack.steps * attack.restarts
+    if not settings.smoothed:
+        return 1, steps
+    return steps, steps * plan_eot(attack.eot, x, model)[0]
+
+
+def _capped(model, settings):
+    return settings.replace(samples=plan_samples(settings.samples, model)[0]) if settings.smoothed else settings
+
+
+def _attack_key(model, x, settings) -> tuple:
+    return ("attack step", settings.smoothed) + sample_key(model, x, settings)
+
+
+def _observe(key, a_units: float, b_units: float, seconds: float) -> None:
+    with _STEPS_LOCK:
+        obs = _STEPS.setdefault(key, [])
+        obs.append((float(a_units), float(b_units), float(seconds)))
+        del obs[:-8]
+
+
+def _fit(key, a0: float, b0: float) -> tuple[float, float]:
+    """Seconds per ``a`` unit and per ``b`` unit of the jobs of ``key``: fitted (least squares
+    on relative errors) to the last jobs of that kind when they differ in shape; otherwise
+    the prior ``(a0, b0)`` scaled to them (the prior alone before any job)."""
+    with _STEPS_LOCK:
+        obs = list(_STEPS.get(key, ()))
+    if not obs:
+        return a0, b0
+    rows = np.array([[s / t, e / t] for s, e, t in obs])
+    if len(obs) >= 2 and np.linalg.matrix_rank(rows, tol=1e-6 * np.abs(rows).max()) == 2:
+        (a, b), *_ = np.linalg.lstsq(rows, np.ones(len(obs)), rcond=None)
+        if a >= 0 and b > 0:
+            return float(a), float(b)
+    factor = float(np.median([t / (a0 * s + b0 * e) for s, e, t in obs]))
+    return a0 * factor, b0 * factor
+
+
+def predict_attack(model, x, settings, attack) -> float:
+    """Seconds for one attacked method: its maps at the measured sample rate, its steps at the
+    step costs fitted to the attacks finished on this device (a prior before any)."""
+    settings = _capped(model, settings)
+    sample_seconds = 1.0 / sample_rate(model, x, settings)
+    maps = _attack_maps(model, x, settings)
+    a0, b0 = ATTACK_STEP_FIXED * sample_seconds, ATTACK_SECOND_ORDER * sample_seconds
+    a, b = _fit(_attack_key(model, x, settings), a0, b0) if settings.smoothed else \
+        _fit(_attack_key(model, x, settings), a0, a0 + b0)
+    units_a, units_b = attack_work(model, x, settings, attack)
+    return maps + units_a * a + units_b * b
+
+
+def record_attack(model, x, settings, attack, seconds: float) -> None:
+    """Record a finished (not cached) attack: its steps' time (its time less its maps' at the
+    measured sample rate, at least a fifth of it) for the next predictions of this kind."""
+    settings = _capped(model, settings)
+    maps = _attack_maps(model, x, settings)
+    units_a, units_b = attack_work(model, x, settings, attack)
+    _observe(_attack_key(model, x, settings), units_a, units_b,
+             max(float(seconds) - maps, 0.2 * float(seconds)))
+
+
+def _certificate_key(model, x, map_settings) -> tuple:
+    return ("certificate", getattr(model, "name", type(model).__name__), tuple(x.shape[-2:]),
+            map_settings.effective_cell, map_settings.k)
+
+
+def predict_certificate(model, x, map_settings) -> float:
+    """Seconds to certify a map of ``map_settings`` (the median of the last certificates of
+    maps with these cells here; 0 before any: small next to the map on the default model)."""
+    with _STEPS_LOCK:
+        obs = [t for _, _, t in _STEPS.get(_certificate_key(model, x, map_settings), ())]
+    return float(np.median(obs)) if obs else 0.0
+
+
+def record_certificate(model, x, map_settings, seconds: float) -> None:
+    """Record a finished certificate's time (:attr:`ui.compute.CertifyResult.elapsed`)."""
+    _observe(_certificate_key(model, x, map_settings), 1, 1, seconds)
+
+
+def clear_measured() -> None:
+    """Forget the measured maps and attack steps (tests; a new device)."""
+    with _STEPS_LOCK:
+        _STEPS.clear()
+
+
+def remaining_text(elapsed: float, fraction: float) -> str:
+    """While a job runs: ``"about 20 s left"`` from the time so far and the share done."""
+    if fraction <= 0 or elapsed < 1.0:
+        return ""
+    return f"{format_seconds(elapsed * (1 - fraction) / fraction)} left"
+
 
 def predicted_text(seconds: float | None) -> str:
     """``"predicted about 12 s on this device"``."""

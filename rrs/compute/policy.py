@@ -1,5 +1,7 @@
 """How big a batch and how long a computation: the one place for the batch rules and the
 rate-based time predictions (plain Python; the app, the command line and the benches use it).
+The app's per-job-kind predictions (maps, attacks, certificates fitted to the jobs finished
+here, under the app's caps on T and EOT) build on these rates in :mod:`ui.story`.
 
 Batches never change a result (the noise is drawn per sample from one generator), only the
 speed and the memory. Times are predicted from the rates measured on this device
@@ -14,9 +16,8 @@ import torch
 from ..smoothing import smooth
 from ..timing import RATES, sample_key
 
-__all__ = ["IG_BATCH_DIVISOR", "attribution_batch", "batch_size_for", "calibrate", "sample_rate",
-           "predict_seconds", "predict_map", "ATTACK_SECOND_ORDER", "attack_units", "predict_attack",
-           "record_attack"]
+__all__ = ["IG_BATCH_DIVISOR", "attribution_batch", "batch_size_for", "calibrate", "PILOT_SAMPLES", "sample_rate",
+           "predict_seconds"]
 
 # ---------------------------------------------------------------------------- batches
 
@@ -54,11 +55,19 @@ def calibrate(model, x: torch.Tensor, settings, samples: int = 4, batch_size: in
     return samples / seconds
 
 
+#: Noisy samples of the pilot that measures the sample rate when none is known (in one batch,
+#: so the rate is the batched one maps run at).
+PILOT_SAMPLES = 8
+
+
 def sample_rate(model, x, settings) -> float:
-    """Noisy samples per second for ``settings`` here: measured, else from a 2-sample pilot."""
+    """Noisy samples per second for ``settings`` here: measured, else from a batched pilot of
+    :data:`PILOT_SAMPLES` (after one warm-up pass: the first pass allocates)."""
     rate = RATES.rate(sample_key(model, x, settings))
     if rate is None:
-        rate = calibrate(model, x, settings, samples=2, batch_size=2)
+        n = min(PILOT_SAMPLES, batch_size_for(x, settings.attribution))
+        calibrate(model, x, settings, samples=n, batch_size=n)
+        rate = calibrate(model, x, settings, samples=n, batch_size=n)
     return float(rate)
 
 
@@ -66,41 +75,3 @@ def predict_seconds(model, x, settings, samples: int) -> float | None:
     """Seconds for ``samples`` noisy samples of ``settings`` at the rate measured here
     (``None`` before any measurement; nothing is run). ``x``: ``(3, H, W)`` or ``(1, 3, H, W)``."""
     return RATES.predict(sample_key(model, x[None] if x.dim() == 3 else x, settings), samples)
-
-
-def predict_map(model, x, settings) -> float:
-    """Seconds to compute the map ``settings`` describes (a pilot measures the rate if needed)."""
-    units = settings.samples if settings.smoothed else 1
-    return units / sample_rate(model, x, settings)
-
-
-#: Cost of one second-order EOT step of an attack in noisy-sample units, used only until an
-#: attack has been measured on this device (:func:`record_attack` then replaces it).
-ATTACK_SECOND_ORDER = 3.0
-
-
-def attack_units(settings, attack) -> float:
-    """An attack's cost in noisy-sample units: its steps (EOT second-order samples and the map
-    check) and the three evaluation maps."""
-    t = settings.samples if settings.smoothed else 1
-    eot = attack.eot if settings.smoothed else 1
-    return attack.steps * (eot * ATTACK_SECOND_ORDER + t) + 3 * t
-
-
-def _attack_key(model, x, settings) -> tuple:
-    return ("attack",) + sample_key(model, x, settings)
-
-
-def predict_attack(model, x, settings, attack) -> float:
-    """Seconds for one attacked method (steps, EOT, and the three evaluation maps), from the
-    attack rate measured on this device, or from the sample rate before any attack ran."""
-    units = attack_units(settings, attack)
-    rate = RATES.rate(_attack_key(model, x, settings))
-    if rate is None:
-        return units / sample_rate(model, x, settings)
-    return units / rate
-
-
-def record_attack(model, x, settings, attack, seconds: float) -> None:
-    """Record a finished (not cached) attack so the next prediction uses its measured rate."""
-    RATES.record(_attack_key(model, x, settings), attack_units(settings, attack), seconds)

@@ -1,0 +1,133 @@
+"""Every sentence from its numbers (issue 19, item 5): each text a page shows beside a figure
+says what the figure's numbers say. Driven headless with ``AppTest`` on the tiny CNN; each
+test failed on the code before its fix."""
+from __future__ import annotations
+
+import re
+
+from test_app import metrics, new_app, ok
+from test_app_story import captions, figures, markdowns
+
+
+def test_attack_takeaway_names_every_method_by_its_drop_in_percentage_points():
+    at = new_app()
+    at.switch_page("pages/3_Attack.py").run()
+    at.multiselect(key="attack_methods").set_value(["vanilla", "smoothgrad", "rrs"]).run()
+    at.slider(key="attack_steps").set_value(2).run()
+    at.slider(key="attack_eot").set_value(1).run()
+    at.select_slider(key="attack_samples").set_value(4).run()
+    at.select_slider(key="attack_cell").set_value(4).run()
+    at.button(key="attack_run").click().run()
+    ok(at)
+    line = next(m for m in markdowns(at) if m.startswith("What this shows"))
+    table = at.dataframe[0].value
+    assert len(table) == 3
+    for method, floor, attacked in zip(table["method"], table["floor"], table["attacked"]):
+        assert method in line, (method, line)                         # every method, none left out
+        points = round(floor * 100) - round(attacked * 100)
+        said = re.search(re.escape(method) + r" kept (\d+)% of its top cells against a no-attack floor of (\d+)% "
+                         r"\((no drop|a drop of (\d+) percentage points?|(\d+) percentage points? above its floor)", line)
+        assert said, (method, line)
+        shown = 0 if said.group(3) == "no drop" else int(said.group(4) or 0) or -int(said.group(5))
+        assert shown == int(said.group(2)) - int(said.group(1)) and abs(shown - points) <= 1
+    assert not re.search(r"drop of \d+%", line)                        # points, not percent
+    # the method that dropped the most is named as such
+    drops = {m: f - a for m, f, a in zip(table["method"], table["floor"], table["attacked"])}
+    if max(drops.values()) - min(drops.values()) >= 0.05:
+        verdict = line.rsplit(" — ", 1)[-1]
+        most = verdict.split(" dropped the most")[0]
+        pts = {m: int(f"{f * 100:.0f}") - int(f"{a * 100:.0f}")
+               for m, f, a in zip(table["method"], table["floor"], table["attacked"])}
+        assert all((m in most) == (p == max(pts.values())) for m, p in pts.items()), (pts, verdict)
+
+
+def _compare(**extra):
+    at = new_app()
+    at.switch_page("pages/4_Compare.py").run()
+    at.multiselect(key="compare_methods").set_value(["vanilla", "rrs"]).run()
+    at.multiselect(key="compare_ts").set_value([1, 2, 4]).run()
+    at.slider(key="compare_steps").set_value(1).run()
+    at.slider(key="compare_eot").set_value(1).run()
+    at.select_slider(key="compare_cell").set_value(4).run()
+    for key, value in extra.items():
+        at.number_input(key=key).set_value(value).run()
+    at.button(key="compare_run").click().run()
+    return ok(at)
+
+
+def test_compare_floor_caption_is_true_of_the_chart_beside_it():
+    at = _compare()
+    fig = figures(at)["compare_attack"]
+    caption = next(c for c in captions(at) if c.startswith("Higher = the map keeps"))
+    assert "can only be as high as its floor" not in caption
+    assert "what an attack that does nothing would score" in caption
+    lines = {t["name"]: t for t in fig["data"]}
+    above = []
+    for name, attacked in lines.items():
+        if name.endswith("under attack"):
+            floor = lines[name.replace("under attack", "no-attack floor")]
+            above += [(name, t) for t, a, f in zip(attacked["x"], attacked["y"], floor["y"]) if a > f + 1e-9]
+    if above:
+        assert "above its floor" in caption, caption
+        for name, t in above:
+            short = name.replace(" — under attack", "")
+            assert re.search(rf"{re.escape(short)} at T = (\d+, )*(\d+ and )?[\d ,and]*\b{t}\b", caption), (name, t, caption)
+    else:
+        assert "every attacked line is at or below its floor" in caption
+
+
+def test_compare_plugin_caption_says_which_way_each_estimate_moves():
+    at = _compare()
+    fig = figures(at)["compare_plugin"]
+    caption = next(c for c in captions(at) if c.startswith("The plug-in value"))
+    for trace in fig["data"]:
+        ys = [float(v) if v is not None else float("inf") for v in trace["y"]]
+        xs = trace["x"]
+        if len(ys) < 2:
+            continue
+        word = "rises" if ys[-1] > ys[0] else "falls" if ys[-1] < ys[0] else "stays at"
+        assert re.search(rf"the {re.escape(trace['name'].replace(', plug-in', ''))} estimate {word}", caption), (trace["name"], ys, caption)
+        assert f"T = {xs[0]}" in caption and f"T = {xs[-1]}" in caption
+    assert "falls as more samples reveal the real noise" not in caption   # not a fixed claim any more
+
+
+def test_learn_step6_says_top_k_not_stays_important_names_the_cell_change_and_the_per_value_radius():
+    at = new_app()
+    at.switch_page("pages/5_Learn.py").run()
+    at.button(key="learn_run6").click().run()
+    ok(at)
+    text = next(m for m in markdowns(at) if "lightbulb" in m and "patches" in m)
+    caption = next(c for c in captions(at) if c.startswith("Blue") or c.startswith("Orange"))
+    assert "guaranteed to stay important" not in text                  # Certify's other certificate
+    if "nothing can be guaranteed" not in text and "no patch" not in text:
+        assert "stay in the top" in text
+        radius = float(re.search(r"size \*\*([\d.e+-]+)\*\*", text).group(1))
+        per_value = re.search(r"≈ ([\d.e+-]+)/255 per pixel value", text)
+        assert per_value, text
+        dim = 3 * 32 * 32                                               # the tiny model's working size
+        assert float(per_value.group(1)) == float(f"{radius / dim ** 0.5 * 255:.2g}")
+        assert "/255 per pixel value" in caption
+    step2_cell, step6 = 16, next(c for c in captions(at) if "noisy copies," in c)
+    cell = int(re.search(r"(\d+)×\d+-px patches", step6).group(1))
+    if cell != step2_cell:                                              # a cell change is said, never silent
+        assert f"steps 2–5: {step2_cell}×{step2_cell}" in step6
+        intro = next(m for m in markdowns(at) if "differential privacy" in m)
+        assert f"{cell}×{cell} pixels here" in intro and f"{step2_cell}×{step2_cell}" in intro
+
+
+def test_explain_side_by_side_says_how_many_maps_came_from_the_cache():
+    at = new_app()
+    at.switch_page("pages/1_Explain.py").run()
+    at.select_slider(key="explain_samples").set_value(4).run()
+    at.number_input(key="explain_seed").set_value(4242).run()          # maps no other test computed
+    assert metrics(at)["Raw agreement"]                                 # the RRS map is now in the cache
+    at.toggle(key="explain_all").set_value(True).run()
+    ok(at)
+    line = next(c for c in captions(at) if "maps" in c and ("cache" in c or "computed now" in c)
+                and "seed 4242" in c)
+    assert "1 of 3 maps from cache; the other 2 computed now in" in line, line
+    at.toggle(key="explain_all").set_value(False).run()
+    at.toggle(key="explain_all").set_value(True).run()
+    ok(at)
+    line = next(c for c in captions(at) if "seed 4242" in c and "maps" in c)
+    assert "all 3 maps from cache" in line, line
