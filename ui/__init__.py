@@ -5,10 +5,13 @@ Streamlit modules: :mod:`ui.state` (session keys, settings kept across pages, up
 (``st.cache_resource`` models, ``st.cache_data`` results keyed by settings objects),
 :mod:`ui.widgets` (settings controls, metric cards, figures, exports, ``with_progress``),
 :mod:`ui.runs` (long work: predicted time, progress, Stop, the provenance line),
-:mod:`ui.style` (the projector stylesheet, injected once per page) and :mod:`ui.certify_view` (the Certify page's sections).
+:mod:`ui.style` (the projector stylesheet, injected once per page), and the pages' sections:
+:mod:`ui.explain`, :mod:`ui.certify_view`, :mod:`ui.attack`, :mod:`ui.compare` and
+:mod:`ui.learn` (each page file is its controls and one call per section).
 Plain Python (no streamlit, usable from tests and scripts): :mod:`ui.compute` (the results
 the pages show), :mod:`ui.certify` (the Certify page's app layer: scheme labels,
-predicted time, radius slider, status line, export record; the workflow is :mod:`rrs.workflows`), :mod:`ui.jobs` (heavy work through the process-wide scheduler),
+predicted time, radius slider, status line, export record; the workflow is :mod:`rrs.workflows`),
+:mod:`ui.jobs` (heavy work through the process-wide scheduler),
 :mod:`ui.story` (sentences computed from the numbers they describe), :mod:`ui.plots` (plotly
 figures and the app's PNG exports), :mod:`ui.budgets` (what the app computes in one request)
 and :mod:`ui.export` (JSON and CSV files).
