@@ -11,6 +11,9 @@ Measures, with the default model (EfficientNet-Lite0) at 224×224 on the coffee 
    certificate (:func:`ui.compute.compute_map` + :func:`ui.compute.map_certificates`), baseline vs
    the GPU backend's choices.
 
+3. on CUDA, then the whole story of ``bench/story.py`` (certificate, raw-vs-certified contrast,
+   the Attack page's default; today's path against the new one) on the same device.
+
 Ratios are against ``fp32 b16`` measured in the same run. ``--quick`` (a CPU dry run) uses
 T ∈ {16, 64} and T = 64 for the Certify step.
 
@@ -91,6 +94,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short Ts: a CPU dry run")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--no-story", action="store_true", help="skip bench/story.py (run on CUDA by default)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     model = load_default(device)
@@ -108,6 +112,10 @@ def main(argv=None) -> int:
     for r in certify_defaults(model, x, t, table):
         print(f"  {r['variant']:10s} {r['seconds']:8.2f} s  ({r['speedup']:.2f}× faster than fp32 b16)  "
               f"finite-sample RDP radius at β=1: {r['rdp_finite_beta1']:.4g}")
+    if device.type == "cuda" and not args.no_story:
+        import story   # bench/story.py (same folder): the whole story on this device
+        print("The whole story (bench/story.py) on this device:")
+        story.main(["--device", str(device)] + (["--quick"] if args.quick else []))
     return 0
 
 

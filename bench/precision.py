@@ -7,8 +7,10 @@ input (what rrs.smoothing does), and under bfloat16 autocast (``MapSettings.prec
 
 Then whether bf16 may be the default: a bf16 RRS map and an fp32 RRS map with the same noise
 agree (tie-aware top-k intersection) at least as well as two fp32 maps with different noise
-seeds (the no-attack floor). A certificate is sound for the function actually computed, so a
-bf16 map's certificate is about the bf16 map.
+seeds (the no-attack floor), and the device's own check (:func:`rrs.compute.device.check_precision`,
+which decides the app's precision: top-k intersection and Spearman within the floor). A
+certificate is sound for the function actually computed, so a bf16 map's certificate is about
+the bf16 map (method.md §5, "Precision").
 
     python bench/precision.py [--quick]
 """
@@ -91,6 +93,11 @@ def main(argv=None) -> int:
         cells = "".join(f"{res['rates'][(base, v)]:>12.1f} ({res['rates'][(base, v)] / base_rate:4.2f}×)"
                         for v in VARIANTS)
         print(f"  {base:<18}{cells}")
+    from rrs.compute import device as D
+    model = load_default("cpu")
+    check = D.check_precision(model, model.prepare(load_sample("coffee")))
+    print(f"device check (rrs.compute.device): {check.to_dict() | {'settings': '…'}}; "
+          f"CPU computes bf16 natively: {D.cpu_bf16_fast()} -> the app uses {D.precision(model)}")
     for a in res["agreement"]:
         ok = a["bf16_vs_fp32"] >= a["floor_fp32"]
         print(f"RRS T={a['samples']}, cell {a['cell']}, k={a['k']}: bf16 vs fp32 (same noise) "

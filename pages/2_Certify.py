@@ -2,6 +2,7 @@
 certified while the samples arrive (anytime), valid whenever the run stops."""
 import streamlit as st
 
+from rrs.compute import device as D
 from rrs.methods import RAW_METHODS
 from rrs.settings import L2, MapSettings
 from rrs.workflows.certify import plan_run
@@ -48,7 +49,8 @@ with st.expander("Scheme, RRS scoring vector, noise type and precision"):
         s1, s2, "certify", help="Top-k′ uniform scores allow exact (Clopper–Pearson) intervals: the strongest "
                                 "finite-sample certificates.")
     noise = W.noise_radio(s3, "certify_noise", help="The Gaussian-CDF certificate exists only for Gaussian noise.")
-    precision = state.widget(s3.radio, "Precision", "certify_precision", "fp32", options=["fp32", "bf16"],
+    precision = state.widget(s3.radio, "Precision", "certify_precision", D.precision(ctx.model, ctx.x),
+                             options=["fp32", "bf16"],
                              horizontal=True, help="bf16 autocast is faster; the certificate is then about the "
                                                    "map computed in bf16 (bench/precision.py: it agrees with fp32 "
                                                    "within the no-attack floor).")

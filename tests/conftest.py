@@ -1,6 +1,7 @@
 """Shared fixtures: tiny hand-made models with known structure (no downloads)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# Exact-value comparisons across the suite (a page's map against the library's) are made in
+# fp32; the device's own precision choice (bf16 on AMX/AVX-512-BF16 CPUs and CUDA, where it
+# agrees with fp32) is tested on its own in tests/test_precision.py, which unsets this.
+os.environ.setdefault("RRS_PRECISION", "fp32")
 
 
 class TinyConvNet(nn.Module):

@@ -61,11 +61,11 @@ def _seconds(kind, model, x, settings) -> float | None:
 def run(kind: str, fn, model, x, settings, *rest, progress=None, attack=None):
     """``fn(model, x, settings, *rest, progress=…, batch_size=…)`` through the scheduler.
 
-    On CUDA a smoothed map's precision becomes :func:`rrs.compute.device.precision` (bf16 where
-    it agrees with fp32); the result's settings record it.
+    A smoothed map's precision becomes the device's (:func:`rrs.compute.device.resolve`: bf16
+    where the device computes it natively and it agrees with fp32, on CUDA and on the CPU);
+    the result's settings record it.
     """
-    if settings.smoothed and D.device_of(model).type == "cuda":
-        settings = settings.replace(precision=D.precision(model, x))
+    settings = D.resolve(model, x, settings)
     return _queue(model, job_cost(kind, model, x, settings, attack), fn, model, x, settings, *rest,
                   progress=progress, label=kind, seconds=_seconds(kind, model, x, settings))
 

@@ -39,7 +39,7 @@ VOLATILE = {PAGE, PAGE_CHANGED, TOKEN, "sb.upload_error", "sb.user_error", "home
 PRESET = {
     "explain_samples": (16, 8),
     "explain_cell": (8, 16),
-    "certify_samples": (1024, 256),
+    "certify_samples": (1024, 128),
     "certify_cell": (32, 32),
     "attack_samples": (32, 16),
     "attack_cell": (16, 16),
