@@ -3,14 +3,15 @@
 One run, one image (coffee), the default model, on whatever device is here. Each path is
 timed the way the app runs it:
 
-1. **Certify** — the anytime run of the Certify page (:func:`ui.certify.sample_anytime`,
-   separate selection batch) certified after every checkpoint (:func:`ui.certify.certify_sampled`,
+1. **Certify** — the anytime run of the Certify page (:func:`rrs.workflows.certify.sample_run`,
+   separate selection batch) certified after every checkpoint (:func:`rrs.workflows.certify.certify_sampled`,
    ℓ2, the page's β list): the time to the *first certified cells* (the first checkpoint with a
    finite-sample per-cell radius > 0) and to the *complete certificate*.
 2. **Contrast** — the raw-vs-certified contrast of the "what the guarantee is worth" issue: the
-   top-k attack (ℓ2, label kept) at the certified radius (:func:`ui.certify.break_plan`) on the
-   raw vanilla-gradient map and on the certified RRS map (``contrast`` below; swap in
-   ``rrs.workflows.robustness`` there when it lands).
+   top-k attack (ℓ2, label kept) at the certified radius (:func:`rrs.workflows.advice.break_plan`) on the
+   raw vanilla-gradient map and on the certified RRS map (``contrast`` below: today's path is
+   the old "Try to break it" attack, the new paths the Certify page's
+   :func:`rrs.workflows.robustness.contrast`).
 3. **Attack page** — its default: vanilla, SmoothGrad and RRS attacked at ℓ∞ 4/255
    (:func:`ui.compute.attack_method`).
 
@@ -41,7 +42,9 @@ from rrs.images import load_sample
 from rrs.models import load_model
 from rrs.settings import L2, LINF, AttackSettings, CertifySettings, MapSettings
 from rrs.smoothing import smooth
-from ui import certify as CU            # the Certify workflow (moves to rrs.workflows.certify)
+from rrs.workflows import advice as WA
+from rrs.workflows import certify as WC
+from rrs.workflows import robustness as WR
 from ui.compute import CERTIFY_BETAS, attack_method
 from ui.state import PRESET
 
@@ -124,8 +127,9 @@ def run_certify(model, x, path: Path, t: Timing):
     """The Certify page's anytime run, certified at every checkpoint; the last view."""
     start = time.perf_counter()
     view = None
-    for sampled in CU.sample_anytime(model, x, path.certify, path.scheme):
-        view = CU.certify_sampled(sampled, path.certify_settings)
+    cs = path.certify_settings.replace(scheme=path.scheme)
+    for sampled in WC.sample_run(model, x, path.certify, cs):
+        view = WC.certify_sampled(sampled, cs)
         cells = int((view.cell_radii("best", True) > 0).sum())
         if cells and math.isnan(t.first_cells):
             t.first_cells, t.first_cells_samples = time.perf_counter() - start, sampled.samples_done
@@ -134,24 +138,33 @@ def run_certify(model, x, path: Path, t: Timing):
     return view
 
 
-def contrast(model, x, view, eval_samples: int = 64) -> tuple[float, str]:
+def contrast(model, x, view, today: bool, eval_samples: int = 64) -> tuple[float, str]:
     """The raw vanilla-gradient map and the certified RRS map attacked at the certified radius
-    (top-k objective, ℓ2, label kept); ``(radius, one line)``. The RRS side is "Try to break
-    it"'s attack (:func:`ui.certify.break_it`'s steps, EOT and evaluation samples) at the
-    radius only. (When ``rrs.workflows.robustness`` lands, call it here instead.)"""
-    source, radius, claimed = CU.break_plan(view, 1.0)
+    (top-k objective, ℓ2, label kept); ``(radius, one line)``. ``today``: the RRS side is the
+    old "Try to break it" attack (5 steps, EOT 2, ``eval_samples`` measured samples, clean map
+    and floor recomputed) and the raw side runs all its steps; otherwise the Certify page's
+    contrast, :func:`rrs.workflows.robustness.contrast` (the certified map as the reference,
+    the raw attack stopping once every top cell is out)."""
+    source, radius, claimed = WA.break_plan(view, 1.0)
     if radius <= 0:
         return 0.0, "nothing certified: no contrast"
     s = view.sampled.settings
     raw = s.replace(method="vanilla")
-    rrs = s.replace(samples=int(min(eval_samples, s.samples)))
     eps = radius * (1 - 1e-6)
     out = []
-    for label, settings, opts in (
-            ("raw", raw, AttackSettings(objective="topk", norm=L2, epsilon=eps, steps=RAW_STEPS, seed=0)),
-            ("rrs", rrs, AttackSettings(objective="topk", norm=L2, epsilon=eps, steps=5, eot=CU.BREAK_EOT, seed=0))):
-        res = attack(model, x, settings, opts, target=view.sampled.target)
-        out.append(f"{label} overlap {res.topk_intersection:.2f} (floor {res.floor.topk_intersection:.2f})")
+    if today:
+        rrs = s.replace(samples=int(min(eval_samples, s.samples)))
+        for label, settings, opts in (
+                ("raw", raw, AttackSettings(objective="topk", norm=L2, epsilon=eps, steps=RAW_STEPS, seed=0)),
+                ("rrs", rrs, AttackSettings(objective="topk", norm=L2, epsilon=eps, steps=5, eot=WA.BREAK_EOT,
+                                            seed=0))):
+            res = attack(model, x, settings, opts, target=view.sampled.target)
+            out.append(f"{label} overlap {res.topk_intersection:.2f} (floor {res.floor.topk_intersection:.2f})")
+    else:
+        rs = WR.RobustnessSettings(norm=L2, steps=RAW_STEPS, eot=WA.BREAK_EOT, sweep_samples=eval_samples)
+        ref = torch.as_tensor(view.sampled.map(), dtype=torch.float32)
+        for p in WR.contrast(model, x, (raw, s), eps, rs, target=view.sampled.target, references={"rrs": ref}):
+            out.append(f"{p.settings.method} lost {p.lost} of {p.k} (overlap {p.overlap:.2f}, floor {p.floor:.2f})")
     return radius, f"at the certified ℓ2 radius {radius:.3g} ({source}): " + ", ".join(out)
 
 
@@ -166,7 +179,7 @@ def story(model, x, path: Path) -> Timing:
     t = Timing()
     view = run_certify(model, x, path, t)
     t0 = time.perf_counter()
-    t.radius, t.contrast_text = contrast(model, x, view)
+    t.radius, t.contrast_text = contrast(model, x, view, today=path.name.startswith("today"))
     t.contrast = time.perf_counter() - t0
     t.attack_page = run_attack_page(model, x, path)
     return t
