@@ -697,7 +697,8 @@ def _radius_cell(r) -> str:
 
 
 def cmd_robustness(args) -> int:
-    from .timing import calibrate, format_seconds
+    from .compute.policy import calibrate
+    from .timing import format_seconds
     from .workflows.robustness import method_settings, predicted_gradients, robustness_profile
 
     started = time.perf_counter()

@@ -11,6 +11,7 @@ import pytest
 from rrs.certify import CellStats, certify
 from rrs.certify.budget import bound_level, earliest_samples
 from rrs.noise import Gaussian
+from rrs.settings import CertifySettings
 
 BETAS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)   # the Certify page's
 
@@ -42,8 +43,8 @@ def _brute(n, k, kp, eta, scheme, betas, checkpoint, t_max=200) -> int:
     for t in range(2, t_max):
         stats = _perfect(n, k, kp, t)
         sel = _perfect(n, k, kp, 8) if scheme == "selection" else None
-        rep = certify(stats, k, Gaussian(0.25), betas=betas, norm=2, dim=3 * 224 * 224, eta=eta_j, scheme=scheme,
-                      selection=sel)
+        rep = certify(stats, k, Gaussian(0.25), CertifySettings(betas=betas, norm=2, eta=eta_j, scheme=scheme),
+                      dim=3 * 224 * 224, selection=sel)
         if _nonempty(rep):
             return t
     raise AssertionError("no non-empty certificate found")
@@ -82,7 +83,8 @@ def test_real_maps_are_never_certified_earlier():
         for _ in range(t):
             counts[rng.choice(n, size=k, replace=False, p=rng.dirichlet(np.ones(n) * 0.05))] += 1
         mean = counts / t / k
-        rep = certify(CellStats(mean, mean / k, t, 1 / k, True), k, Gaussian(0.25), betas=(1.0,), eta=0.05)
+        rep = certify(CellStats(mean, mean / k, t, 1 / k, True), k, Gaussian(0.25),
+                      CertifySettings(betas=(1.0,), eta=0.05))
         assert not _nonempty(rep)
 
 
