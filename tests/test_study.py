@@ -543,6 +543,56 @@ def test_an_unreachable_ray_cluster_fails_in_seconds_with_one_line(tmp_path):
     check_reachable("auto")  # left to Ray
 
 
+def test_a_local_ray_head_that_cannot_start_is_retried_once_then_explained(tmp_path, monkeypatch, caplog):
+    """A real failed start: Ray's own GCS port wait set to 0 s (the knob connect lengthens) makes
+    ``ray.init`` time out at once. connect cleans up, tries once more, then says what to do; no
+    half-started Ray process of this one is left running."""
+    import logging
+    import os
+    import ray
+
+    from rrs.compute import cluster
+
+    if ray.is_initialized():
+        pytest.skip("another Ray session is active in this process")
+    monkeypatch.setenv("RAY_gcs_server_port_wait_time_s", "0")
+    caplog.set_level(logging.INFO, logger="rrs.compute.cluster")
+    with pytest.raises(cluster.ClusterError) as info:
+        runner.run_grid(jobs.build_jobs(config.config_for("test", "tiny", images=["1"], seeds=1))[:1],
+                        tmp_path, ray=True, show_progress=False)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith("Ray's local head did not start, 2 times") and "machine may be busy" in msg
+    assert "`ray start --head`" in msg and "--ray-address auto" in msg
+    starts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("starting a local Ray head")]
+    assert starts == ["starting a local Ray head (attempt 1 of 2)", "starting a local Ray head (attempt 2 of 2)"]
+    assert not ray.is_initialized()
+    assert cluster._ray_children(ray) == set()           # the half-started GCS servers were ended
+    assert os.environ["RAY_gcs_server_port_wait_time_s"] == "0"  # the user's setting is restored
+
+
+def test_connect_lengthens_the_local_start_wait_only_while_starting(monkeypatch):
+    """Without a user setting, the GCS wait is START_WAIT_S during ray.init and unset afterwards."""
+    import os
+    import ray
+
+    from rrs.compute import cluster
+
+    if ray.is_initialized():
+        pytest.skip("another Ray session is active in this process")
+    monkeypatch.delenv("RAY_gcs_server_port_wait_time_s", raising=False)
+    seen = []
+    real = ray.init
+    monkeypatch.setattr(ray, "init", lambda *a, **k: (seen.append(os.environ.get("RAY_gcs_server_port_wait_time_s")),
+                                                      real(*a, **k))[1])
+    ray_, started = cluster.connect(None, num_cpus=1)
+    try:
+        assert started and seen == [str(cluster.START_WAIT_S)]
+        assert "RAY_gcs_server_port_wait_time_s" not in os.environ
+    finally:
+        ray_.shutdown()
+
+
 def test_report_scale_sentence_uses_finite_sample_radii_only():
     """The "for scale" sentence compares the attack budgets with the largest *certified* radius:
     a plug-in radius (an estimate) larger than every finite-sample one must not be quoted."""
