@@ -13,7 +13,7 @@ import torch
 
 from rrs.metrics import spearman, tie_aware_intersection, topk_intersection
 from rrs.settings import AttackSettings, MapSettings
-from rrs.study import bench, cli, config, inputs, jobs, report, runner, stats, store
+from rrs.study import bench, cli, config, inputs, jobs, report, runner, stats, store, version
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +187,76 @@ def test_old_schema_results_are_not_reused(tmp_path):
     assert store.load_job(tmp_path, jobs.job_key(job)) is None
 
 
+def test_every_row_carries_the_current_code_version(study):
+    cfg, out, first, _, _ = study
+    current = version.code_version()
+    assert {json.loads(p.read_text())["code"] for p in (out / "jobs").glob("*.json")} == {current}
+    assert set(pd.read_csv(out / "rows.csv")["code"]) == {current}
+    assert version.stale_count(store.load_rows(out)) == 0
+    version.check_current(store.load_rows(out))  # does not raise
+    assert f"Code version of every row: {current}" in (out.parent / "results.md").read_text()
+
+
+def _restamp(path, code):
+    data = json.loads(path.read_text())
+    if code is None:
+        data.pop("code", None)
+    else:
+        data["code"] = code
+    path.write_text(json.dumps(data))
+
+
+def test_stale_jobs_are_recomputed_on_resume(tmp_path, capsys):
+    """Jobs stored by another code version (or by code that recorded none) are recomputed and
+    overwritten; the others are reused."""
+    cfg = dataclasses.replace(config.config_for("test", "tiny", images=["1"], seeds=1),
+                              experiments=("accuracy", "certificates"))
+    grid = jobs.build_jobs(cfg)
+    out = tmp_path / "r"
+    full = runner.run_grid(grid, out, show_progress=False, threads=1)
+    assert full["stale"] == 0 and {r["code"] for r in full["results"]} == {version.code_version()}
+    files = sorted((out / "jobs").glob("*.json"))
+    _restamp(files[0], "0.0.1+000000000000")
+    _restamp(files[1], None)
+    assert cli.main(["--preset", "test", "--model", "tiny", "--images", "1", "--seeds", "1", "--experiments",
+                     "accuracy", "certificates", "--dry-run", "--out", str(out)]) == 0
+    assert "2 stale ones to recompute" in capsys.readouterr().out
+    again = runner.run_grid(grid, out, show_progress=False, threads=1)
+    assert again["stale"] == 2 and again["executed"] == 2 and again["cached"] == len(grid) - 2
+    assert {json.loads(p.read_text())["code"] for p in files} == {version.code_version()}
+    assert version.stale_count(store.rows_frame(again["results"])) == 0
+
+
+def test_the_report_refuses_stale_rows(study, tmp_path):
+    cfg, out, first, _, _ = study
+    rows = store.load_rows(out)
+    rows.loc[rows.index[:5], "code"] = "0.0.1+000000000000"
+    run = json.loads((out / "settings.json").read_text())["run"]
+    with pytest.raises(config.EvaluationError) as info:
+        report.write_outputs(rows, tmp_path / "again", tmp_path / "again.md", cfg, run)
+    msg = str(info.value)
+    assert msg.startswith(f"5 of {len(rows)} result rows were computed by another code version (0.0.1+000000000000;")
+    assert "python -m rrs evaluate" in msg and "\n" not in msg
+    assert not (tmp_path / "again").exists() and not (tmp_path / "again.md").exists()  # nothing written
+    assert version.stale_count(rows.drop(columns="code")) == len(rows)  # rows that record no version are stale
+
+
+def test_code_version_hashes_the_result_determining_sources(tmp_path):
+    import shutil
+    pkg = tmp_path / "rrs"
+    shutil.copytree(version.PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    base = version.code_version(pkg)
+    assert base == version.code_version(version.PACKAGE) and base.startswith(__import__("rrs").__version__ + "+")
+    (pkg / "study" / "report.py").write_text((pkg / "study" / "report.py").read_text() + "\n# wording\n")
+    version.code_version.cache_clear()
+    assert version.code_version(pkg) == base  # presentation only
+    (pkg / "floor.py").write_text((pkg / "floor.py").read_text() + "\n# changed\n")
+    version.code_version.cache_clear()
+    assert version.code_version(pkg) != base
+    assert "study/report.py" not in {p.relative_to(version.PACKAGE).as_posix() for p in version.hashed_files()}
+    assert "study/jobs.py" in {p.relative_to(version.PACKAGE).as_posix() for p in version.hashed_files()}
+
+
 def test_ray_matches_in_process(tmp_path):
     """Jobs as tasks on a fresh local Ray instance (started and stopped by run_grid) give the
     same numbers as in-process."""
@@ -205,6 +275,7 @@ def test_ray_matches_in_process(tmp_path):
         return [[(r["metric"], r["value"]) for r in x["rows"] if not r["metric"].endswith("seconds")]
                 for x in res["results"]]
     assert numbers(local) == numbers(remote)
+    assert {x["code"] for x in remote["results"]} == {version.code_version()}  # the workers ran this code
 
 
 # ------------------------------------------------------------------------ statistics
@@ -541,6 +612,56 @@ def test_an_unreachable_ray_cluster_fails_in_seconds_with_one_line(tmp_path):
                         tmp_path, ray_address=f"127.0.0.1:{port}", show_progress=False)
     assert "\n" not in str(info.value)
     check_reachable("auto")  # left to Ray
+
+
+def test_a_local_ray_head_that_cannot_start_is_retried_once_then_explained(tmp_path, monkeypatch, caplog):
+    """A real failed start: Ray's own GCS port wait set to 0 s (the knob connect lengthens) makes
+    ``ray.init`` time out at once. connect cleans up, tries once more, then says what to do; no
+    half-started Ray process of this one is left running."""
+    import logging
+    import os
+    import ray
+
+    from rrs.compute import cluster
+
+    if ray.is_initialized():
+        pytest.skip("another Ray session is active in this process")
+    monkeypatch.setenv("RAY_gcs_server_port_wait_time_s", "0")
+    caplog.set_level(logging.INFO, logger="rrs.compute.cluster")
+    with pytest.raises(cluster.ClusterError) as info:
+        runner.run_grid(jobs.build_jobs(config.config_for("test", "tiny", images=["1"], seeds=1))[:1],
+                        tmp_path, ray=True, show_progress=False)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith("Ray's local head did not start, 2 times") and "machine may be busy" in msg
+    assert "`ray start --head`" in msg and "--ray-address auto" in msg
+    starts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("starting a local Ray head")]
+    assert starts == ["starting a local Ray head (attempt 1 of 2)", "starting a local Ray head (attempt 2 of 2)"]
+    assert not ray.is_initialized()
+    assert cluster._ray_children(ray) == set()           # the half-started GCS servers were ended
+    assert os.environ["RAY_gcs_server_port_wait_time_s"] == "0"  # the user's setting is restored
+
+
+def test_connect_lengthens_the_local_start_wait_only_while_starting(monkeypatch):
+    """Without a user setting, the GCS wait is START_WAIT_S during ray.init and unset afterwards."""
+    import os
+    import ray
+
+    from rrs.compute import cluster
+
+    if ray.is_initialized():
+        pytest.skip("another Ray session is active in this process")
+    monkeypatch.delenv("RAY_gcs_server_port_wait_time_s", raising=False)
+    seen = []
+    real = ray.init
+    monkeypatch.setattr(ray, "init", lambda *a, **k: (seen.append(os.environ.get("RAY_gcs_server_port_wait_time_s")),
+                                                      real(*a, **k))[1])
+    ray_, started = cluster.connect(None, num_cpus=1)
+    try:
+        assert started and seen == [str(cluster.START_WAIT_S)]
+        assert "RAY_gcs_server_port_wait_time_s" not in os.environ
+    finally:
+        ray_.shutdown()
 
 
 def test_report_scale_sentence_uses_finite_sample_radii_only():

@@ -16,6 +16,8 @@ gradient, following method.md §2–§7:
 
 Layout: :mod:`~rrs.study.config` (settings, presets, images), :mod:`~rrs.study.jobs` (the job
 grid, keys, seeds, one function per job kind), :mod:`~rrs.study.store` (the job store),
+:mod:`~rrs.study.version` (the code version stamped on each job; stale jobs are recomputed and a
+report never mixes versions),
 :mod:`~rrs.study.runner` (in-process and Ray), :mod:`~rrs.study.stats` (intervals, Holm-corrected
 verdicts), :mod:`~rrs.study.plots` and :mod:`~rrs.study.report` (tables, figures,
 docs/results.md), :mod:`~rrs.study.bench` (speed), :mod:`~rrs.study.cli` (command line).

@@ -11,6 +11,7 @@ from .config import EXPERIMENTS, METHOD_NAMES, PRESETS, config_for
 from .jobs import build_jobs, estimate_cost, job_key
 from .runner import run_evaluation
 from .store import load_job
+from .version import code_version
 
 __all__ = ["add_arguments", "run_from_args", "register_cli", "main"]
 
@@ -58,9 +59,12 @@ def run_from_args(args) -> int:
                      args.experiments, args.T_values)
     if args.dry_run:
         jobs = build_jobs(cfg)
-        todo = [j for j in jobs if load_job(Path(args.out), job_key(j)) is None]
+        stored = [load_job(Path(args.out), job_key(j)) for j in jobs]
+        todo = [j for j, s in zip(jobs, stored) if s is None or s.get("code") != code_version()]
+        stale = sum(s is not None and s.get("code") != code_version() for s in stored)
         print(f"evaluate (dry run): preset {cfg.preset}, model {cfg.model}, {len(cfg.images)} images, "
-              f"{len(jobs)} jobs ({len(jobs) - len(todo)} stored in {args.out}); to compute ≈ "
+              f"{len(jobs)} jobs ({len(jobs) - len(todo)} stored in {args.out} by this code version {code_version()}"
+              f"{f', {stale} stale ones to recompute' if stale else ''}); to compute ≈ "
               f"{estimate_cost(todo):,.0f} gradient evaluations")
         return 0
     res = run_evaluation(cfg, args.out, args.report, resume=not args.no_resume, ray=args.ray,

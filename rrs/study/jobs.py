@@ -28,6 +28,7 @@ from .config import METHOD_NAMES, SMOOTHED, EvalConfig, EvaluationError
 from .bench import speed_rows
 from .inputs import get_image, get_model, resolve_device
 from .store import row
+from .version import code_version
 
 __all__ = ["SCHEMAS", "job_key", "derive_seed", "map_settings", "build_jobs", "estimate_cost", "run_job",
            "describe", "torch_threads"]
@@ -293,7 +294,8 @@ def torch_threads(n: int | None):
 
 
 def run_job(params: dict, device: str | None = None, image_array=None, threads: int | None = None) -> dict:
-    """Run one job: a plain function of its parameters returning ``{"key", "params", "rows", …}``.
+    """Run one job: a plain function of its parameters returning ``{"key", "params", "rows", "code", …}``
+    (``code``: :func:`rrs.study.version.code_version` of the process that ran it).
 
     Args:
         params: a job from :func:`build_jobs`.
@@ -308,6 +310,6 @@ def run_job(params: dict, device: str | None = None, image_array=None, threads: 
     t0 = time.perf_counter()
     with torch_threads(threads):
         rows = _KINDS[kind](params, resolve_device(device), image_array)
-    return {"key": job_key(params), "params": params, "rows": rows,
+    return {"key": job_key(params), "params": params, "rows": rows, "code": code_version(),
             "elapsed": time.perf_counter() - t0, "host": socket.gethostname(),
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}

@@ -14,6 +14,7 @@ from .. import jsonio
 from .plots import CERT_LABELS, METHOD_LABELS, PLOTS, cellname, fmt_budget, methods_in, select
 from .stats import ALPHA, best_vs_best, paired_comparisons, summarize
 from .store import read_runs
+from .version import check_current
 
 __all__ = ["write_outputs", "write_markdown", "HOLM_TEXT"]
 
@@ -247,6 +248,8 @@ def write_markdown(summary, rows, cfg, run, path: Path, out: Path, pngs) -> None
     md += ["## Machine and runs", "",
            f"- CPU: {m['cpu']} ({m['cores']} cores), CUDA: {m['cuda']}; torch {m['torch']}, numpy {m['numpy']}, "
            f"Python {m['python']}; {m['platform']}.",
+           f"- Code version of every row: {run.get('code', 'unrecorded')} (`rrs.study.version`: rrs's version and a hash "
+           "of the sources that determine results; stored jobs of another version are recomputed, never mixed in).",
            f"- {run['jobs']} jobs in this study; the runs that computed them (each job is computed once and "
            "stored; later runs reuse it):"]
     hist = read_runs(out) or [run]
@@ -401,7 +404,11 @@ def _fmt_load(load) -> str:
 
 
 def write_outputs(rows, out, report_path, cfg, run) -> list:
-    """Write rows.csv, summary.csv/json, comparisons.csv, PNG plots and the markdown report."""
+    """Write rows.csv, summary.csv/json, comparisons.csv, PNG plots and the markdown report.
+
+    Refuses (:class:`~rrs.study.config.EvaluationError`, before writing anything) rows computed
+    by another code version than this one (:func:`rrs.study.version.check_current`)."""
+    check_current(rows, _command(run, cfg))
     import matplotlib
     matplotlib.use("Agg", force=False)
     out = Path(out)

@@ -24,6 +24,7 @@ from .config import EvalConfig, EvaluationError
 from .inputs import get_image, get_model, resolve_device
 from .jobs import build_jobs, describe, job_key, run_job
 from .store import append_run, load_job, rows_frame, save_job
+from .version import code_version
 
 __all__ = ["run_grid", "run_evaluation", "EvaluationResult", "machine_info", "default_threads", "ROOT"]
 
@@ -65,7 +66,10 @@ def _run_ray(pending, out, ray_address, device, threads, progress, record):
 
 def run_grid(jobs: list[dict], out, resume: bool = True, ray: bool = False, ray_address: str | None = None,
              device: str | None = None, show_progress: bool = True, threads: int | None = None) -> dict:
-    """Run every job not already stored under ``out/jobs``; return execution counts.
+    """Run every job not already stored under ``out/jobs`` by this code version; return counts.
+
+    A stored job computed by another code version (:func:`rrs.study.version.code_version`) is
+    stale: it is recomputed and overwritten, never reused.
 
     Args:
         jobs: from :func:`rrs.study.jobs.build_jobs`.
@@ -76,18 +80,22 @@ def run_grid(jobs: list[dict], out, resume: bool = True, ray: bool = False, ray_
         device: torch device for the jobs.
         threads: torch threads per job (Ray tasks: 1 unless given; one CPU per task).
     Returns:
-        ``{"executed": n, "cached": m, "results": [job results in the order of jobs]}``.
+        ``{"executed": n, "cached": m, "stale": s, "results": [job results in the order of jobs]}``
+        (``stale``: stored jobs of another code version, recomputed and counted in ``executed``).
     """
     out = Path(out)
     (out / "jobs").mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     pending: dict[str, dict] = {}
+    stale, current = set(), code_version()
     for p in jobs:
         key = job_key(p)
         stored = load_job(out, key) if resume else None
-        if stored is not None:
+        if stored is not None and stored.get("code") == current:
             results[key] = stored
         else:
+            if stored is not None:
+                stale.add(key)
             pending.setdefault(key, p)
     cached = len(results)
     executed = []
@@ -115,7 +123,7 @@ def run_grid(jobs: list[dict], out, resume: bool = True, ray: bool = False, ray_
     finally:
         if bar is not None:
             bar.close()
-    return {"executed": len(executed), "cached": cached,
+    return {"executed": len(executed), "cached": cached, "stale": len(stale),
             "results": [results[job_key(p)] for p in jobs if job_key(p) in results]}
 
 
@@ -179,6 +187,7 @@ def run_evaluation(cfg: EvalConfig, out="docs/results", report: str | Path | Non
                     show_progress=show_progress, threads=threads)
     seconds = time.perf_counter() - t0
     run = {"config": cfg.to_json(), "jobs": len(jobs), "executed": grid["executed"], "cached": grid["cached"],
+           "stale": grid["stale"], "code": code_version(),
            "wall_seconds": round(seconds, 1), "ray": bool(ray or ray_address), "device": resolve_device(device),
            "threads": threads, "machine": machine_info(), "loadavg_start": start_info["loadavg"],
            "argv": sys.argv[1:], "notes": notes}

@@ -3,7 +3,9 @@
 Files are written atomically with :func:`rrs.jsonio.write` (a crash never leaves half a file);
 a damaged or foreign file is treated as missing and recomputed. ``rrs.jsonio`` writes
 non-finite numbers as the strings ``"inf"``, ``"-inf"`` and ``"nan"``; :func:`load_job` turns
-row values back into floats. :func:`row` builds one result row (the columns every table uses).
+row values back into floats. Each job carries the code version that computed it (``code``,
+:mod:`rrs.study.version`); :func:`load_job` returns it whatever it is, the runner and the report
+decide what a stale one means. :func:`row` builds one result row (the columns every table uses).
 """
 from __future__ import annotations
 
@@ -63,9 +65,10 @@ def read_runs(out) -> list[dict]:
 
 
 def rows_frame(results: list[dict]):
-    """All result rows of the given job results as one pandas DataFrame."""
+    """All result rows of the given job results as one pandas DataFrame, each with its job's
+    ``code`` version (``None`` for jobs stored before versions were recorded)."""
     import pandas as pd
-    return pd.DataFrame([r for res in results for r in res["rows"]])
+    return pd.DataFrame([dict(r, code=res.get("code")) for res in results for r in res["rows"]])
 
 
 def load_rows(path=None):
