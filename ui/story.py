@@ -285,6 +285,29 @@ def _scale_caption(budget: float, radius: float, plugin: float, norm: Norm, dim:
 
 # ------------------------------------------------------------------------- certificates
 
+def contrast_story(res, dim: int) -> str:
+    """The Learn page's contrast (:class:`rrs.workflows.advice.ContrastResult`) in words a
+    class reads from the back of the room, every number from ``res``."""
+    from rrs.workflows.advice import radius_text
+
+    raw, sm, k, kept = res.raw, res.smoothed, res.raw.k, res.provable
+    size = radius_text(res.radius, res.norm, dim)
+    if raw.lost >= k:
+        out = (f"The same small change ({size}) that wipes out **all {k}** of the plain map's top patches "
+               f"provably cannot move **{kept}** of the smoothed map's")
+    elif raw.lost:
+        out = (f"The same small change ({size}) pushes **{raw.lost} of the {k}** top patches out of the plain "
+               f"map, and provably cannot move **{kept}** of the smoothed map's")
+    else:
+        out = (f"This small change ({size}) did not push any of the plain map's {k} top patches out this time; "
+               f"it provably cannot move **{kept}** of the smoothed map's")
+    if sm.lost:
+        out += f" — the attack moved {sm.lost} other{'s' if sm.lost != 1 else ''}, which had no guarantee."
+    else:
+        out += f", and in fact moved none of its {k}."
+    return out
+
+
 def certificate_story(cr) -> dict:
     """The Learn page's certificate step: one radius ``L``, the figure's title, caption and
     the text beside it, all about the same per-cell statement.
