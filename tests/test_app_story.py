@@ -371,3 +371,39 @@ def test_learn_step7_shows_the_contrast_and_says_it_from_the_numbers():
     assert radius_text(res.radius, res.norm, dim) in text and f"**{res.provable}**" in text
     assert f"lost {raw.lost} of its {raw.k} top patches" in captions(at)
     assert L.STEPS == 7 and "Seven short steps" in " ".join(markdowns(at) + captions(at) + [i.value for i in at.info])
+
+
+def test_attack_page_places_the_budget_among_the_break_radii_and_the_certified_radius():
+    """The Attack page's scale: each method's break radius and the certified radius on the
+    budget's scale; the sentence says above/below from the profile's numbers, and moving the
+    budget slider re-places it without recomputing."""
+    from rrs.methods import METHODS
+
+    at = attack_page()
+    at.button(key="attack_radii").click().run()
+    ok(at)
+    (profile,) = at.session_state["attack.profile"].values()
+    assert [m.method for m in profile.methods] == ["vanilla", "rrs"]
+
+    def check(eps):
+        said = next(m for m in markdowns(at) if m.startswith(":material/straighten: This budget"))
+        head = said.split(", is ", 1)[1]
+        above = head.split("below")[0] if head.startswith("above") else ""
+        for m in profile.methods:
+            r = m.break_radius if m.broken else m.held_radius
+            name = METHODS[m.method].short
+            assert f"{r * 255:.3g}/255" in said
+            assert (name in above) == (r <= eps if m.broken else r < eps)
+        rrs = profile.method("rrs")
+        cert = rrs.certified_radius or rrs.certified_cell_radius
+        if cert:
+            assert f"certified radius {cert * 255:.3g}/255" in said
+            assert ("certified radius" in above) == (cert <= eps)
+        spec = figures(at)["attack_break_scale"]
+        assert f"your budget {eps * 255:.3g}" in json.dumps(spec)
+
+    check(4 / 255)
+    at.slider(key="attack_budget_linf").set_value(1).run()
+    ok(at)
+    check(1 / 255)
+    assert len(at.session_state["attack.profile"]) == 1          # the slider did not recompute

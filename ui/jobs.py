@@ -23,7 +23,7 @@ from rrs.workflows import certify as WC
 from . import compute as C
 from .budgets import device_label, plan_eot
 
-__all__ = ["session_id", "job_cost", "run", "anytime", "pilots", "break_it", "contrast", "contrast_certified", "break_radii", "certify",
+__all__ = ["session_id", "job_cost", "run", "anytime", "pilots", "break_it", "contrast", "contrast_certified", "break_radii", "robustness", "certify",
            "certify_job", "compare_job"]
 
 
@@ -121,6 +121,17 @@ def contrast_certified(model, x, settings, cert, progress=None):
     """The Learn page's contrast (:func:`rrs.workflows.advice.contrast_certified`) through the scheduler."""
     cost = job_cost("attack", model, x, settings, AttackSettings(objective="topk", eot=WA.BREAK_EOT))
     return _queue(model, cost, WA.contrast_certified, model, x, settings, cert, progress=progress, label="attack")
+
+
+def robustness(model, x, methods, settings, progress=None):
+    """A robustness profile (:func:`rrs.workflows.robustness.robustness_profile`) through the scheduler,
+    its memory estimated as the attack of its first smoothed method (else its first method)."""
+    from rrs.workflows.robustness import robustness_profile
+
+    first = next((m for m in methods if m.smoothed), methods[0])
+    cost = job_cost("attack", model, x, first, AttackSettings(objective="topk", eot=settings.eot))
+    return _queue(model, cost, robustness_profile, model, x, tuple(methods), settings, progress=progress,
+                  label="robustness")
 
 
 def break_radii(model, x, view, base: str, progress=None):

@@ -339,12 +339,12 @@ def lines_figure(series: list[dict], x_title: str, y_title: str, title: str | No
 
 
 def break_radius_figure(rows: list[dict], certified: float, x_title: str, title: str | None = None,
-                        height: int = 230) -> go.Figure:
+                        height: int = 230, budget: float | None = None) -> go.Figure:
     """Each method's break radius on one (log) budget axis, the certified radius a vertical line.
 
     ``rows``: ``name``, ``broken`` and ``radius`` (the break radius; when not broken, the
     largest budget tried, drawn as an arrow "not broken up to"), ``color``; values in the
-    axis unit (``x_title``)."""
+    axis unit (``x_title``); ``budget``: an attack budget drawn as a solid black line."""
     fig = go.Figure()
     names = [r["name"] for r in rows]
     for r in rows:
@@ -359,7 +359,12 @@ def break_radius_figure(rows: list[dict], certified: float, x_title: str, title:
         fig.add_vline(x=certified, line=dict(color=CERTIFIED, width=2.5, dash="dash"))
         fig.add_annotation(x=math.log10(certified), y=1.0, yref="paper", yanchor="bottom", showarrow=False,
                            text=f"certified radius {certified:.3g}", font=dict(color=CERTIFIED))
-    xs = [r["radius"] for r in rows if r["radius"] > 0] + ([certified] if certified > 0 else [])
+    if budget is not None and budget > 0:
+        fig.add_vline(x=budget, line=dict(color="#000000", width=2))
+        fig.add_annotation(x=math.log10(budget), y=0.0, yref="paper", yanchor="top", showarrow=False,
+                           text=f"your budget {budget:.3g}", font=dict(color="#000000"))
+    xs = ([r["radius"] for r in rows if r["radius"] > 0] + ([certified] if certified > 0 else [])
+          + ([budget] if budget else []))
     lo, hi = (min(xs), max(xs)) if xs else (0.01, 1.0)
     fig.update_xaxes(title=x_title, type="log", range=[math.log10(lo) - 0.6, math.log10(hi) + 0.6],
                      gridcolor="#e5e5e5")

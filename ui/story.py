@@ -285,6 +285,58 @@ def _scale_caption(budget: float, radius: float, plugin: float, norm: Norm, dim:
 
 # ------------------------------------------------------------------------- certificates
 
+def _budget_value(r: float, norm: Norm) -> str:
+    return f"{r * 255:.3g}/255" if norm.is_inf else f"{r:.3g}"
+
+
+def break_scale(profile, epsilon: float) -> tuple:
+    """Where an attack budget falls among each method's break radius and the certified radius
+    of a :class:`rrs.workflows.robustness.RobustnessProfile` (same norm): ``(figure,
+    caption, sentence)``, every number from the profile."""
+    norm = profile.settings.norm
+    scale = 255.0 if norm.is_inf else 1.0
+    rows, above, below = [], [], []
+    for i, m in enumerate(profile.methods):
+        name = METHODS[m.method].short
+        r = m.break_radius if m.broken else m.held_radius
+        rows.append({"name": name, "broken": m.broken, "radius": r * scale, "color": P.PALETTE[i % len(P.PALETTE)]})
+        if m.broken:
+            (above if m.break_radius <= epsilon else below).append(
+                f"{name}'s break radius {_budget_value(m.break_radius, norm)}")
+        elif m.held_radius >= epsilon:
+            below.append(f"the largest change tried on {name} ({_budget_value(m.held_radius, norm)}, not broken)")
+        else:
+            above.append(f"the largest change tried on {name} ({_budget_value(m.held_radius, norm)})")
+    cert = [(m, m.certified_radius or 0.0, "whole top-k set") for m in profile.methods if m.certified_radius]
+    cert = cert or [(m, m.certified_cell_radius, "best single cell") for m in profile.methods
+                    if m.certified_cell_radius]
+    certified = 0.0
+    if cert:
+        m, certified, what = max(cert, key=lambda c: c[1])
+        (above if certified <= epsilon else below).append(
+            f"{METHODS[m.method].short}'s certified radius {_budget_value(certified, norm)} ({what})")
+    x_title = "budget (ℓ∞, in 1/255)" if norm.is_inf else f"budget ({norm.label}, pixel units)"
+    fig = P.break_radius_figure(rows, certified * scale, x_title, budget=epsilon * scale,
+                                height=140 + 45 * len(rows))
+    caption = ("× = the smallest budget at which the top-k attack pushed a top cell out (label kept); ▶ = not "
+               "broken up to the largest budget tried; dashed = the certified radius"
+               + ("" if certified else " (none at these settings)") + "; black = your budget.")
+    said = f"This budget, {_budget_value(epsilon, norm)}, is "
+    parts = []
+    if above:
+        parts.append("above " + _join(above))
+    if below:
+        parts.append("below " + _join(below))
+    said += " and ".join(parts) + "."
+    if not cert:
+        said += " Nothing is certified at these settings, so no certified radius is on the scale."
+    return fig, caption, said
+
+
+def _join(items: list) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def contrast_story(res, dim: int) -> str:
     """The Learn page's contrast (:class:`rrs.workflows.advice.ContrastResult`) in words a
     class reads from the back of the room, every number from ``res``."""
