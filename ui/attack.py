@@ -27,9 +27,8 @@ def break_scale(ctx, methods: list, map_settings: MapSettings, attack: AttackSet
     """Where the chosen budget falls: each method's break radius and the certified radius on the
     budget's scale (a robustness profile of these settings, computed on demand and kept for
     the session, so moving the budget slider redraws it without recomputing)."""
-    from rrs.compute.policy import sample_rate
     from rrs.timing import format_seconds
-    from rrs.workflows.robustness import RobustnessSettings, method_settings, predicted_gradients
+    from rrs.workflows.robustness import RobustnessSettings, method_settings
 
     from . import jobs
 
@@ -41,8 +40,7 @@ def break_scale(ctx, methods: list, map_settings: MapSettings, attack: AttackSet
     store = st.session_state.setdefault("attack.profile", {})
     key = (ctx.model_key, ctx.image_digest, ctx.size, ms, rs)
     if key not in store:
-        smoothed = next((m for m in ms if m.smoothed), ms[0])
-        secs = predicted_gradients(ms, rs) / sample_rate(ctx.model, ctx.x, smoothed)
+        secs = story.predict_robustness(ctx.model, ctx.x, ms, rs, budgets=len(rs.grid) + rs.bisection)
         if not st.button(f"Show where this budget falls: each method's break radius ({format_seconds(secs)})",
                          key="attack_radii", icon=":material/straighten:",
                          help="Attacks each method at a sweep of budgets (each starting from the previous one's "

@@ -320,40 +320,34 @@ def _mask(cells, grid) -> np.ndarray:
 
 
 def _contrast_panels(ctx, view, res, opacity: float) -> None:
-    """Clean maps, attacked maps and attacked images: the raw map left, the certified map right."""
+    """One column per map, the raw map left and the certified map right: clean map, attacked map
+    (top cells that fell grey dotted), attacked image. On a narrow screen the columns stack."""
     from .compute import working_image
 
     grid, cell_px = view.sampled.grid, CU.pixel_cell(view.sampled)
-    panels = (res.raw, res.smoothed)
-    names = (W.method_label(res.raw.settings.method), f"RRS (certified, {W.method_label(res.raw.settings.method)})")
-    heads = st.columns(2, gap="medium")
-    for col, p, name in zip(heads, panels, names):
-        lost = f"lost {p.lost} of its {p.k} top cells" if p.lost else f"kept all {p.k} top cells"
-        col.markdown(f"**{name}**: {lost}" + ("" if p.label_kept else " (the label changed)"))
-    zmax = [P.display_scale(np.asarray(p.clean_map), np.asarray(p.attacked_map)) for p in panels]
-    for row, what in (("clean", "Clean map"), ("attacked", "Attacked map")):
-        cols = st.columns(2, gap="medium")
-        for col, p, z, name, key in zip(cols, panels, zmax, names, ("raw", "rrs")):
-            top = _mask(p.top_cells, grid)
-            with col:
-                if row == "clean":
-                    W.figure(P.map_figure(ctx.picture, np.asarray(p.clean_map).reshape(grid), cell_px, 0.6, zmax=z,
-                                          topk_mask=top, title=f"{what}, {'raw' if key == 'raw' else 'RRS'}",
-                                          height=320),
-                             f"certify_contrast_{row}_{key}", f"Orange = its top {p.k} cells.")
-                else:
-                    fell = _mask(p.fallen, grid)
-                    W.figure(P.map_figure(working_image(p.attacked_image), np.asarray(p.attacked_map).reshape(grid),
-                                          cell_px, 0.6, zmax=z, topk_mask=top & ~fell, lost_mask=fell,
-                                          title=f"{what}, {'raw' if key == 'raw' else 'RRS'}", height=320),
-                             f"certify_contrast_{row}_{key}",
-                             f"Orange = top cells still in the top {p.k}; grey dotted = top cells that fell "
-                             f"({p.lost}). Top-k overlap {p.overlap:.2f} (no-attack floor {p.floor:.2f}).")
+    base = W.method_label(res.raw.settings.method).lower()
     cols = st.columns(2, gap="medium")
-    for col, p, name in zip(cols, panels, names):
-        col.image(working_image(p.attacked_image), width="stretch",
-                  caption=f"The attacked image for the {name} map: a change of "
-                          f"{WA.radius_text(p.epsilon, view.norm, view.dim)}, invisible to the eye.")
+    for col, p, name, key in zip(cols, (res.raw, res.smoothed), (f"Raw {base}", f"Certified RRS of the {base}"),
+                                 ("raw", "rrs")):
+        z = P.display_scale(np.asarray(p.clean_map), np.asarray(p.attacked_map))
+        top, fell = _mask(p.top_cells, grid), _mask(p.fallen, grid)
+        short = "raw" if key == "raw" else "RRS"
+        lost = (f"lost all {p.k} of its top cells" if p.lost >= p.k else
+                f"lost {p.lost} of its {p.k} top cells" if p.lost else f"kept all {p.k} of its top cells")
+        with col:
+            st.markdown(f"**{name}**: {lost}" + ("" if p.label_kept else " (the label changed)"))
+            W.figure(P.map_figure(ctx.picture, np.asarray(p.clean_map).reshape(grid), cell_px, opacity, zmax=z,
+                                  topk_mask=top, title=f"Clean map, {short}", height=320),
+                     f"certify_contrast_clean_{key}", f"Orange = its top {p.k} cells.")
+            W.figure(P.map_figure(working_image(p.attacked_image), np.asarray(p.attacked_map).reshape(grid), cell_px,
+                                  opacity, zmax=z, topk_mask=top & ~fell, lost_mask=fell,
+                                  title=f"Attacked map, {short}", height=320),
+                     f"certify_contrast_attacked_{key}",
+                     f"Orange = top cells still in the top {p.k}; grey dotted = top cells that fell ({p.lost}). "
+                     f"Top-k overlap {p.overlap:.2f} (no-attack floor {p.floor:.2f}).")
+            st.image(working_image(p.attacked_image), width=300,
+                     caption=f"The attacked image ({name.lower()} map): a change of "
+                             f"{WA.radius_text(p.epsilon, view.norm, view.dim)}, invisible to the eye.")
 
 
 def _radii_chart(view, res, profile) -> None:
@@ -388,8 +382,7 @@ def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None
         st.caption("Nothing is certified yet, not even as a plug-in estimate: there is no radius to attack.")
         return
     raw_s, smooth_s, rs = WA.contrast_settings(view, base)
-    attack_secs = CU.predict_seconds(ctx.model, ctx.x, settings,
-                                     min(64, int(settings.samples)) * 3 + rs.steps * (rs.eot * 4.4 + 1) + 60)
+    attack_secs = story.predict_robustness(ctx.model, ctx.x, (raw_s, smooth_s), rs)
     st.caption(f"The same top-k attack ({norm.label}) on the raw {W.method_label(base).lower()} map and on the "
                f"certified RRS map, at exactly the certified radius {WA.radius_text(plan_r, norm, view.dim)} "
                f"({plan_src}; {len(plan_cells)} cell(s) guaranteed to stay).")
@@ -410,7 +403,7 @@ def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None
     _contrast_panels(ctx, view, res, 0.6)
     st.caption(f"The RRS map is attacked with {rs.sweep_samples} "
                f"samples per look (seed s+1) and judged against its no-attack floor; {res.elapsed:.1f} s.")
-    secs = CU.predict_seconds(ctx.model, ctx.x, settings, WA.break_radii_gradients(view, base))
+    secs = story.predict_robustness(ctx.model, ctx.x, (raw_s, smooth_s), rs, budgets=len(rs.grid) + rs.bisection)
     if profile is None:
         if st.button(f"Find each map's break radius ({format_seconds(secs)})", key="certify_radii",
                      icon=":material/straighten:",

@@ -12,6 +12,7 @@ import streamlit as st
 from rrs.figures import topk_mask
 from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings
+from rrs.workflows import advice as WA
 
 from . import caching, jobs, runs, story
 from . import plots as P
@@ -27,6 +28,12 @@ PRESENTER_CSS = """<style>
     [data-testid="stMain"] h3 { font-size: 2.1rem; }
     [data-testid="stMain"] [data-testid="stCaptionContainer"] p { font-size: 1.1rem; }
     </style>"""
+
+
+def _pair(settings: tuple) -> tuple:
+    """``((raw, smoothed), robustness settings)`` from :func:`rrs.workflows.advice.attack_settings`."""
+    raw, smoothed, rs = settings
+    return (raw, smoothed), rs
 
 
 class Lesson:
@@ -243,7 +250,8 @@ class Lesson:
                 "attack pushed out.")
         words = [("Same change", "one attack budget, the certified radius of step 6, for both maps.")]
         predicted = (story.predict_map(self.ctx.model, self.ctx.x, self.CERT)
-                     + story.predict_attack(self.ctx.model, self.ctx.x, self.CERT.replace(samples=64), self.ATTACK))
+                     + story.predict_robustness(self.ctx.model, self.ctx.x,
+                                                *_pair(WA.attack_settings(self.CERT, self.CERTIFY.norm, "vanilla"))))
         if self.step(7, "The same change, two maps", text, words, "Attack both maps", predicted):
             key = (self.ctx.model_key, self.ctx.image_digest, self.ctx.size, self.CERT)
             store = st.session_state.setdefault("learn.contrast", {})

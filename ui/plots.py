@@ -367,8 +367,8 @@ def break_radius_figure(rows: list[dict], certified: float, x_title: str, title:
           + ([budget] if budget else []))
     lo, hi = (min(xs), max(xs)) if xs else (0.01, 1.0)
     fig.update_xaxes(title=x_title, type="log", range=[math.log10(lo) - 0.6, math.log10(hi) + 0.6],
-                     gridcolor="#e5e5e5")
-    fig.update_yaxes(categoryorder="array", categoryarray=names[::-1], automargin=True)
+                     gridcolor="#e5e5e5", dtick=1, tickfont=dict(size=14))
+    fig.update_yaxes(categoryorder="array", categoryarray=names[::-1], automargin=True, tickfont=dict(size=14))
     fig.update_layout(height=height, font=_FONT, margin=dict(l=10, r=10, t=56 if title else 30, b=10),
                       title=dict(text=title or "", x=0.02, font=dict(size=15)),
                       plot_bgcolor="white", paper_bgcolor="rgba(0,0,0,0)")

@@ -518,6 +518,23 @@ def predict_attack(model, x, settings, attack) -> float:
     return maps + units_a * a + units_b * b
 
 
+def predict_robustness(model, x, methods, rs, budgets: int = 1) -> float:
+    """Seconds for the raw-versus-certified contrast (``budgets = 1``) or for a robustness
+    profile (``budgets`` = sweep plus bisection steps, and each smoothed map's certificate and
+    confirmation maps): per budget one top-k attack of each method at the profile's steps and
+    EOT (:func:`predict_attack`; raw attacks usually stop early, so an upper estimate)."""
+    total = 0.0
+    for m in methods:
+        if not m.smoothed:
+            total += budgets * predict_attack(model, x, m, rs.attack(0.1).replace(eot=1))
+            continue
+        measured = m.replace(samples=min(rs.sweep_samples, m.samples))
+        total += budgets * predict_attack(model, x, measured, rs.attack(0.1))
+        if budgets > 1:
+            total += predict_map(model, x, m) + predict_map(model, x, m.replace(samples=rs.confirm_samples))
+    return total
+
+
 def record_attack(model, x, settings, attack, seconds: float) -> None:
     """Record a finished (not cached) attack: its steps' time (its time less its maps' at the
     measured sample rate, at least a fifth of it) for the next predictions of this kind."""
