@@ -337,16 +337,17 @@ def _contrast_panels(ctx, view, res, opacity: float) -> None:
         with col:
             st.markdown(f"**{name}**: {lost}" + ("" if p.label_kept else " (the label changed)"))
             W.figure(P.map_figure(ctx.picture, np.asarray(p.clean_map).reshape(grid), cell_px, opacity, zmax=z,
-                                  topk_mask=top, title=f"Clean map, {short}", height=320),
-                     f"certify_contrast_clean_{key}", f"Orange = its top {p.k} cells.")
+                                  topk_mask=top, title=f"Clean map, {short}", colorbar=False),
+                     f"certify_contrast_clean_{key}", f"Orange = its top {p.k} cells; brighter = more important "
+                                                      "(one colour scale for the clean and attacked map).")
             W.figure(P.map_figure(working_image(p.attacked_image), np.asarray(p.attacked_map).reshape(grid), cell_px,
                                   opacity, zmax=z, topk_mask=top & ~fell, lost_mask=fell,
-                                  title=f"Attacked map, {short}", height=320),
+                                  title=f"Attacked map, {short}", colorbar=False),
                      f"certify_contrast_attacked_{key}",
                      f"Orange = top cells still in the top {p.k}; grey dotted = top cells that fell ({p.lost}). "
                      f"Top-k overlap {p.overlap:.2f} (no-attack floor {p.floor:.2f}).")
             st.image(working_image(p.attacked_image), width=300,
-                     caption=f"The attacked image ({name.lower()} map): a change of "
+                     caption=f"The attacked image ({name[0].lower() + name[1:]} map): a change of "
                              f"{WA.radius_text(p.epsilon, view.norm, view.dim)}, invisible to the eye.")
 
 

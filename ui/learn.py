@@ -274,7 +274,7 @@ class Lesson:
                     with col:
                         W.figure(P.map_figure(working_image(p.attacked_image), np.asarray(p.attacked_map), self.pixel_cell(p),
                                               0.6, topk_mask=(top & ~fell).reshape(grid), lost_mask=fell.reshape(grid),
-                                              title=f"{name}, attacked", height=self.FIG_H),
+                                              title=f"{name}, attacked", height=self.FIG_H, colorbar=False),
                                  f"learn_fig7_{'raw' if not p.settings.smoothed else 'rrs'}",
                                  f"lost {p.lost} of its {p.k} top patches")
                 self.say(story.contrast_story(res, 3 * self.ctx.size * self.ctx.size))

@@ -173,7 +173,8 @@ def _cell_customdata(rows: int, cols: int) -> np.ndarray:
 
 def map_figure(image, cell_map, cell: int, opacity: float = 0.6, zmax: float | None = None,
                topk_mask=None, title: str | None = None, height: int = 380,
-               colorbar_title: str = "attribution<br>(relative)", lost_mask=None) -> go.Figure:
+               colorbar_title: str = "attribution<br>(relative)", lost_mask=None,
+               colorbar: bool = True) -> go.Figure:
     """An attribution map as an interactive heatmap over the image.
 
     Args:
@@ -183,6 +184,7 @@ def map_figure(image, cell_map, cell: int, opacity: float = 0.6, zmax: float | N
             a comparison; default :func:`display_scale` of this map).
         topk_mask: optional ``(rows, cols)`` boolean mask outlined in orange (the top-k cells).
         lost_mask: optional mask outlined in grey, dashed (top cells an attack pushed out).
+        colorbar: draw the colour bar (off where two maps share a row on a narrow screen).
     """
     img = to_uint8(image)
     m = np.asarray(cell_map, dtype=float)
@@ -195,7 +197,7 @@ def map_figure(image, cell_map, cell: int, opacity: float = 0.6, zmax: float | N
         customdata=np.dstack([_cell_customdata(rows, cols), m[..., None]]),
         hovertemplate="cell row %{customdata[0]}, col %{customdata[1]}<br>value %{customdata[2]:.3g}"
                       "<extra></extra>",
-        colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=12, len=0.9),
+        colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=12, len=0.9), showscale=colorbar,
         **_cell_axes(rows, cols, cell)))
     if topk_mask is not None and np.any(topk_mask):
         _add_outline(fig, topk_mask, cell, TOPK, "top-k cells")
