@@ -26,7 +26,7 @@ from .certify import AnytimeView, Sampled, combine_cells, plan_run, report_cells
 __all__ = ["radius_text", "Verdict", "verdict", "validity_text", "Suggestion", "project", "suggestions",
            "pilot_candidates", "run_pilots", "BreakResult", "break_plan", "break_it", "BREAK_EOT",
            "ContrastResult", "contrast_settings", "attack_settings", "contrast_at_radius", "contrast_certified",
-           "break_radii", "break_radii_gradients"]
+           "break_radii"]
 
 
 def radius_text(radius: float, norm: Norm, dim: int | None = None, plugin: bool = False) -> str:
@@ -427,11 +427,3 @@ def break_radii(model, x, view: AnytimeView, base: str, progress=None, batch_siz
     cert = CertifySettings(norm=view.norm, eta=view.eta, scheme=view.sampled.scheme)
     return robustness_profile(model, x, (raw, smoothed), rs, cert, target=view.sampled.target, progress=progress,
                               batch_size=batch_size)
-
-
-def break_radii_gradients(view: AnytimeView, base: str) -> float:
-    """:func:`break_radii`'s predicted cost in plain gradient samples (an upper estimate)."""
-    from .robustness import predicted_gradients
-
-    raw, smoothed, rs = contrast_settings(view, base)
-    return predicted_gradients((raw, smoothed), rs)
