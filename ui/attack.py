@@ -52,6 +52,9 @@ def break_scale(ctx, methods: list, map_settings: MapSettings, attack: AttackSet
         if prof is None:
             return
         store[key] = prof
+        n = len(rs.grid) + rs.bisection
+        story.record_robustness(ctx.model, ctx.x, n, story.predict_robustness(ctx.model, ctx.x, ms, rs, budgets=n,
+                                                                              prior=True), prof.elapsed)
     fig, caption, said = story.break_scale(store[key], attack.epsilon)
     W.figure(fig, "attack_break_scale", caption)
     st.markdown(f":material/straighten: {said}")

@@ -395,6 +395,8 @@ def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None
                               ctx.model, ctx.x, view, base, float(beta), kind)
         if res is not None:
             store[bkey] = res
+            story.record_robustness(ctx.model, ctx.x, 1, story.predict_robustness(
+                ctx.model, ctx.x, (raw_s, smooth_s), rs, prior=True), res.elapsed)
     if bkey not in store:
         return
     res = store[bkey]
@@ -413,6 +415,9 @@ def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None
             prof = W.with_progress("Finding each map's break radius", jobs.break_radii, ctx.model, ctx.x, view, base)
             if prof is not None:
                 store[rkey] = prof
+                n = len(rs.grid) + rs.bisection
+                story.record_robustness(ctx.model, ctx.x, n, story.predict_robustness(
+                    ctx.model, ctx.x, (raw_s, smooth_s), rs, budgets=n, prior=True), prof.elapsed)
                 st.rerun()
         return
     _radii_chart(view, res, profile)

@@ -518,11 +518,23 @@ def predict_attack(model, x, settings, attack) -> float:
     return maps + units_a * a + units_b * b
 
 
-def predict_robustness(model, x, methods, rs, budgets: int = 1) -> float:
+def _robustness_key(model, x, budgets: int) -> tuple:
+    return ("robustness", getattr(model, "name", type(model).__name__), tuple(x.shape[-2:]), budgets > 1)
+
+
+def record_robustness(model, x, budgets: int, predicted: float, seconds: float) -> None:
+    """Record a finished contrast (``budgets = 1``) or profile: the ratio of its time to the
+    prior of :func:`predict_robustness`, which scales the next predictions of its kind."""
+    if predicted and predicted > 0:
+        _observe(_robustness_key(model, x, budgets), 1.0, 0.0, float(seconds) / float(predicted))
+
+
+def predict_robustness(model, x, methods, rs, budgets: int = 1, prior: bool = False) -> float:
     """Seconds for the raw-versus-certified contrast (``budgets = 1``) or for a robustness
     profile (``budgets`` = sweep plus bisection steps, and each smoothed map's certificate and
     confirmation maps): per budget one top-k attack of each method at the profile's steps and
-    EOT (:func:`predict_attack`; raw attacks usually stop early, so an upper estimate)."""
+    EOT (:func:`predict_attack`), times the median ratio of actual to predicted time of the
+    finished ones of its kind (:func:`record_robustness`; ``prior``: without that ratio)."""
     total = 0.0
     for m in methods:
         if not m.smoothed:
@@ -532,6 +544,11 @@ def predict_robustness(model, x, methods, rs, budgets: int = 1) -> float:
         total += budgets * predict_attack(model, x, measured, rs.attack(0.1))
         if budgets > 1:
             total += predict_map(model, x, m) + predict_map(model, x, m.replace(samples=rs.confirm_samples))
+    if not prior:
+        with _STEPS_LOCK:
+            ratios = [t for _, _, t in _STEPS.get(_robustness_key(model, x, budgets), ())]
+        if ratios:
+            total *= float(np.median(ratios))
     return total
 
 
