@@ -369,7 +369,8 @@ def test_learn_step7_shows_the_contrast_and_says_it_from_the_numbers():
     dim = 3 * raw.attacked_image.shape[-1] ** 2
     assert contrast_story(res, dim) in text
     assert radius_text(res.radius, res.norm, dim) in text and f"**{res.provable}**" in text
-    assert f"lost {raw.lost} of its {raw.k} top patches" in captions(at)
+    assert (f"lost {raw.lost} of its {raw.k} top patches" if raw.lost else
+            f"kept all {raw.k} of its top patches") in captions(at)
     assert L.STEPS == 7 and "Seven short steps" in " ".join(markdowns(at) + captions(at) + [i.value for i in at.info])
 
 

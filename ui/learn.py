@@ -264,6 +264,7 @@ class Lesson:
                     store[key] = res
             if key in store:
                 res = store[key]
+                self.say(story.contrast_story(res, 3 * self.ctx.size * self.ctx.size))   # first: above the fold
                 cols = st.columns(2, gap="medium")
                 for col, p, name in zip(cols, (res.raw, res.smoothed), ("plain gradient", "RRS (certified)")):
                     grid = np.asarray(p.clean_map).shape
@@ -276,8 +277,8 @@ class Lesson:
                                               0.6, topk_mask=(top & ~fell).reshape(grid), lost_mask=fell.reshape(grid),
                                               title=f"{name}, attacked", height=self.FIG_H, colorbar=False),
                                  f"learn_fig7_{'raw' if not p.settings.smoothed else 'rrs'}",
-                                 f"lost {p.lost} of its {p.k} top patches")
-                self.say(story.contrast_story(res, 3 * self.ctx.size * self.ctx.size))
+                                 f"lost {p.lost} of its {p.k} top patches" if p.lost else
+                                 f"kept all {p.k} of its top patches")
         self.after(7, text, words)
 
     def pixel_cell(self, panel) -> int:
