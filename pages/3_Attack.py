@@ -54,6 +54,7 @@ map_settings = W.settings_or_stop(lambda: MapSettings(method="rrs", sigma=sigma,
                                                       k=k, seed=seed))
 attack_settings = W.settings_or_stop(lambda: AttackSettings(objective=objective, norm=norm, epsilon=epsilon,
                                                             steps=int(steps), eot=int(eot), seed=seed))
+A.break_scale(ctx, methods, map_settings, attack_settings)
 per_method = A.predict(ctx, methods, map_settings, attack_settings)
 
 run_key = (ctx.model_key, ctx.image_digest, ctx.size, tuple(methods), map_settings, attack_settings)

@@ -9,7 +9,7 @@ import streamlit as st
 from ui import learn as L
 from ui import sidebar, state
 
-ctx = sidebar.page("Learn", "Six short steps, each with a button that runs it on the image chosen in the sidebar. "
+ctx = sidebar.page("Learn", "Seven short steps, each with a button that runs it on the image chosen in the sidebar. "
                    "No background needed: every technical word is explained in one line.")
 
 presenter = state.widget(st.toggle, "Presenter layout (large type, one step per screen)", "learn_presenter", False,

@@ -485,13 +485,13 @@ def test_learn_page_every_step_runs():
     at = new_app()
     at.switch_page("pages/5_Learn.py").run()
     ok(at)
-    assert [h.value for h in at.subheader][:6] == [
+    assert [h.value for h in at.subheader][:7] == [
         "1. The model looks at a picture", "2. Where did it look?", "3. A tiny change moves the map",
         "4. Smoothing: average over noisy copies", "5. Does smoothing resist the attack?",
-        "6. A guarantee: the certificate"]
+        "6. A guarantee: the certificate", "7. The same change, two maps"]
     assert charts(at) == 0
-    expected = [1, 2, 4, 5, 6, 7]              # figures after each step (step 3 draws two)
-    for i, n in zip(range(1, 7), expected):
+    expected = [1, 2, 4, 5, 6, 7, 9]           # figures after each step (steps 3 and 7 draw two)
+    for i, n in zip(range(1, 8), expected):
         at.button(key=f"learn_run{i}").click().run()
         ok(at)
         assert charts(at) == n, i

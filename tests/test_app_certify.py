@@ -194,14 +194,50 @@ def test_a_result_from_the_cache_says_so():
     assert any("(from the cache)" in c for c in captions(again))
 
 
-def test_try_to_break_it_reports_from_the_numbers():
+def test_try_to_break_it_shows_the_raw_map_next_to_the_certified_map():
+    """The contrast: both maps attacked at the certified radius, side by side; the sentence's
+    numbers are the Panels'; the certified map keeps at least its provable cells; then each
+    map's break radius on one axis with the certified radius marked."""
+    from rrs.workflows.robustness import sentence
+
     at = certify_page()
     run(at, samples=512, cell=4)
     at.button(key="certify_break").click().run()
     ok(at)
-    lines = [md.value for md in at.markdown if "certified radius" in str(md.value) and "held" in str(md.value)]
-    assert lines and re.search(r"top-k overlap \d\.\d\d \(no-attack floor \d\.\d\d\)", lines[0])
-    assert any("10× that budget" in str(md.value) for md in at.markdown)
+    store = at.session_state["certify.break"]
+    (res,) = [v for k, v in store.items() if k[0] != "radii"]
+    raw, sm = res.raw, res.smoothed
+    assert raw.settings.method == "vanilla" and sm.settings.method == "rrs"
+    assert raw.epsilon == sm.epsilon and abs(raw.epsilon - res.radius) <= 1e-5 * res.radius
+    # the attack at the certified radius never breaks the certified claim
+    assert set(res.claimed) <= set(sm.top_cells) and not set(res.claimed) & set(sm.fallen)
+    provable = len(res.claimed)
+    assert sm.k - sm.lost >= provable >= 1
+    said = [i.value for i in at.info if i.value.startswith("At this size of change")]
+    assert said == [sentence(raw.lost, raw.k, provable, sm.lost)]
+    assert f"provably keeps {provable}" in said[0] and f"raw map lost {raw.lost} of {raw.k}" in said[0] or \
+        (raw.lost == raw.k and f"raw map lost all {raw.k}" in said[0])
+    specs = " ".join(str(getattr(c, "proto", "")) for c in at.get("plotly_chart"))
+    for title in ("Clean map, raw", "Clean map, RRS", "Attacked map, raw", "Attacked map, RRS"):
+        assert title in specs
+    assert any(f"fell ({raw.lost})" in c for c in captions(at))
+    shown = [i.caption for el in at.get("image") for i in el.proto.imgs]
+    assert sum(c.startswith("The attacked image (") for c in shown) == 2
+
+    at.button(key="certify_radii").click().run()
+    ok(at)
+    profile = at.session_state["certify.break"][("radii",) + next(
+        k for k in at.session_state["certify.break"] if k[0] != "radii")]
+    rrs_p = profile.method("rrs")
+    assert not rrs_p.contradictions()
+    said = [i.value for i in at.info if i.value.startswith("At this size of change")]
+    assert said == [sentence(raw.lost, raw.k, provable, sm.lost, kept_up_to=rrs_p.held_radius,
+                             broken=rrs_p.broken)]
+    chart = [str(c.proto) for c in at.get("plotly_chart") if "Where each map breaks" in str(c.proto)]
+    assert len(chart) == 1 and f"certified radius {res.radius:.3g}" in chart[0]
+    raw_p = profile.method("vanilla")
+    mark = f"breaks at {raw_p.break_radius:.3g}" if raw_p.broken else f"not broken up to {raw_p.held_radius:.3g}"
+    assert mark in chart[0]
 
 
 def test_plugin_radius_colour_bar_and_importance_help_say_what_they_are():

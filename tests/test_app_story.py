@@ -345,3 +345,66 @@ def test_long_actions_show_their_predicted_time_from_the_measured_rate():
     assert any("predicted" in i.value for i in at.info if "Run comparison" in i.value)
     at.switch_page("pages/5_Learn.py").run()
     assert sum("predicted" in c for c in captions(at)) >= 4            # every step that computes
+
+
+def test_learn_step7_shows_the_contrast_and_says_it_from_the_numbers():
+    """Step 7: the plain map and the certified RRS map attacked with the same change (the
+    certified radius), side by side; the finding's numbers are the panels'; the certified map
+    keeps at least its provable patches."""
+    from rrs.workflows.advice import radius_text
+    from ui import learn as L
+    from ui.story import contrast_story
+
+    at = new_app()
+    at.switch_page("pages/5_Learn.py").run()
+    at.button(key="learn_run7").click().run()
+    ok(at)
+    (res,) = at.session_state["learn.contrast"].values()
+    raw, sm = res.raw, res.smoothed
+    assert raw.settings.method == "vanilla" and sm.settings.method == "rrs" and raw.epsilon == sm.epsilon
+    assert not set(res.claimed) & set(sm.fallen) and sm.k - sm.lost >= res.provable >= 1
+    figs = figures(at)
+    assert {"learn_fig7_raw", "learn_fig7_rrs"} <= set(figs)
+    text = next(m for m in markdowns(at) if "lightbulb" in m and "smoothed map" in m)
+    dim = 3 * raw.attacked_image.shape[-1] ** 2
+    assert contrast_story(res, dim) in text
+    assert radius_text(res.radius, res.norm, dim) in text and f"**{res.provable}**" in text
+    assert (f"lost {raw.lost} of its {raw.k} top patches" if raw.lost else
+            f"kept all {raw.k} of its top patches") in captions(at)
+    assert L.STEPS == 7 and "Seven short steps" in " ".join(markdowns(at) + captions(at) + [i.value for i in at.info])
+
+
+def test_attack_page_places_the_budget_among_the_break_radii_and_the_certified_radius():
+    """The Attack page's scale: each method's break radius and the certified radius on the
+    budget's scale; the sentence says above/below from the profile's numbers, and moving the
+    budget slider re-places it without recomputing."""
+    from rrs.methods import METHODS
+
+    at = attack_page()
+    at.button(key="attack_radii").click().run()
+    ok(at)
+    (profile,) = at.session_state["attack.profile"].values()
+    assert [m.method for m in profile.methods] == ["vanilla", "rrs"]
+
+    def check(eps):
+        said = next(m for m in markdowns(at) if m.startswith(":material/straighten: This budget"))
+        head = said.split(", is ", 1)[1]
+        above = head.split("below")[0] if head.startswith("above") else ""
+        for m in profile.methods:
+            r = m.break_radius if m.broken else m.held_radius
+            name = METHODS[m.method].short
+            assert f"{r * 255:.3g}/255" in said
+            assert (name in above) == (r <= eps if m.broken else r < eps)
+        rrs = profile.method("rrs")
+        cert = rrs.certified_radius or rrs.certified_cell_radius
+        if cert:
+            assert f"certified radius {cert * 255:.3g}/255" in said
+            assert ("certified radius" in above) == (cert <= eps)
+        spec = figures(at)["attack_break_scale"]
+        assert f"your budget {eps * 255:.3g}" in json.dumps(spec)
+
+    check(4 / 255)
+    at.slider(key="attack_budget_linf").set_value(1).run()
+    ok(at)
+    check(1 / 255)
+    assert len(at.session_state["attack.profile"]) == 1          # the slider did not recompute

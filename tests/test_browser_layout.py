@@ -60,24 +60,24 @@ MEASURE = """() => {
 @pytest.fixture(scope="module")
 def tiny_server():
     """``streamlit run`` of this checkout whose sessions start on the tiny model."""
-    from rrs.study.bench import load_benchmark
+    from bench import load
 
     log = open(SHOTS / "streamlit.log", "w") if SHOTS.mkdir(parents=True, exist_ok=True) is None else None
-    with load_benchmark("load").serve(model="tiny", budget=None, log=log) as (url, _pid):
+    with load.serve(model="tiny", budget=None, log=log) as (url, _pid):
         yield url
 
 
 def test_a_cold_first_visit_shows_the_page_and_a_loading_line_while_the_model_loads(browser):  # noqa: F811
     """A server that has loaded no model yet: the heading and "Loading the model" are on the
     page before the model is ready (not a blank page), and the line goes once it is."""
-    from rrs.study.bench import load_benchmark
+    from bench import load
 
     seen = """window.__seen = [];
       new MutationObserver(() => {
         const h1 = document.querySelector('h1'), text = document.body ? document.body.innerText : '';
         if (text.includes('Loading the model')) window.__seen.push(h1 ? h1.innerText : '');
       }).observe(document, {childList: true, subtree: true, characterData: true});"""
-    with load_benchmark("load").serve(model="tiny", budget=None) as (url, _pid):
+    with load.serve(model="tiny", budget=None) as (url, _pid):
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         page = context.new_page()
         page.set_default_timeout(WAIT)
@@ -170,7 +170,8 @@ def test_every_page_fits_the_screen_and_every_figure_is_readable(tiny_server, br
                 nav(page, name)
             _run_main_action(page, name)
             if name == "Learn":
-                for i in range(1, 7):       # the presenter layout, one step per screen
+                from ui.learn import STEPS
+                for i in range(1, STEPS + 1):       # the presenter layout, one step per screen
                     step = page.get_by_test_id("stButton").get_by_role(
                         "button", name=re.compile(r"^(?!.*(Previous|Next)).*$")).first
                     step.click()
@@ -181,7 +182,7 @@ def test_every_page_fits_the_screen_and_every_figure_is_readable(tiny_server, br
                     problems += _check(m, f"Learn step {i} {width}×{height}", presenter=True)
                     problems += [f"Learn step {i} {width}×{height}: {p}" for p in page.evaluate(LAYOUT_JS)]
                     _full_shot(page, f"learn{i}_{width}x{height}")
-                    if i < 6:
+                    if i < STEPS:
                         button(page, "Next").click()
                         idle(page)
                 continue
@@ -193,6 +194,52 @@ def test_every_page_fits_the_screen_and_every_figure_is_readable(tiny_server, br
         for name, m in report.items():
             print(f"{name} {width}×{height}: figures {m['figures']} maps {m['maps']} min chart font {m['min_font']} "
                   f"overflow {m['overflow']}/{m['main_overflow']} tables {m['table_excess']}")
+        assert not problems, "\n".join(problems)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width,height", SIZES)
+def test_certify_contrast_fits_the_screen(tiny_server, browser, width, height):  # noqa: F811
+    """Certify's "Try to break it": the raw and the certified map side by side after the button,
+    its sentence, then the break-radius chart; every figure ≥ 240 px, nothing clipped or cut,
+    no overflow; photographed at the sentence and at the chart."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    problems = []
+    try:
+        page.goto(tiny_server)
+        page.wait_for_selector(IDLE)
+        button(page, "chelsea").click()
+        idle(page)
+        nav(page, "Certify")
+        _run_main_action(page, "Certify")
+        button(page, "Attack both maps at the certified radius").click()
+        said = page.get_by_text(re.compile("At this size of change the raw map")).first
+        said.wait_for(timeout=WAIT)
+        idle(page)
+        page.wait_for_timeout(800)
+        said.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / f"certify_contrast_{width}x{height}.png"))
+        m = page.evaluate(MEASURE)
+        problems += _check(m, f"Certify contrast {width}×{height}")
+        for title in ("Clean map, raw", "Clean map, RRS", "Attacked map, raw", "Attacked map, RRS"):
+            assert page.locator(".gtitle", has_text=title).count() == 1, title
+        page.locator(".gtitle", has_text="Attacked map, raw").first.scroll_into_view_if_needed()
+        page.wait_for_timeout(400)
+        page.screenshot(path=str(SHOTS / f"certify_contrast_maps_{width}x{height}.png"))
+        button(page, "Find each map's break radius").click()
+        chart = page.locator(".gtitle", has_text="Where each map breaks").first
+        chart.wait_for(timeout=WAIT)
+        idle(page)
+        page.wait_for_timeout(800)
+        chart.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / f"certify_radii_{width}x{height}.png"))
+        m = page.evaluate(MEASURE)
+        problems += _check(m, f"Certify break radii {width}×{height}")
+        problems += [f"Certify contrast {width}×{height}: {p}" for p in page.evaluate(LAYOUT_JS)]
+        print(f"contrast {width}×{height}: figures {m['figures']} maps {m['maps']} min font {m['min_font']}")
         assert not problems, "\n".join(problems)
     finally:
         context.close()

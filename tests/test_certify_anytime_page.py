@@ -154,6 +154,29 @@ def test_break_it_runs_the_attack_at_the_certified_radius(setup):
                     1.0)
 
 
+def test_the_contrast_attacks_both_maps_just_below_the_certified_radius_and_no_claim_breaks(setup):
+    """The raw base map and the certified map at the radius of break_plan: the smoothed map's
+    reference is the certified map itself (its top-k cells are the certified ones) and no
+    claimed cell is pushed out (soundness); the raw map is attacked at the same budget."""
+    import torch
+
+    model, x = setup
+    sampled = run(model, x, "selection", samples=512)[-1]
+    view = WC.certify_sampled(sampled, CertifySettings(scheme=sampled.scheme, norm=L2, eta=0.05,
+                                                       betas=CERTIFY_BETAS))
+    source, radius, claimed = WA.break_plan(view, 1.0)
+    res = WA.contrast_at_radius(model, x, view, "vanilla")
+    assert (res.source, res.radius, res.claimed) == (source, radius, tuple(int(c) for c in claimed))
+    assert res.raw.epsilon == res.smoothed.epsilon == pytest.approx(radius, rel=1e-5) and res.raw.epsilon < radius
+    assert res.raw.settings.method == "vanilla" and res.raw.settings.cell == view.sampled.settings.cell
+    torch.testing.assert_close(res.smoothed.clean_map, torch.as_tensor(view.sampled.map(), dtype=torch.float32))
+    assert set(res.claimed) <= set(res.smoothed.top_cells) and not set(res.claimed) & set(res.smoothed.fallen)
+    assert res.provable == len(claimed) and f"provably keeps {len(claimed)}" in res.sentence()
+    with pytest.raises(ValueError, match="ℓ2 and ℓ∞"):
+        WA.contrast_at_radius(model, x, WC.certify_sampled(sampled, CertifySettings(scheme=sampled.scheme, norm=L1,
+                                                                                    eta=0.05)), "vanilla")
+
+
 def _bonferroni_run_whose_best_set_is_not_the_last():
     """A Bonferroni run (two checkpoints, 64 and 128 samples) whose first checkpoint separates
     cells {0, 1} clearly and whose second ranks {2, 3} first by a hair: the best whole-set

@@ -16,7 +16,49 @@ from . import plots as P
 from . import widgets as W
 from .compute import CERTIFY_BETAS, as_array, working_image
 
-__all__ = ["predict", "run_methods", "images", "method_section", "summary", "guarantee_scale", "exports"]
+__all__ = ["predict", "break_scale", "run_methods", "images", "method_section", "summary", "guarantee_scale",
+           "exports"]
+
+#: The break-radius sweep of the Attack page spans the budget slider's range.
+SWEEP_HIGH = {"l2": 10.0, "linf": 32 / 255}
+
+
+def break_scale(ctx, methods: list, map_settings: MapSettings, attack: AttackSettings) -> None:
+    """Where the chosen budget falls: each method's break radius and the certified radius on the
+    budget's scale (a robustness profile of these settings, computed on demand and kept for
+    the session, so moving the budget slider redraws it without recomputing)."""
+    from rrs.timing import format_seconds
+    from rrs.workflows.robustness import RobustnessSettings, method_settings
+
+    from . import jobs
+
+    norm = attack.norm
+    rs = RobustnessSettings(norm=norm, high=SWEEP_HIGH[norm.key], budgets=9, steps=attack.steps, eot=attack.eot,
+                            sweep_samples=map_settings.samples, confirm_samples=max(64, 4 * map_settings.samples),
+                            seed=attack.seed)
+    ms = method_settings(map_settings, methods)
+    store = st.session_state.setdefault("attack.profile", {})
+    key = (ctx.model_key, ctx.image_digest, ctx.size, ms, rs)
+    if key not in store:
+        secs = story.predict_robustness(ctx.model, ctx.x, ms, rs, budgets=len(rs.grid) + rs.bisection)
+        if not st.button(f"Show where this budget falls: each method's break radius ({format_seconds(secs)})",
+                         key="attack_radii", icon=":material/straighten:",
+                         help="Attacks each method at a sweep of budgets (each starting from the previous one's "
+                              "result), narrows down the smallest budget that pushes a top cell out, and certifies "
+                              "the smoothed maps; computed once for these settings, then every budget is placed "
+                              "on it."):
+            return
+        prof = W.with_progress("Finding each method's break radius", jobs.robustness, ctx.model, ctx.x, ms, rs)
+        if prof is None:
+            return
+        store[key] = prof
+        n = len(rs.grid) + rs.bisection
+        story.record_robustness(ctx.model, ctx.x, n, story.predict_robustness(ctx.model, ctx.x, ms, rs, budgets=n,
+                                                                              prior=True), prof.elapsed)
+    fig, caption, said = story.break_scale(store[key], attack.epsilon)
+    W.figure(fig, "attack_break_scale", caption)
+    st.markdown(f":material/straighten: {said}")
+
 
 
 def predict(ctx, methods: list, map_settings: MapSettings, attack: AttackSettings) -> dict:

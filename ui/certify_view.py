@@ -313,10 +313,68 @@ def figures(ctx, view, radius: float, kind: str, beta: float, opacity: float) ->
     return series
 
 
+def _mask(cells, grid) -> np.ndarray:
+    m = np.zeros(int(grid[0]) * int(grid[1]), dtype=bool)
+    m[list(cells)] = True
+    return m.reshape(grid)
+
+
+def _contrast_panels(ctx, view, res, opacity: float) -> None:
+    """One column per map, the raw map left and the certified map right: clean map, attacked map
+    (top cells that fell grey dotted), attacked image. On a narrow screen the columns stack."""
+    from .compute import working_image
+
+    grid, cell_px = view.sampled.grid, CU.pixel_cell(view.sampled)
+    base = W.method_label(res.raw.settings.method).lower()
+    cols = st.columns(2, gap="medium")
+    for col, p, name, key in zip(cols, (res.raw, res.smoothed), (f"Raw {base}", f"Certified RRS of the {base}"),
+                                 ("raw", "rrs")):
+        z = P.display_scale(np.asarray(p.clean_map), np.asarray(p.attacked_map))
+        top, fell = _mask(p.top_cells, grid), _mask(p.fallen, grid)
+        short = "raw" if key == "raw" else "RRS"
+        lost = (f"lost all {p.k} of its top cells" if p.lost >= p.k else
+                f"lost {p.lost} of its {p.k} top cells" if p.lost else f"kept all {p.k} of its top cells")
+        with col:
+            st.markdown(f"**{name}**: {lost}" + ("" if p.label_kept else " (the label changed)"))
+            W.figure(P.map_figure(ctx.picture, np.asarray(p.clean_map).reshape(grid), cell_px, opacity, zmax=z,
+                                  topk_mask=top, title=f"Clean map, {short}", colorbar=False),
+                     f"certify_contrast_clean_{key}", f"Orange = its top {p.k} cells; brighter = more important "
+                                                      "(one colour scale for the clean and attacked map).")
+            W.figure(P.map_figure(working_image(p.attacked_image), np.asarray(p.attacked_map).reshape(grid), cell_px,
+                                  opacity, zmax=z, topk_mask=top & ~fell, lost_mask=fell,
+                                  title=f"Attacked map, {short}", colorbar=False),
+                     f"certify_contrast_attacked_{key}",
+                     f"Orange = top cells still in the top {p.k}; grey dotted = top cells that fell ({p.lost}). "
+                     f"Top-k overlap {p.overlap:.2f} (no-attack floor {p.floor:.2f}).")
+            st.image(working_image(p.attacked_image), width=300,
+                     caption=f"The attacked image ({name[0].lower() + name[1:]} map): a change of "
+                             f"{WA.radius_text(p.epsilon, view.norm, view.dim)}, invisible to the eye.")
+
+
+def _radii_chart(view, res, profile) -> None:
+    """Each map's break radius on one axis, the certified radius marked."""
+    scale, norm = CU.radius_scale(view), view.norm
+    rows = []
+    for m, color in zip(profile.methods, (P.LOST, P.CERTIFIED)):
+        r = m.break_radius if m.broken else m.held_radius
+        name = "RRS (certified)" if m.settings.smoothed else f"raw {W.method_label(m.settings.method).lower()}"
+        rows.append({"name": name, "broken": m.broken, "radius": r * scale, "color": color})
+    unit = "budget (ℓ∞, in 1/255)" if norm.is_inf else f"budget ({norm.label}, pixel units)"
+    per = "" if norm.is_inf else (f" An {norm.label} change of {res.radius:.3g} is about "
+                                  f"{norm.per_pixel(res.radius, view.dim) * 255:.2g}/255 per pixel value if spread "
+                                  "evenly.")
+    W.figure(P.break_radius_figure(rows, res.radius * scale, unit, title="Where each map breaks"),
+             "certify_break_radii",
+             "× = the smallest change the attack found that pushes a top cell out (label kept); ▶ = not broken "
+             f"up to the largest change tried. Dashed line = the certified radius ({res.source}).{per}")
+
+
 def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None:
-    """"Try to break it": the attack at the certified radius and at 10×, with its plain lines."""
-    st.markdown("##### Try to break it")
+    """"Try to break it": the raw base map and the certified map attacked at the certified
+    radius side by side, one sentence from the numbers, then each map's break radius."""
+    st.markdown("##### Try to break it: the raw map next to the certified map")
     norm = view.norm
+    base = view.sampled.settings.base
     plan_src, plan_r, plan_cells = WA.break_plan(view, float(beta), kind)
     if norm.p not in (2.0, math.inf):
         st.caption("The attack supports ℓ2 and ℓ∞ budgets; switch the threat norm to ℓ2 or ℓ∞ to try it.")
@@ -324,22 +382,45 @@ def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None
     if plan_r <= 0:
         st.caption("Nothing is certified yet, not even as a plug-in estimate: there is no radius to attack.")
         return
-    attack_secs = CU.predict_seconds(ctx.model, ctx.x, settings, 2 * (3 * min(64, int(settings.samples)) + 30))
-    st.caption(f"Runs the top-k interpretation attack ({norm.label}) at exactly the certified radius "
-               f"{WA.radius_text(plan_r, norm, view.dim)} ({plan_src}; {len(plan_cells)} cell(s) claimed to hold), "
-               f"then at 10× that budget.")
-    broken = st.session_state.setdefault("certify.break", {})
-    bkey = (view_key, view.sampled.samples_done, norm.key, kind, float(beta), float(view.eta))
-    if st.button(f"Try to break it ({format_seconds(attack_secs)})", key="certify_break", icon=":material/bolt:"):
-        res = W.with_progress("Attacking the map at the certified radius and at 10×", jobs.break_it, ctx.model, ctx.x, view,
-                    float(beta), kind)
+    raw_s, smooth_s, rs = WA.contrast_settings(view, base)
+    attack_secs = story.predict_robustness(ctx.model, ctx.x, (raw_s, smooth_s), rs)
+    st.caption(f"The same top-k attack ({norm.label}) on the raw {W.method_label(base).lower()} map and on the "
+               f"certified RRS map, at exactly the certified radius {WA.radius_text(plan_r, norm, view.dim)} "
+               f"({plan_src}; {len(plan_cells)} cell(s) guaranteed to stay).")
+    store = st.session_state.setdefault("certify.break", {})
+    bkey = (view_key, view.sampled.samples_done, norm.key, kind, float(beta), float(view.eta), base)
+    if st.button(f"Attack both maps at the certified radius ({format_seconds(attack_secs)})", key="certify_break",
+                 icon=":material/bolt:"):
+        res = W.with_progress("Attacking the raw map and the certified map at the certified radius", jobs.contrast,
+                              ctx.model, ctx.x, view, base, float(beta), kind)
         if res is not None:
-            broken[bkey] = res
-    if bkey in broken:
-        for line in broken[bkey].lines(view.dim):
-            st.markdown(f"- {line}")
-        st.caption(f"Attacked maps use {broken[bkey].eval_samples} samples at seed s+1 and are compared with the "
-                   f"no-attack floor at the same T; {broken[bkey].elapsed:.1f} s.")
+            store[bkey] = res
+            story.record_robustness(ctx.model, ctx.x, 1, story.predict_robustness(
+                ctx.model, ctx.x, (raw_s, smooth_s), rs, prior=True), res.elapsed)
+    if bkey not in store:
+        return
+    res = store[bkey]
+    rkey = ("radii",) + bkey
+    profile = store.get(rkey)
+    st.info(res.sentence(profile), icon=":material/balance:")
+    _contrast_panels(ctx, view, res, 0.6)
+    st.caption(f"The RRS map is attacked with {rs.sweep_samples} "
+               f"samples per look (seed s+1) and judged against its no-attack floor; {res.elapsed:.1f} s.")
+    secs = story.predict_robustness(ctx.model, ctx.x, (raw_s, smooth_s), rs, budgets=len(rs.grid) + rs.bisection)
+    if profile is None:
+        if st.button(f"Find each map's break radius ({format_seconds(secs)})", key="certify_radii",
+                     icon=":material/straighten:",
+                     help="Attacks both maps at a sweep of budgets (each starting from the previous one's "
+                          "result) and narrows down the smallest one that pushes a top cell out."):
+            prof = W.with_progress("Finding each map's break radius", jobs.break_radii, ctx.model, ctx.x, view, base)
+            if prof is not None:
+                store[rkey] = prof
+                n = len(rs.grid) + rs.bisection
+                story.record_robustness(ctx.model, ctx.x, n, story.predict_robustness(
+                    ctx.model, ctx.x, (raw_s, smooth_s), rs, budgets=n, prior=True), prof.elapsed)
+                st.rerun()
+        return
+    _radii_chart(view, res, profile)
 
 
 def export_section(ctx, view, verdict, series, radius: float, kind: str, beta: float, opacity: float,

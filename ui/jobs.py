@@ -23,8 +23,8 @@ from rrs.workflows import certify as WC
 from . import compute as C
 from .budgets import device_label, plan_eot
 
-__all__ = ["session_id", "job_cost", "run", "anytime", "pilots", "break_it", "certify", "certify_job",
-           "compare_job"]
+__all__ = ["session_id", "job_cost", "run", "anytime", "pilots", "break_it", "contrast", "contrast_certified", "break_radii", "robustness", "certify",
+           "certify_job", "compare_job"]
 
 
 def session_id() -> str:
@@ -107,6 +107,37 @@ def break_it(model, x, view, beta: float, kind: str, progress=None):
     settings = view.sampled.settings
     cost = job_cost("attack", model, x, settings, AttackSettings(objective="topk", eot=WA.BREAK_EOT))
     return _queue(model, cost, WA.break_it, model, x, view, beta, kind, progress=progress, label="attack")
+
+
+def contrast(model, x, view, base: str, beta: float, kind: str, progress=None):
+    """The raw-versus-certified contrast (:func:`rrs.workflows.advice.contrast_at_radius`) through
+    the scheduler, its memory estimated as the smoothed map's attack."""
+    cost = job_cost("attack", model, x, view.sampled.settings, AttackSettings(objective="topk", eot=WA.BREAK_EOT))
+    return _queue(model, cost, WA.contrast_at_radius, model, x, view, base, beta, kind, progress=progress,
+                  label="attack")
+
+
+def contrast_certified(model, x, settings, cert, progress=None):
+    """The Learn page's contrast (:func:`rrs.workflows.advice.contrast_certified`) through the scheduler."""
+    cost = job_cost("attack", model, x, settings, AttackSettings(objective="topk", eot=WA.BREAK_EOT))
+    return _queue(model, cost, WA.contrast_certified, model, x, settings, cert, progress=progress, label="attack")
+
+
+def robustness(model, x, methods, settings, progress=None):
+    """A robustness profile (:func:`rrs.workflows.robustness.robustness_profile`) through the scheduler,
+    its memory estimated as the attack of its first smoothed method (else its first method)."""
+    from rrs.workflows.robustness import robustness_profile
+
+    first = next((m for m in methods if m.smoothed), methods[0])
+    cost = job_cost("attack", model, x, first, AttackSettings(objective="topk", eot=settings.eot))
+    return _queue(model, cost, robustness_profile, model, x, tuple(methods), settings, progress=progress,
+                  label="robustness")
+
+
+def break_radii(model, x, view, base: str, progress=None):
+    """Each map's break radius (:func:`rrs.workflows.advice.break_radii`) through the scheduler."""
+    cost = job_cost("attack", model, x, view.sampled.settings, AttackSettings(objective="topk", eot=WA.BREAK_EOT))
+    return _queue(model, cost, WA.break_radii, model, x, view, base, progress=progress, label="robustness")
 
 
 def compare_job(model, x, settings, methods, ts, attack, certify, progress=None, batch_size=None):

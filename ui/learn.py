@@ -1,4 +1,4 @@
-"""The Learn page's six steps: each a heading, a button, a figure and one finding computed
+"""The Learn page's seven steps: each a heading, a button, a figure and one finding computed
 from the numbers the figure shows (:mod:`ui.story`). The presenter layout shows one step per
 screen, figure first, in large type, for a projector.
 
@@ -6,26 +6,34 @@ The page (``pages/5_Learn.py``) sets up a :class:`Lesson` and calls its steps in
 """
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from rrs.figures import topk_mask
 from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings
+from rrs.workflows import advice as WA
 
-from . import caching, runs, story
+from . import caching, jobs, runs, story
 from . import plots as P
 from . import widgets as W
 from .compute import CERTIFY_BETAS, as_array, working_image
 
 __all__ = ["STEPS", "Lesson", "PRESENTER_CSS"]
 
-STEPS = 6
+STEPS = 7
 #: Larger type for a projector (the presenter layout).
 PRESENTER_CSS = """<style>
     [data-testid="stMain"] [data-testid="stMarkdownContainer"] p { font-size: 1.35rem; line-height: 1.45; }
     [data-testid="stMain"] h3 { font-size: 2.1rem; }
     [data-testid="stMain"] [data-testid="stCaptionContainer"] p { font-size: 1.1rem; }
     </style>"""
+
+
+def _pair(settings: tuple) -> tuple:
+    """``((raw, smoothed), robustness settings)`` from :func:`rrs.workflows.advice.attack_settings`."""
+    raw, smoothed, rs = settings
+    return (raw, smoothed), rs
 
 
 class Lesson:
@@ -46,7 +54,8 @@ class Lesson:
                                 samples=256 if fast else 512, sigma=0.25, seed=0)
         self.CERTIFY = CertifySettings(norm="l2", eta=0.05, betas=CERTIFY_BETAS)
         self.FIG_H = 330 if presenter else 380
-        self.steps = [self.step1, self.step2, self.step3, self.step4, self.step5, self.step6]
+        self.steps = [self.step1, self.step2, self.step3, self.step4, self.step5, self.step6,
+                      self.step7]
 
     def _done(self, i: int) -> bool:
         return bool(st.session_state.get(f"learn.done{i}"))
@@ -234,3 +243,44 @@ class Lesson:
                 st.caption(f"{r.samples_used} noisy copies, {size}, σ = {self.CERT.sigma:g}. The Certify "
                            "page shows every certificate, for the whole set of patches and for each patch.")
         self.after(6, text, words)
+
+    def step7(self):
+        text = ("Step 6 proved a size of change. Now we spend exactly that much change on an attack — on the plain "
+                "gradient map and on the certified RRS map, side by side. Grey dotted patches are top patches the "
+                "attack pushed out.")
+        words = [("Same change", "one attack budget, the certified radius of step 6, for both maps.")]
+        predicted = (story.predict_map(self.ctx.model, self.ctx.x, self.CERT)
+                     + story.predict_robustness(self.ctx.model, self.ctx.x,
+                                                *_pair(WA.attack_settings(self.CERT, self.CERTIFY.norm, "vanilla"))))
+        if self.step(7, "The same change, two maps", text, words, "Attack both maps", predicted):
+            key = (self.ctx.model_key, self.ctx.image_digest, self.ctx.size, self.CERT)
+            store = st.session_state.setdefault("learn.contrast", {})
+            if key not in store:
+                with runs.stoppable("learn7"):
+                    res = W.with_progress("Certifying, then attacking both maps at the certified size",
+                                          jobs.contrast_certified, self.ctx.model, self.ctx.x, self.CERT,
+                                          self.CERTIFY)
+                if res is not None:
+                    store[key] = res
+            if key in store:
+                res = store[key]
+                self.say(story.contrast_story(res, 3 * self.ctx.size * self.ctx.size))   # first: above the fold
+                cols = st.columns(2, gap="medium")
+                for col, p, name in zip(cols, (res.raw, res.smoothed), ("plain gradient", "RRS (certified)")):
+                    grid = np.asarray(p.clean_map).shape
+                    top = np.zeros(grid, dtype=bool).ravel()
+                    top[list(p.top_cells)] = True
+                    fell = np.zeros_like(top)
+                    fell[list(p.fallen)] = True
+                    with col:
+                        W.figure(P.map_figure(working_image(p.attacked_image), np.asarray(p.attacked_map), self.pixel_cell(p),
+                                              0.6, topk_mask=(top & ~fell).reshape(grid), lost_mask=fell.reshape(grid),
+                                              title=f"{name}, attacked", height=self.FIG_H, colorbar=False),
+                                 f"learn_fig7_{'raw' if not p.settings.smoothed else 'rrs'}",
+                                 f"lost {p.lost} of its {p.k} top patches" if p.lost else
+                                 f"kept all {p.k} of its top patches")
+        self.after(7, text, words)
+
+    def pixel_cell(self, panel) -> int:
+        """Patch side in pixels of a contrast panel's map."""
+        return self.ctx.size // np.asarray(panel.clean_map).shape[0]

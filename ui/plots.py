@@ -173,7 +173,8 @@ def _cell_customdata(rows: int, cols: int) -> np.ndarray:
 
 def map_figure(image, cell_map, cell: int, opacity: float = 0.6, zmax: float | None = None,
                topk_mask=None, title: str | None = None, height: int = 380,
-               colorbar_title: str = "attribution<br>(relative)") -> go.Figure:
+               colorbar_title: str = "attribution<br>(relative)", lost_mask=None,
+               colorbar: bool = True) -> go.Figure:
     """An attribution map as an interactive heatmap over the image.
 
     Args:
@@ -182,6 +183,8 @@ def map_figure(image, cell_map, cell: int, opacity: float = 0.6, zmax: float | N
         opacity: heatmap opacity in [0, 1]; ``zmax``: top of the colour scale (shared within
             a comparison; default :func:`display_scale` of this map).
         topk_mask: optional ``(rows, cols)`` boolean mask outlined in orange (the top-k cells).
+        lost_mask: optional mask outlined in grey, dashed (top cells an attack pushed out).
+        colorbar: draw the colour bar (off where two maps share a row on a narrow screen).
     """
     img = to_uint8(image)
     m = np.asarray(cell_map, dtype=float)
@@ -194,10 +197,16 @@ def map_figure(image, cell_map, cell: int, opacity: float = 0.6, zmax: float | N
         customdata=np.dstack([_cell_customdata(rows, cols), m[..., None]]),
         hovertemplate="cell row %{customdata[0]}, col %{customdata[1]}<br>value %{customdata[2]:.3g}"
                       "<extra></extra>",
-        colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=12, len=0.9),
+        colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=12, len=0.9), showscale=colorbar,
         **_cell_axes(rows, cols, cell)))
     if topk_mask is not None and np.any(topk_mask):
         _add_outline(fig, topk_mask, cell, TOPK, "top-k cells")
+    if lost_mask is not None and np.any(lost_mask):
+        xs, ys = mask_outline(lost_mask, cell)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(0,0,0,0.7)", width=5),
+                                 hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#DDDDDD", width=3, dash="dot"),
+                                 hoverinfo="skip", name="top cells that fell", showlegend=False))
     return _image_layout(fig, height, title, size=img.shape[:2])
 
 
@@ -327,6 +336,43 @@ def lines_figure(series: list[dict], x_title: str, y_title: str, title: str | No
     fig.update_layout(height=height, font=_FONT, margin=dict(l=10, r=10, t=36 if title else 10, b=10),
                       title=dict(text=title or "", x=0.02, font=dict(size=15)),
                       legend=dict(orientation="h", yanchor="top", y=-0.32, x=0),
+                      plot_bgcolor="white", paper_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
+def break_radius_figure(rows: list[dict], certified: float, x_title: str, title: str | None = None,
+                        height: int = 230, budget: float | None = None) -> go.Figure:
+    """Each method's break radius on one (log) budget axis, the certified radius a vertical line.
+
+    ``rows``: ``name``, ``broken`` and ``radius`` (the break radius; when not broken, the
+    largest budget tried, drawn as an arrow "not broken up to"), ``color``; values in the
+    axis unit (``x_title``); ``budget``: an attack budget drawn as a solid black line."""
+    fig = go.Figure()
+    names = [r["name"] for r in rows]
+    for r in rows:
+        text = f"breaks at {r['radius']:.3g}" if r["broken"] else f"not broken up to {r['radius']:.3g}"
+        fig.add_trace(go.Scatter(
+            x=[r["radius"]], y=[r["name"]], mode="markers+text", text=[text],
+            textposition="middle left" if not r["broken"] else "middle right", showlegend=False,
+            marker=dict(symbol="x-thin" if r["broken"] else "triangle-right", size=18,
+                        color=r.get("color", PALETTE[0]), line=dict(width=3, color=r.get("color", PALETTE[0]))),
+            hovertemplate=f"{r['name']}: {text}<extra></extra>"))
+    if certified > 0:
+        fig.add_vline(x=certified, line=dict(color=CERTIFIED, width=2.5, dash="dash"))
+        fig.add_annotation(x=math.log10(certified), y=1.0, yref="paper", yanchor="bottom", showarrow=False,
+                           text=f"certified radius {certified:.3g}", font=dict(color=CERTIFIED))
+    if budget is not None and budget > 0:
+        fig.add_vline(x=budget, line=dict(color="#000000", width=2))
+        fig.add_annotation(x=math.log10(budget), y=0.0, yref="paper", yanchor="top", showarrow=False,
+                           text=f"your budget {budget:.3g}", font=dict(color="#000000"))
+    xs = ([r["radius"] for r in rows if r["radius"] > 0] + ([certified] if certified > 0 else [])
+          + ([budget] if budget else []))
+    lo, hi = (min(xs), max(xs)) if xs else (0.01, 1.0)
+    fig.update_xaxes(title=x_title, type="log", range=[math.log10(lo) - 0.6, math.log10(hi) + 0.6],
+                     gridcolor="#e5e5e5", dtick=1, tickfont=dict(size=14))
+    fig.update_yaxes(categoryorder="array", categoryarray=names[::-1], automargin=True, tickfont=dict(size=14))
+    fig.update_layout(height=height, font=_FONT, margin=dict(l=10, r=10, t=56 if title else 30, b=10),
+                      title=dict(text=title or "", x=0.02, font=dict(size=15)),
                       plot_bgcolor="white", paper_bgcolor="rgba(0,0,0,0)")
     return fig
 

@@ -285,6 +285,81 @@ def _scale_caption(budget: float, radius: float, plugin: float, norm: Norm, dim:
 
 # ------------------------------------------------------------------------- certificates
 
+def _budget_value(r: float, norm: Norm) -> str:
+    return f"{r * 255:.3g}/255" if norm.is_inf else f"{r:.3g}"
+
+
+def break_scale(profile, epsilon: float) -> tuple:
+    """Where an attack budget falls among each method's break radius and the certified radius
+    of a :class:`rrs.workflows.robustness.RobustnessProfile` (same norm): ``(figure,
+    caption, sentence)``, every number from the profile."""
+    norm = profile.settings.norm
+    scale = 255.0 if norm.is_inf else 1.0
+    rows, above, below = [], [], []
+    for i, m in enumerate(profile.methods):
+        name = METHODS[m.method].short
+        r = m.break_radius if m.broken else m.held_radius
+        rows.append({"name": name, "broken": m.broken, "radius": r * scale, "color": P.PALETTE[i % len(P.PALETTE)]})
+        if m.broken:
+            (above if m.break_radius <= epsilon else below).append(
+                f"{name}'s break radius {_budget_value(m.break_radius, norm)}")
+        elif m.held_radius >= epsilon:
+            below.append(f"the largest change tried on {name} ({_budget_value(m.held_radius, norm)}, not broken)")
+        else:
+            above.append(f"the largest change tried on {name} ({_budget_value(m.held_radius, norm)})")
+    cert = [(m, m.certified_radius or 0.0, "whole top-k set") for m in profile.methods if m.certified_radius]
+    cert = cert or [(m, m.certified_cell_radius, "best single cell") for m in profile.methods
+                    if m.certified_cell_radius]
+    certified = 0.0
+    if cert:
+        m, certified, what = max(cert, key=lambda c: c[1])
+        (above if certified <= epsilon else below).append(
+            f"{METHODS[m.method].short}'s certified radius {_budget_value(certified, norm)} ({what})")
+    x_title = "budget (ℓ∞, in 1/255)" if norm.is_inf else f"budget ({norm.label}, pixel units)"
+    fig = P.break_radius_figure(rows, certified * scale, x_title, budget=epsilon * scale,
+                                height=140 + 45 * len(rows))
+    caption = ("× = the smallest budget at which the top-k attack pushed a top cell out (label kept); ▶ = not "
+               "broken up to the largest budget tried; dashed = the certified radius"
+               + ("" if certified else " (none at these settings)") + "; black = your budget.")
+    said = f"This budget, {_budget_value(epsilon, norm)}, is "
+    parts = []
+    if above:
+        parts.append("above " + _join(above))
+    if below:
+        parts.append("below " + _join(below))
+    said += " and ".join(parts) + "."
+    if not cert:
+        said += " Nothing is certified at these settings, so no certified radius is on the scale."
+    return fig, caption, said
+
+
+def _join(items: list) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def contrast_story(res, dim: int) -> str:
+    """The Learn page's contrast (:class:`rrs.workflows.advice.ContrastResult`) in words a
+    class reads from the back of the room, every number from ``res``."""
+    from rrs.workflows.advice import radius_text
+
+    raw, sm, k, kept = res.raw, res.smoothed, res.raw.k, res.provable
+    size = radius_text(res.radius, res.norm, dim)
+    if raw.lost >= k:
+        out = (f"The same small change ({size}) that wipes out **all {k}** of the plain map's top patches "
+               f"provably cannot move **{kept}** of the smoothed map's")
+    elif raw.lost:
+        out = (f"The same small change ({size}) pushes **{raw.lost} of the {k}** top patches out of the plain "
+               f"map, and provably cannot move **{kept}** of the smoothed map's")
+    else:
+        out = (f"This small change ({size}) did not push any of the plain map's {k} top patches out this time; "
+               f"it provably cannot move **{kept}** of the smoothed map's")
+    if sm.lost:
+        out += f" — the attack moved {sm.lost} other{'s' if sm.lost != 1 else ''}, which had no guarantee."
+    else:
+        out += f", and in fact moved none of its {k}."
+    return out
+
+
 def certificate_story(cr) -> dict:
     """The Learn page's certificate step: one radius ``L``, the figure's title, caption and
     the text beside it, all about the same per-cell statement.
@@ -441,6 +516,40 @@ def predict_attack(model, x, settings, attack) -> float:
         _fit(_attack_key(model, x, settings), a0, a0 + b0)
     units_a, units_b = attack_work(model, x, settings, attack)
     return maps + units_a * a + units_b * b
+
+
+def _robustness_key(model, x, budgets: int) -> tuple:
+    return ("robustness", getattr(model, "name", type(model).__name__), tuple(x.shape[-2:]), budgets > 1)
+
+
+def record_robustness(model, x, budgets: int, predicted: float, seconds: float) -> None:
+    """Record a finished contrast (``budgets = 1``) or profile: the ratio of its time to the
+    prior of :func:`predict_robustness`, which scales the next predictions of its kind."""
+    if predicted and predicted > 0:
+        _observe(_robustness_key(model, x, budgets), 1.0, 0.0, float(seconds) / float(predicted))
+
+
+def predict_robustness(model, x, methods, rs, budgets: int = 1, prior: bool = False) -> float:
+    """Seconds for the raw-versus-certified contrast (``budgets = 1``) or for a robustness
+    profile (``budgets`` = sweep plus bisection steps, and each smoothed map's certificate and
+    confirmation maps): per budget one top-k attack of each method at the profile's steps and
+    EOT (:func:`predict_attack`), times the median ratio of actual to predicted time of the
+    finished ones of its kind (:func:`record_robustness`; ``prior``: without that ratio)."""
+    total = 0.0
+    for m in methods:
+        if not m.smoothed:
+            total += budgets * predict_attack(model, x, m, rs.attack(0.1).replace(eot=1))
+            continue
+        measured = m.replace(samples=min(rs.sweep_samples, m.samples))
+        total += budgets * predict_attack(model, x, measured, rs.attack(0.1))
+        if budgets > 1:
+            total += predict_map(model, x, m) + predict_map(model, x, m.replace(samples=rs.confirm_samples))
+    if not prior:
+        with _STEPS_LOCK:
+            ratios = [t for _, _, t in _STEPS.get(_robustness_key(model, x, budgets), ())]
+        if ratios:
+            total *= float(np.median(ratios))
+    return total
 
 
 def record_attack(model, x, settings, attack, seconds: float) -> None:

@@ -24,7 +24,9 @@ from ..smoothing import smooth
 from .certify import AnytimeView, Sampled, combine_cells, plan_run, report_cells
 
 __all__ = ["radius_text", "Verdict", "verdict", "validity_text", "Suggestion", "project", "suggestions",
-           "pilot_candidates", "run_pilots", "BreakResult", "break_plan", "break_it", "BREAK_EOT"]
+           "pilot_candidates", "run_pilots", "BreakResult", "break_plan", "break_it", "BREAK_EOT",
+           "ContrastResult", "contrast_settings", "attack_settings", "contrast_at_radius", "contrast_certified",
+           "break_radii"]
 
 
 def radius_text(radius: float, norm: Norm, dim: int | None = None, plugin: bool = False) -> str:
@@ -306,3 +308,122 @@ def break_it(model, x, view: AnytimeView, beta: float = 1.0, kind: str = "best",
                         bool(res.label_preserved)))
     return BreakResult(source, radius, tuple(int(c) for c in claimed), norm, float(factor), tuple(budgets),
                        int(settings.samples), time.perf_counter() - start)
+
+
+# ------------------------------------------------- the contrast: raw map vs certified map
+
+@dataclass(frozen=True)
+class ContrastResult:
+    """The raw base map and the certified RRS map attacked at the certified radius
+    (:func:`contrast_at_radius`), side by side.
+
+    ``source``/``radius``/``claimed``: as :func:`break_plan`; ``raw`` and ``smoothed``: one
+    :class:`rrs.workflows.robustness.Panel` each (the smoothed map's reference is the
+    certified map itself, so its top-k cells are the certified ones); ``provable``: the
+    claimed cells (certified to stay for every change below ``radius``)."""
+
+    source: str
+    radius: float
+    claimed: tuple
+    norm: Norm
+    raw: object
+    smoothed: object
+    elapsed: float
+
+    @property
+    def provable(self) -> int:
+        return len(self.claimed)
+
+    def sentence(self, profile=None) -> str:
+        """The one line from the numbers (:func:`rrs.workflows.robustness.sentence`); with a
+        robustness profile of the smoothed map, how far it in fact held."""
+        from .robustness import sentence
+
+        sm = None if profile is None else profile.method(self.smoothed.settings.method)
+        return sentence(self.raw.lost, self.raw.k, self.provable, self.smoothed.lost,
+                        kept_up_to=None if sm is None else sm.held_radius,
+                        broken=True if sm is None else sm.broken)
+
+
+def contrast_settings(view: AnytimeView, base: str):
+    """``(raw MapSettings, certified MapSettings, RobustnessSettings)`` of the contrast and of
+    the break-radius profile on the Certify page's view (:func:`attack_settings`)."""
+    return attack_settings(view.sampled.settings, view.norm, base)
+
+
+def attack_settings(smoothed: MapSettings, norm: Norm, base: str):
+    """``(raw MapSettings, smoothed, RobustnessSettings)``: the raw ``base`` map at the
+    smoothed map's cells and top-k, and the top-k attack in ``norm`` (``BREAK_EOT`` noise draws
+    per step on the smoothed map, its attacked map measured with at most 64 samples)."""
+    from .robustness import RobustnessSettings
+
+    norm = Norm.parse(norm)
+    if not (norm.is_inf or norm.p == 2.0):
+        raise ValueError("the attack supports ℓ2 and ℓ∞ budgets; switch the threat norm to ℓ2 or ℓ∞")
+    raw = MapSettings(method=base, cell=smoothed.cell, k=smoothed.k, seed=smoothed.seed)
+    rs = RobustnessSettings(norm=norm, steps=10, eot=BREAK_EOT, sweep_samples=min(64, smoothed.samples),
+                            confirm_samples=min(256, smoothed.samples), seed=int(smoothed.seed))
+    return raw, smoothed, rs
+
+
+def _contrast(model, x, smoothed: MapSettings, norm: Norm, base: str, plan: tuple, reference, target,
+              progress, batch_size) -> ContrastResult:
+    """Both maps attacked just below the certified radius of ``plan`` = ``(source, radius, claimed)``
+    (the certificate is for changes smaller than the radius)."""
+    from .robustness import contrast
+
+    raw, smoothed, rs = attack_settings(smoothed, norm, base)
+    source, radius, claimed = plan
+    if radius <= 0:
+        raise ValueError("nothing is certified yet (not even as a plug-in estimate): run with more samples first")
+    start = time.perf_counter()
+    eps = radius * (1 - 1e-6)
+    if rs.norm.is_inf:
+        eps = min(eps, 1.0)
+    panels = contrast(model, x, (raw, smoothed), eps, rs, target=target, references={smoothed.method: reference},
+                      batch_size=batch_size, progress=progress)
+    return ContrastResult(source, float(radius), tuple(int(c) for c in claimed), rs.norm, panels[0], panels[1],
+                          time.perf_counter() - start)
+
+
+def contrast_at_radius(model, x, view: AnytimeView, base: str, beta: float = 1.0, kind: str = "best",
+                       progress=None, batch_size: int = 16) -> ContrastResult:
+    """Attack the raw ``base`` map and the Certify page's certified map at the radius of
+    :func:`break_plan`; the certified map's reference is the view's map itself."""
+    import torch
+
+    reference = torch.as_tensor(view.sampled.map(), dtype=torch.float32)
+    return _contrast(model, x, view.sampled.settings, view.norm, base, break_plan(view, beta, kind), reference,
+                     view.sampled.target, progress, batch_size)
+
+
+def contrast_certified(model, x, settings: MapSettings, cert: CertifySettings, base: str = "vanilla",
+                       progress=None, batch_size: int = 16) -> ContrastResult:
+    """The same contrast from scratch (the Learn page): certify ``settings``
+    (:func:`rrs.workflows.robustness.certify_method`, β = 1), then attack the raw ``base`` map
+    and the certified map at the whole-set radius when > 0, else the largest per-cell radius."""
+    from .. import checks
+    from ..smoothing import model_device
+    from .robustness import certify_method
+
+    x = checks.image(x).detach().to(model_device(model))
+    c = certify_method(model, x.squeeze(0), settings, cert, batch_size=batch_size)
+    if c.radius:
+        plan = ("whole-set finite-sample", c.radius, c.selected)
+    else:
+        r = c.cell_radius or 0.0
+        plan = ("per-cell finite-sample", r, tuple(np.flatnonzero(c.cell_radii >= r)) if r > 0 else ())
+    if plan[1] <= 0:
+        raise ValueError(f"nothing is certified at T = {settings.samples:,}: the Certify page can run more samples")
+    return _contrast(model, x, settings, cert.norm, base, plan, c.reference, None, progress, batch_size)
+
+
+def break_radii(model, x, view: AnytimeView, base: str, progress=None, batch_size: int = 16):
+    """Each map's empirical break radius (:func:`rrs.workflows.robustness.robustness_profile`
+    of the raw ``base`` map and the certified map, in the view's norm)."""
+    from .robustness import robustness_profile
+
+    raw, smoothed, rs = contrast_settings(view, base)
+    cert = CertifySettings(norm=view.norm, eta=view.eta, scheme=view.sampled.scheme)
+    return robustness_profile(model, x, (raw, smoothed), rs, cert, target=view.sampled.target, progress=progress,
+                              batch_size=batch_size)
