@@ -28,15 +28,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cliargs import betas as _betas
-from .cliargs import count_or_fraction as _count_or_fraction
-from .cliargs import positive_float as _positive_float
-from .cliargs import positive_int as _positive_int
-from .cliargs import probability as _probability
-from .jsonio import dumps
-from .methods import METHODS, RAW_METHODS, SMOOTH_METHODS
-from .smoothing import model_device
-from .settings import (NOISE_FAMILIES, OBJECTIVES, REDUCTIONS, SCHEMES, SCORING_DEFAULTS, AttackSettings,
+from ..cliargs import betas as _betas
+from ..cliargs import count_or_fraction as _count_or_fraction
+from ..cliargs import positive_float as _positive_float
+from ..cliargs import positive_int as _positive_int
+from ..cliargs import probability as _probability
+from ..jsonio import dumps
+from ..methods import METHODS, RAW_METHODS, SMOOTH_METHODS
+from ..smoothing import model_device
+from ..settings import (NOISE_FAMILIES, OBJECTIVES, REDUCTIONS, SCHEMES, SCORING_DEFAULTS, AttackSettings,
                        CertifySettings, MapSettings, Norm)
 
 __all__ = ["main", "build_parser", "resolve_model", "resolve_image", "parse_epsilon",
@@ -117,7 +117,7 @@ def certify_settings(args) -> CertifySettings:
 
 def resolve_model(name: str, device=None, arch: str | None = None):
     """The classifier called ``name`` from the model registry, or a user weight file (with ``arch``)."""
-    from . import models
+    from .. import models
 
     if name and Path(name).is_file():
         if not arch:
@@ -129,7 +129,7 @@ def resolve_model(name: str, device=None, arch: str | None = None):
 
 def resolve_image(spec: str):
     """An image file path, or the name of a bundled sample (e.g. ``coffee``)."""
-    from .images import ImageError, list_samples, load_image, load_sample
+    from ..images import ImageError, list_samples, load_image, load_sample
 
     path = Path(spec)
     if path.exists():
@@ -169,7 +169,7 @@ def _options(args) -> dict:
 
 def _record(args, command: str, started: float, model, image, settings: MapSettings, **fields) -> dict:
     """A JSON record: what ran, with which settings (``MapSettings.to_dict()`` and friends), where."""
-    from . import __version__
+    from .. import __version__
 
     rec = {"command": command, "rrs_version": __version__,
            "argv": ["python", "-m", "rrs", *args.argv],
@@ -195,7 +195,7 @@ def _write_png(path: str, png: bytes) -> None:
 
 def _prepare(args):
     """Model, image, model-input tensor, device, target class and prediction."""
-    from .models import predict_topk
+    from ..models import predict_topk
 
     device = None if args.device in (None, "auto") else args.device
     try:
@@ -220,7 +220,7 @@ def _prepare(args):
 
 def _precheck_k(args, size: int) -> None:
     """Reject an impossible --k before any gradient is computed (pixel-cell grids are known)."""
-    from .attributions import cell_grid
+    from ..attributions import cell_grid
 
     if args.command == "certify":
         certify_settings(args)
@@ -250,7 +250,7 @@ def _fig_cell(settings: MapSettings):
 
 def _map_for(args, model, x, target, settings: MapSettings, progress=None):
     """(map (rows, cols) tensor, SmoothResult or None) for one settings object."""
-    from .smoothing import raw_map, smooth
+    from ..smoothing import raw_map, smooth
 
     if not settings.smoothed:
         return raw_map(model, x, settings, target=target)[0].cpu(), None
@@ -270,8 +270,8 @@ def _noise_text(s: MapSettings) -> str:
 # ----------------------------------------------------------------------------- explain
 
 def cmd_explain(args) -> int:
-    from .figures import comparison_png, overlay_png, topk_mask
-    from .metrics import topk_indices
+    from ..figures import comparison_png, overlay_png, topk_mask
+    from ..metrics import topk_indices
 
     started = time.perf_counter()
     model, image, x, target, top5 = _prepare(args)
@@ -357,8 +357,8 @@ def _write_csv(path: str, table: list[dict]) -> None:
 
 
 def cmd_certify(args) -> int:
-    from .figures import overlay_png
-    from .workflows import certify as W
+    from ..figures import overlay_png
+    from ..workflows import certify as W
 
     started = time.perf_counter()
     model, image, x, target, top5 = _prepare(args)
@@ -443,7 +443,7 @@ def _target_box_map(box: str, shape: tuple[int, int], size: int) -> torch.Tensor
 
 
 def _attack_one(args, model, x, target, settings: MapSettings, att: AttackSettings):
-    from .attacks import attack
+    from ..attacks import attack
 
     target_map = None
     if att.objective == "targeted":
@@ -474,7 +474,7 @@ def _print_attack_table(model, att: AttackSettings, results: dict, eps_text: str
 
 
 def cmd_attack(args) -> int:
-    from .figures import attack_png
+    from ..figures import attack_png
 
     started = time.perf_counter()
     model, image, x, target, top5 = _prepare(args)
@@ -519,7 +519,7 @@ def _label(model, idx) -> str:
 # ------------------------------------------------------------------------ small commands
 
 def cmd_samples(args) -> int:
-    from .images import list_samples
+    from ..images import list_samples
 
     for name, path in list_samples():
         print(f"{name:<12} {path}")
@@ -527,7 +527,7 @@ def cmd_samples(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import available_models
+    from ..models import available_models
 
     for name, ok, message in available_models():
         print(f"{name:<24} {'available' if ok else 'not available'}" + (f" — {message}" if message else ""))
@@ -646,7 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _register_robustness(sub)
 
-    from .study.cli import register_cli
+    from ..study.cli import register_cli
 
     register_cli(sub)
     return parser
@@ -683,7 +683,7 @@ def _register_robustness(sub) -> None:
 
 
 def robustness_settings(args):
-    from .workflows.robustness import RobustnessSettings
+    from ..workflows.robustness import RobustnessSettings
 
     if args.bisection < 0:
         raise CliError(f"--bisection must be ≥ 0, got {args.bisection}")
@@ -697,9 +697,9 @@ def _radius_cell(r) -> str:
 
 
 def cmd_robustness(args) -> int:
-    from .compute.policy import calibrate
-    from .timing import format_seconds
-    from .workflows.robustness import method_settings, predicted_gradients, robustness_profile
+    from ..compute.policy import calibrate
+    from ..timing import format_seconds
+    from ..workflows.robustness import method_settings, predicted_gradients, robustness_profile
 
     started = time.perf_counter()
     if args.k is None:

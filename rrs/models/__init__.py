@@ -54,7 +54,7 @@ __all__ = ["Classifier", "load_default", "imagenet_categories", "predict_topk", 
 
 DEFAULT_MODEL = "efficientnet-lite0"
 DEFAULT_MAX_MODEL_BYTES = 600 * 2 ** 20   # VGG-16's 528 MB ImageNet state_dict fits
-TINY_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "models" / "tiny_cnn.safetensors"
+TINY_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "models" / "tiny_cnn.safetensors"
 
 
 class ModelError(ValueError):
@@ -104,8 +104,8 @@ class Classifier(nn.Module):
         """The model input of a picture by the reference preprocessing: resize the shorter side
         to ``resize_size``, centre-crop ``input_size`` (at a working ``size``, both scaled by
         ``size / input_size``). A ``(3, S, S)`` tensor in ``[0, 1]`` on the model's device."""
-        from .images import to_tensor
-        from .smoothing import model_device
+        from ..images import to_tensor
+        from ..smoothing import model_device
 
         size = self.input_size if size is None else int(size)
         return to_tensor(image, size, resize_size=self.resize_for(size)).to(model_device(self))
@@ -251,7 +251,7 @@ def _preprocessing(name: str) -> dict:
         # TF-Lite preprocessing: (x·255 − 127) / 128; evaluation crops size/(size+32)
         return {"input_size": size, "resize_size": size + 32, "mean": (127 / 255,) * 3,
                 "std": (128 / 255,) * 3, "categories": imagenet_categories()}
-    from . import tiny
+    from .. import tiny
     return {"input_size": tiny.INPUT_SIZE, "resize_size": tiny.INPUT_SIZE, "mean": tuple(tiny.MEAN),
             "std": tuple(tiny.STD), "categories": tuple(tiny.CLASSES)}
 
@@ -334,7 +334,7 @@ def _build_net(spec: ModelSpec, num_classes: int) -> nn.Module:
         # state_dict keys are unchanged.
         net._avg_pooling = nn.Sequential(OrderedDict(features=nn.Identity(), pool=net._avg_pooling))
         return net
-    from . import tiny
+    from .. import tiny
     return tiny.TinyCNN(num_classes=num_classes)
 
 
@@ -432,7 +432,7 @@ _KEY_LOCKS: dict[tuple, threading.Lock] = {}
 def _load_registry_model(spec: ModelSpec, path: Path, device: torch.device) -> Classifier:
     if spec.family == "tiny":
         state, meta = _read_safetensors_file(path)
-        from . import tiny
+        from .. import tiny
         classes = json.loads(meta.get("classes", "null")) if meta else None
         if classes is not None and list(classes) != list(tiny.CLASSES):
             raise ModelError(f"{path} was trained for classes {classes}, but rrs.tiny has "
