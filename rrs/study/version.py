@@ -26,7 +26,8 @@ __all__ = ["PACKAGE", "PRESENTATION", "code_version", "hashed_files", "stale_cou
 #: The ``rrs`` package directory.
 PACKAGE = Path(__file__).resolve().parents[1]
 #: Paths (relative to the package) left out of the hash: they only present stored rows.
-PRESENTATION = frozenset({"__main__.py", "cli.py", "cliargs.py", "figures.py", "study/__main__.py",
+PRESENTATION = frozenset({"__main__.py", "cli/__init__.py", "cli/attack.py", "cli/certify.py", "cli/common.py",
+                          "cli/maps.py", "cli/robustness.py", "cliargs.py", "figures.py", "study/__main__.py",
                           "study/cli.py", "study/plots.py", "study/report.py", "study/stats.py",
                           "study/version.py"})
 
