@@ -3,7 +3,7 @@ import streamlit as st
 
 from rrs.settings import L2, LINF, OBJECTIVES, AttackSettings, MapSettings
 from ui import attack as A
-from ui import runs, sidebar, state, story
+from ui import predict, runs, sidebar, state
 from ui import widgets as W
 
 ctx = sidebar.page("Attack", "An **interpretation attack** changes the image by an amount too small to see, "
@@ -61,7 +61,7 @@ run_key = (ctx.model_key, ctx.image_digest, ctx.size, tuple(methods), map_settin
 go = state.run_gate("attack", run_key, "Run attack", "Attack every selected method with these settings.")
 if runs.stopped("attack") or not go:
     st.info(f"Press **Run attack** to attack {len(methods)} method(s) with {steps} steps each — "
-            f"{story.predicted_text(sum(per_method.values()))}. A Stop button (or changing a setting) "
+            f"{predict.predicted_text(sum(per_method.values()))}. A Stop button (or changing a setting) "
             "cancels it.", icon=":material/info:")
     st.stop()
 

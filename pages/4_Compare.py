@@ -7,7 +7,7 @@ import streamlit as st
 
 from rrs.settings import L2, LINF, AttackSettings, CertifySettings, MapSettings
 from ui import compare as CMP
-from ui import runs, sidebar, state, story
+from ui import predict, runs, sidebar, state
 from ui import widgets as W
 
 ctx = sidebar.page("Compare", "Smoothing costs one gradient per noise sample **T**. How much robustness does each "
@@ -54,7 +54,7 @@ else:
             CMP.live(ctx, req, outcome)
     else:
         st.info(f"Press **Run comparison** for {req.jobs} attacks and certificates on this image — "
-                f"{story.predicted_text(predicted)} (the fast preset in the sidebar makes it shorter).",
+                f"{predict.predicted_text(predicted)} (the fast preset in the sidebar makes it shorter).",
                 icon=":material/info:")
 
 # ------------------------------------------------------------------------- stored results

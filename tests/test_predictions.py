@@ -16,7 +16,7 @@ from rrs.images import load_sample, to_tensor
 from rrs.settings import AttackSettings, CertifySettings, MapSettings
 from rrs.timing import RATES
 from ui import compute as C
-from ui import story
+from ui import predict
 
 from test_app import tiny_model
 
@@ -28,7 +28,7 @@ def one_thread():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     RATES.clear()
-    story.clear_measured()
+    predict.clear_measured()
     yield
     torch.set_num_threads(before)
 
@@ -36,14 +36,14 @@ def one_thread():
 def _attack(model, x, settings, attack):
     start = time.process_time()
     out = C.attack_method(model, x, settings, attack)
-    story.record_attack(model, x, settings, attack, time.process_time() - start)     # as the pages do
+    predict.record_attack(model, x, settings, attack, time.process_time() - start)     # as the pages do
     return out
 
 
 def _map(model, x, settings):
     start = time.process_time()
     out = C.compute_map(model, x, settings)
-    story.record_map(model, x, settings, time.process_time() - start)                 # as the pages do
+    predict.record_map(model, x, settings, time.process_time() - start)                 # as the pages do
     return out
 
 
@@ -51,7 +51,7 @@ def _certificate(model, x, settings):
     mr = C.compute_map(model, x, settings)
     start = time.process_time()
     C.map_certificates(mr, CertifySettings(betas=(1.0,)))
-    story.record_certificate(model, x, settings, time.process_time() - start)     # as the pages do
+    predict.record_certificate(model, x, settings, time.process_time() - start)     # as the pages do
 
 
 def _compare(model, x, methods, ts, settings, attack):
@@ -70,31 +70,31 @@ def test_every_long_action_takes_its_predicted_time_within_30_percent(one_thread
     attack_page = [("vanilla", 32), ("smoothgrad", 32), ("rrs", 32)]
     actions = {
         "Explain map (RRS, T = 1024)": (
-            lambda s: story.predict_map(model, x, m.replace(method="rrs", samples=1024, seed=s)),
+            lambda s: predict.predict_map(model, x, m.replace(method="rrs", samples=1024, seed=s)),
             lambda s: _map(model, x, m.replace(method="rrs", samples=1024, seed=s))),
         "Learn step 3 (vanilla attack, 40 steps)": (
-            lambda s: story.predict_attack(model, x, m.replace(method="vanilla", seed=s), ATTACK.replace(steps=40, eot=2)),
+            lambda s: predict.predict_attack(model, x, m.replace(method="vanilla", seed=s), ATTACK.replace(steps=40, eot=2)),
             lambda s: _attack(model, x, m.replace(method="vanilla", seed=s), ATTACK.replace(steps=40, eot=2))),
         "Learn step 6 (RRS map, T = 2048)": (
-            lambda s: story.predict_map(model, x, m.replace(method="rrs", samples=2048, sigma=0.25, cell=8, seed=s)),
+            lambda s: predict.predict_map(model, x, m.replace(method="rrs", samples=2048, sigma=0.25, cell=8, seed=s)),
             lambda s: _map(model, x, m.replace(method="rrs", samples=2048, sigma=0.25, cell=8, seed=s))),
         "Attack page (three methods, T = 32, EOT 4, 10 steps)": (
-            lambda s: sum(story.predict_attack(model, x, m.replace(method=k, samples=t, seed=s), ATTACK)
+            lambda s: sum(predict.predict_attack(model, x, m.replace(method=k, samples=t, seed=s), ATTACK)
                           for k, t in attack_page),
             lambda s: [_attack(model, x, m.replace(method=k, samples=t, seed=s), ATTACK) for k, t in attack_page]),
         "Compare (vanilla and RRS, T = 2, 8, 32; EOT 2, 10 steps)": (
-            lambda s: sum(story.predict_attack(model, x, m.replace(method=k, samples=t, seed=s),
+            lambda s: sum(predict.predict_attack(model, x, m.replace(method=k, samples=t, seed=s),
                                                ATTACK.replace(eot=2, steps=10))
                           for k, t in (("vanilla", 2), ("rrs", 2), ("rrs", 8), ("rrs", 32)))
-            + sum(story.predict_map(model, x, m.replace(method="rrs", samples=t, seed=s))
-                  + story.predict_certificate(model, x, m) for t in (2, 8, 32)),
+            + sum(predict.predict_map(model, x, m.replace(method="rrs", samples=t, seed=s))
+                  + predict.predict_certificate(model, x, m) for t in (2, 8, 32)),
             lambda s: _compare(model, x, ["vanilla", "rrs"], [2, 8, 32], m.replace(method="rrs", samples=1, seed=s),
                                ATTACK.replace(eot=2, steps=10))),
     }
     ratios = {name: [] for name in actions}
     for seed in range(5):
-        for name, (predict, run) in actions.items():
-            predicted = predict(seed)
+        for name, (predict_seconds, run) in actions.items():
+            predicted = predict_seconds(seed)
             took = []
             for _ in range(2):          # the quicker of two runs: a hiccup of the machine is not the work
                 start = time.process_time()

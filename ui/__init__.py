@@ -12,7 +12,8 @@ Plain Python (no streamlit, usable from tests and scripts): :mod:`ui.compute` (t
 the pages show), :mod:`ui.certify` (the Certify page's app layer: scheme labels,
 predicted time, radius slider, status line, export record; the workflow is :mod:`rrs.workflows`),
 :mod:`ui.jobs` (heavy work through the process-wide scheduler),
-:mod:`ui.story` (sentences computed from the numbers they describe), :mod:`ui.plots` (plotly
+:mod:`ui.story` (sentences computed from the numbers they describe), :mod:`ui.predict`
+(predicted times per job kind, fitted to the jobs finished here), :mod:`ui.plots` (plotly
 figures and the app's PNG exports), :mod:`ui.budgets` (what the app computes in one request)
 and :mod:`ui.export` (JSON and CSV files).
 """

@@ -12,6 +12,7 @@ from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings
 
 from . import caching, export, runs, state, story
+from . import predict as times
 from . import plots as P
 from . import widgets as W
 from .compute import CERTIFY_BETAS, as_array, working_image
@@ -40,7 +41,7 @@ def break_scale(ctx, methods: list, map_settings: MapSettings, attack: AttackSet
     store = st.session_state.setdefault("attack.profile", {})
     key = (ctx.model_key, ctx.image_digest, ctx.size, ms, rs)
     if key not in store:
-        secs = story.predict_robustness(ctx.model, ctx.x, ms, rs, budgets=len(rs.grid) + rs.bisection)
+        secs = times.predict_robustness(ctx.model, ctx.x, ms, rs, budgets=len(rs.grid) + rs.bisection)
         if not st.button(f"Show where this budget falls: each method's break radius ({format_seconds(secs)})",
                          key="attack_radii", icon=":material/straighten:",
                          help="Attacks each method at a sweep of budgets (each starting from the previous one's "
@@ -53,7 +54,7 @@ def break_scale(ctx, methods: list, map_settings: MapSettings, attack: AttackSet
             return
         store[key] = prof
         n = len(rs.grid) + rs.bisection
-        story.record_robustness(ctx.model, ctx.x, n, story.predict_robustness(ctx.model, ctx.x, ms, rs, budgets=n,
+        times.record_robustness(ctx.model, ctx.x, n, times.predict_robustness(ctx.model, ctx.x, ms, rs, budgets=n,
                                                                               prior=True), prof.elapsed)
     fig, caption, said = story.break_scale(store[key], attack.epsilon)
     W.figure(fig, "attack_break_scale", caption)
@@ -62,8 +63,8 @@ def break_scale(ctx, methods: list, map_settings: MapSettings, attack: AttackSet
 
 
 def predict(ctx, methods: list, map_settings: MapSettings, attack: AttackSettings) -> dict:
-    """Predicted seconds per method (:func:`ui.story.predict_attack`)."""
-    return {m: story.predict_attack(ctx.model, ctx.x, map_settings.replace(method=m), attack) for m in methods}
+    """Predicted seconds per method (:func:`ui.predict.predict_attack`)."""
+    return {m: times.predict_attack(ctx.model, ctx.x, map_settings.replace(method=m), attack) for m in methods}
 
 
 def run_methods(ctx, methods: list, map_settings: MapSettings, attack: AttackSettings, predicted: dict,
@@ -80,7 +81,7 @@ def run_methods(ctx, methods: list, map_settings: MapSettings, attack: AttackSet
                 continue
             results[method], outcomes[method] = out.value, out
             if not out.cached:
-                story.record_attack(ctx.model, ctx.x, settings_m, attack, out.elapsed)
+                times.record_attack(ctx.model, ctx.x, settings_m, attack, out.elapsed)
             method_section(ctx, method, out.value, out, opacity)
     return results, outcomes
 
@@ -181,7 +182,7 @@ def guarantee_scale(ctx, map_settings: MapSettings, epsilon: float, norm) -> Non
     if cert_map is None or cert_map.stats is None:
         return
     cert = caching.certificate(ctx, cert_map, CertifySettings(norm=norm, eta=0.05, betas=CERTIFY_BETAS))
-    story.record_certificate(ctx.model, ctx.x, map_settings, cert.elapsed)
+    times.record_certificate(ctx.model, ctx.x, map_settings, cert.elapsed)
     guaranteed = max(cert.radius("rdp_finite", 1.0), cert.radius("cdf_finite", 1.0))
     estimate = max(cert.radius("rdp_plugin", 1.0), cert.radius("cdf_plugin", 1.0))
     fig, caption = story.budget_scale(epsilon, guaranteed, estimate, norm, ctx.dim)

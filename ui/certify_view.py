@@ -17,7 +17,7 @@ from rrs.compute import Cancelled
 from rrs.timing import format_seconds
 from rrs.workflows import advice as WA
 
-from . import caching, export, jobs, runs, state, story
+from . import caching, export, jobs, predict, runs, state, story
 from . import plots as P
 from . import certify as CU
 from . import widgets as W
@@ -383,7 +383,7 @@ def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None
         st.caption("Nothing is certified yet, not even as a plug-in estimate: there is no radius to attack.")
         return
     raw_s, smooth_s, rs = WA.contrast_settings(view, base)
-    attack_secs = story.predict_robustness(ctx.model, ctx.x, (raw_s, smooth_s), rs)
+    attack_secs = predict.predict_robustness(ctx.model, ctx.x, (raw_s, smooth_s), rs)
     st.caption(f"The same top-k attack ({norm.label}) on the raw {W.method_label(base).lower()} map and on the "
                f"certified RRS map, at exactly the certified radius {WA.radius_text(plan_r, norm, view.dim)} "
                f"({plan_src}; {len(plan_cells)} cell(s) guaranteed to stay).")
@@ -395,7 +395,7 @@ def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None
                               ctx.model, ctx.x, view, base, float(beta), kind)
         if res is not None:
             store[bkey] = res
-            story.record_robustness(ctx.model, ctx.x, 1, story.predict_robustness(
+            predict.record_robustness(ctx.model, ctx.x, 1, predict.predict_robustness(
                 ctx.model, ctx.x, (raw_s, smooth_s), rs, prior=True), res.elapsed)
     if bkey not in store:
         return
@@ -406,7 +406,7 @@ def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None
     _contrast_panels(ctx, view, res, 0.6)
     st.caption(f"The RRS map is attacked with {rs.sweep_samples} "
                f"samples per look (seed s+1) and judged against its no-attack floor; {res.elapsed:.1f} s.")
-    secs = story.predict_robustness(ctx.model, ctx.x, (raw_s, smooth_s), rs, budgets=len(rs.grid) + rs.bisection)
+    secs = predict.predict_robustness(ctx.model, ctx.x, (raw_s, smooth_s), rs, budgets=len(rs.grid) + rs.bisection)
     if profile is None:
         if st.button(f"Find each map's break radius ({format_seconds(secs)})", key="certify_radii",
                      icon=":material/straighten:",
@@ -416,7 +416,7 @@ def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None
             if prof is not None:
                 store[rkey] = prof
                 n = len(rs.grid) + rs.bisection
-                story.record_robustness(ctx.model, ctx.x, n, story.predict_robustness(
+                predict.record_robustness(ctx.model, ctx.x, n, predict.predict_robustness(
                     ctx.model, ctx.x, (raw_s, smooth_s), rs, budgets=n, prior=True), prof.elapsed)
                 st.rerun()
         return

@@ -18,6 +18,7 @@ from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings
 
 from . import caching, export, runs, state, story
+from . import predict as times
 from . import plots as P
 from . import widgets as W
 
@@ -44,11 +45,11 @@ class Request:
 
 
 def predict(ctx, req: Request) -> float:
-    """Predicted seconds: every attack and every certified RRS map (:mod:`ui.story`)."""
-    return (sum(story.predict_attack(ctx.model, ctx.x, req.map.replace(method=m, samples=int(t)), req.attack)
+    """Predicted seconds: every attack and every certified RRS map (:mod:`ui.predict`)."""
+    return (sum(times.predict_attack(ctx.model, ctx.x, req.map.replace(method=m, samples=int(t)), req.attack)
                 for m, t in req.attacked())
-            + sum(story.predict_map(ctx.model, ctx.x, req.map.replace(samples=int(t)))
-                  + story.predict_certificate(ctx.model, ctx.x, req.map) for t in req.ts))
+            + sum(times.predict_map(ctx.model, ctx.x, req.map.replace(samples=int(t)))
+                  + times.predict_certificate(ctx.model, ctx.x, req.map) for t in req.ts))
 
 
 def run(ctx, req: Request, predicted: float):
@@ -60,7 +61,7 @@ def run(ctx, req: Request, predicted: float):
     if outcome.value is not None and not outcome.cached:
         for r in outcome.value["attack"]:
             if (r["method_id"], r["T"]) in req.attacked():
-                story.record_attack(ctx.model, ctx.x, req.map.replace(method=r["method_id"], samples=r["T"]),
+                times.record_attack(ctx.model, ctx.x, req.map.replace(method=r["method_id"], samples=r["T"]),
                                     req.attack, r["elapsed_s"])
     return outcome
 

@@ -12,7 +12,7 @@ from rrs.figures import comparison_png, topk_mask
 from rrs.methods import METHODS
 from rrs.settings import MapSettings
 
-from . import caching, export, runs, state, story
+from . import caching, export, predict, runs, state
 from . import plots as P
 from . import widgets as W
 __all__ = ["ALL", "compute", "cards", "maps", "exports", "compare_all", "cache_line"]
@@ -24,13 +24,13 @@ ALL = ["smoothgrad", "sparsified", "rrs"]
 def compute(ctx, settings: MapSettings):
     """The map of ``settings`` (progress, predicted time, Stop on a widget change); the
     :class:`ui.runs.Outcome`, or the page stops when it failed."""
-    predicted = story.predict_map(ctx.model, ctx.x, settings)
+    predicted = predict.predict_map(ctx.model, ctx.x, settings)
     out = runs.run(f"Computing the {METHODS[settings.method].label} map", caching.map_result, ctx, settings,
                    predicted=predicted)
     if out.value is None:
         st.stop()
     if not out.cached:
-        story.record_map(ctx.model, ctx.x, out.value.settings, out.value.elapsed)
+        predict.record_map(ctx.model, ctx.x, out.value.settings, out.value.elapsed)
     return out
 
 
@@ -107,23 +107,23 @@ def cache_line(outcomes: list) -> str:
 def compare_all(ctx, settings: MapSettings, opacity: float) -> None:
     """The raw map and every smoothing method with the same σ, T, cells and seed, on one scale."""
     all_settings = {m: settings.replace(method=m) for m in ALL}
-    predicted = sum(story.predict_map(ctx.model, ctx.x, s) for s in all_settings.values())
+    predicted = sum(predict.predict_map(ctx.model, ctx.x, s) for s in all_settings.values())
     show = state.widget(st.toggle, "Compare all methods side by side", "explain_all", False,
                         help="The raw map and every smoothing method on this image, with the same σ, T, "
                              "cells and seed.")
     if not show or runs.stopped("explain_all"):
         return
     st.caption(f"{METHODS[settings.attribution].label} raw, then SmoothGrad, Sparsified SmoothGrad and RRS at "
-               f"T = {settings.samples} — {story.predicted_text(predicted)}.")
+               f"T = {settings.samples} — {predict.predicted_text(predicted)}.")
     results, outcomes = {}, []
     with runs.stoppable("explain_all"):
         for m, s_m in all_settings.items():
             o = runs.run(f"Computing the {METHODS[m].label} map", caching.map_result, ctx, s_m,
-                         predicted=story.predict_map(ctx.model, ctx.x, s_m))
+                         predicted=predict.predict_map(ctx.model, ctx.x, s_m))
             if o.value is None:
                 st.stop()
             if not o.cached:
-                story.record_map(ctx.model, ctx.x, o.value.settings, o.value.elapsed)
+                predict.record_map(ctx.model, ctx.x, o.value.settings, o.value.elapsed)
             results[m], outcomes = o.value, outcomes + [o]
     first = results["smoothgrad"]
     panels = [(f"Raw {METHODS[first.settings.attribution].short.lower()}", first.raw,

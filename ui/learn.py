@@ -14,7 +14,7 @@ from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings
 from rrs.workflows import advice as WA
 
-from . import caching, jobs, runs, story
+from . import caching, jobs, predict, runs, story
 from . import plots as P
 from . import widgets as W
 from .compute import CERTIFY_BETAS, as_array, working_image
@@ -75,7 +75,7 @@ class Lesson:
                     icon=":material/play_arrow:"):
             st.session_state[f"learn.done{i}"] = True
         if note is not None and not self._done(i):
-            note.caption(f"{story.predicted_text(predicted)}")
+            note.caption(f"{predict.predicted_text(predicted)}")
         return self._done(i)
 
     def after(self, i: int, text: str, words: list[tuple[str, str]]) -> None:
@@ -92,18 +92,18 @@ class Lesson:
     def _map(self, i: int, settings):
         with runs.stoppable(f"learn{i}"):
             out = runs.run("Computing the map", caching.map_result, self.ctx, settings,
-                           predicted=story.predict_map(self.ctx.model, self.ctx.x, settings))
+                           predicted=predict.predict_map(self.ctx.model, self.ctx.x, settings))
         if out.value is not None and not out.cached:
-            story.record_map(self.ctx.model, self.ctx.x, out.value.settings, out.value.elapsed)
+            predict.record_map(self.ctx.model, self.ctx.x, out.value.settings, out.value.elapsed)
         return out.value
 
     def _attack(self, i: int, settings):
         with runs.stoppable(f"learn{i}"):
             out = runs.run(f"Attacking the {METHODS[settings.method].label} map", caching.attack, self.ctx, settings,
-                           self.ATTACK, predicted=story.predict_attack(self.ctx.model, self.ctx.x, settings,
+                           self.ATTACK, predicted=predict.predict_attack(self.ctx.model, self.ctx.x, settings,
                                                                         self.ATTACK))
         if out.value is not None and not out.cached:
-            story.record_attack(self.ctx.model, self.ctx.x, settings, self.ATTACK, out.value.elapsed)
+            predict.record_attack(self.ctx.model, self.ctx.x, settings, self.ATTACK, out.value.elapsed)
         return out.value
 
     # ---------------------------------------------------------------------------------- steps
@@ -127,7 +127,7 @@ class Lesson:
                 "The simplest one asks: if this patch changed a little, how much would the model's score change?")
         words = [("Gradient", "how fast the model's score changes when a pixel changes a little."),
                  ("Top-k cells", f"the k most important patches ({self.CELL}×{self.CELL} pixels each) — outlined in orange.")]
-        if self.step(2, "Where did it look?", text, words, "Draw the map", story.predict_map(self.ctx.model, self.ctx.x, self.MAP)):
+        if self.step(2, "Where did it look?", text, words, "Draw the map", predict.predict_map(self.ctx.model, self.ctx.x, self.MAP)):
             r = self._map(2, self.MAP)
             if r is not None:
                 W.figure(P.map_figure(self.ctx.picture, r.map, r.pixel_cell, 0.6, topk_mask=r.topk_mask(), height=self.FIG_H,
@@ -147,7 +147,7 @@ class Lesson:
                  ("Top-k intersection", "the share of the important patches still important after the change "
                                         "(1 = all stayed, 0 = none).")]
         if self.step(3, "A tiny change moves the map", text, words, "Attack the map",
-                story.predict_attack(self.ctx.model, self.ctx.x, self.MAP, self.ATTACK)):
+                predict.predict_attack(self.ctx.model, self.ctx.x, self.MAP, self.ATTACK)):
             res = self._attack(3, self.MAP)
             if res is not None:
                 r = res.result
@@ -180,7 +180,7 @@ class Lesson:
                                                  "pixel value."),
                  ("Rank", "a patch's place in the order of importance: 1st, 2nd, 3rd, …")]
         if self.step(4, "Smoothing: average over noisy copies", text, words, "Smooth the map",
-                story.predict_map(self.ctx.model, self.ctx.x, self.SMOOTH)):
+                predict.predict_map(self.ctx.model, self.ctx.x, self.SMOOTH)):
             r = self._map(4, self.SMOOTH)
             if r is not None:
                 a, b = st.columns([0.8, 1.5])
@@ -200,7 +200,7 @@ class Lesson:
                 "once. We also run the smoothed map twice with different noise: even without an attack the two "
                 "runs differ a little — that is the **floor** the attacked value should be compared with.")
         words = [("No-attack floor", "how much two honest runs with different noise agree.")]
-        predicted = story.predict_attack(self.ctx.model, self.ctx.x, self.SMOOTH, self.ATTACK)
+        predicted = predict.predict_attack(self.ctx.model, self.ctx.x, self.SMOOTH, self.ATTACK)
         if self.step(5, "Does smoothing resist the attack?", text, words, "Attack the smoothed map", predicted):
             res, plain = self._attack(5, self.SMOOTH), self._attack(5.1, self.MAP)
             if res is not None and plain is not None:
@@ -227,13 +227,13 @@ class Lesson:
         words = [("Certified radius", "the largest change (measured in ℓ2, the overall size of the change) for which "
                                       "the guarantee holds."),
                  ("Plug-in estimate", "treats the sampled map as exact — an estimate, not yet a guarantee.")]
-        predicted = (story.predict_map(self.ctx.model, self.ctx.x, self.CERT)
-                     + story.predict_certificate(self.ctx.model, self.ctx.x, self.CERT))
+        predicted = (predict.predict_map(self.ctx.model, self.ctx.x, self.CERT)
+                     + predict.predict_certificate(self.ctx.model, self.ctx.x, self.CERT))
         if self.step(6, "A guarantee: the certificate", text, words, "Compute the guarantee", predicted):
             r = self._map(6, self.CERT)
             if r is not None:
                 cr = caching.certificate(self.ctx, r, self.CERTIFY)
-                story.record_certificate(self.ctx.model, self.ctx.x, self.CERT, cr.elapsed)
+                predict.record_certificate(self.ctx.model, self.ctx.x, self.CERT, cr.elapsed)
                 told = story.certificate_story(cr)
                 W.figure(P.region_figure(self.ctx.picture, told["categories"], r.pixel_cell, 0.55, title=told["title"],
                                          height=self.FIG_H), "learn_fig6", told["caption"])
@@ -249,8 +249,8 @@ class Lesson:
                 "gradient map and on the certified RRS map, side by side. Grey dotted patches are top patches the "
                 "attack pushed out.")
         words = [("Same change", "one attack budget, the certified radius of step 6, for both maps.")]
-        predicted = (story.predict_map(self.ctx.model, self.ctx.x, self.CERT)
-                     + story.predict_robustness(self.ctx.model, self.ctx.x,
+        predicted = (predict.predict_map(self.ctx.model, self.ctx.x, self.CERT)
+                     + predict.predict_robustness(self.ctx.model, self.ctx.x,
                                                 *_pair(WA.attack_settings(self.CERT, self.CERTIFY.norm, "vanilla"))))
         if self.step(7, "The same change, two maps", text, words, "Attack both maps", predicted):
             key = (self.ctx.model_key, self.ctx.image_digest, self.ctx.size, self.CERT)

@@ -13,7 +13,7 @@ import time
 import streamlit as st
 
 from . import widgets as W
-from .story import predicted_text, remaining_text
+from .predict import predicted_text, remaining_text
 
 __all__ = ["Outcome", "run", "stoppable", "stopped", "provenance", "provenance_seconds", "stop_key"]
 

@@ -9,24 +9,16 @@ tables and stored results, and predicted times in words (the predictions themsel
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 import plotly.graph_objects as go
 
-from rrs.compute.policy import sample_rate
 from rrs.methods import METHODS
 from rrs.settings import Norm
-from rrs.timing import format_seconds, sample_key
 
 from . import plots as P
-from .budgets import plan_eot, plan_samples
 
-__all__ = ["COLUMNS", "readable_rows", "stored_series_name", "STORED_METRICS", "label_badge",
-           "attack_takeaway", "floor_caption", "plugin_caption", "budget_scale", "certificate_story", "predict_map", "predict_attack",
-           "record_attack", "predicted_text", "remaining_text", "attack_map_samples", "attack_work", "clear_measured", "record_map", "predict_certificate",
-           "record_certificate",
-           "ATTACK_SECOND_ORDER"]
+__all__ = ["COLUMNS", "readable_rows", "stored_series_name", "STORED_METRICS", "label_badge", "attack_takeaway", "floor_caption", "plugin_caption", "budget_scale", "certificate_story"]
 
 # ------------------------------------------------------------------------ readable names
 
@@ -407,195 +399,6 @@ def certificate_story(cr) -> dict:
                 "not even as an estimate: the map changes too much between noise draws.")
     return {"radius": radius, "finite": finite, "certified": certified, "k": k, "categories": cats,
             "title": title, "caption": caption, "text": text}
-
-
-# ---------------------------------------------------------------------- predicted times
-# Per model, input size, attribution, precision and device (rrs.timing.sample_key), two kinds
-# of measured work: batched noisy gradient samples (every map records its rate in
-# rrs.timing.RATES), and attack steps. A step costs a fixed part (the real model's label
-# check, the step's bookkeeping) plus a part per EOT sample of the second-order surrogate
-# gradient; both are fitted to the attacks finished on this device (:func:`record_attack`),
-# so the Attack page, Compare and Learn predict from what this machine did.
-
-#: Before any attack ran here: one attack step costs ATTACK_STEP_FIXED batched noisy samples
-#: plus ATTACK_SECOND_ORDER per EOT sample (a raw method's step is one EOT sample). Measured
-#: on EfficientNet-Lite0 at 224 px (CPU, one thread: a batched sample 0.13 s; a vanilla step
-#: 0.58 s; an RRS step with 4 EOT samples 2.6 s). The tiny CNN's steps are mostly fixed cost
-#: (18 and 3.3 samples); the fit to its first attacks corrects that.
-ATTACK_STEP_FIXED = 1.0
-ATTACK_SECOND_ORDER = 4.4
-_STEPS: dict = {}
-_STEPS_LOCK = threading.Lock()
-
-
-def _map_key(model, x, settings) -> tuple:
-    return ("map", settings.smoothed) + sample_key(model, x, settings)
-
-
-def predict_map(model, x, settings) -> float:
-    """Seconds to compute the map ``settings`` describes: a fixed part per map and a part per
-    noisy sample, fitted to the maps finished on this device (:func:`record_map`), or from
-    the measured sample rate before any."""
-    units = plan_samples(settings.samples, model)[0] if settings.smoothed else 1
-    per_sample = 1.0 / sample_rate(model, x, settings)
-    fixed, per = _fit(_map_key(model, x, settings), 0.0, per_sample)
-    return fixed + units * per
-
-
-def record_map(model, x, settings, seconds: float) -> None:
-    """Record a finished (not cached) map for the next predictions of maps of this kind."""
-    units = plan_samples(settings.samples, model)[0] if settings.smoothed else 1
-    _observe(_map_key(model, x, settings), 1, units, seconds)
-
-
-def attack_map_samples(settings) -> int:
-    """Noisy samples an attack spends on maps besides its steps: the clean map (seed s), the
-    attacked map at s + 1, the attacked map at s (the best iterate's check) and the floor's
-    second clean map (s + 1); a raw method's maps are one gradient each and its floor reuses
-    the clean map."""
-    return 4 * settings.samples if settings.smoothed else 3
-
-
-def _attack_maps(model, x, settings) -> float:
-    """Seconds of an attack's maps (:func:`attack_map_samples`: four maps of T samples, or
-    three gradients)."""
-    return (4 if settings.smoothed else 3) * predict_map(model, x, settings)
-
-
-def attack_work(model, x, settings, attack) -> tuple[int, int]:
-    """The two counts an attack's step time is linear in. A smoothed method: ``(steps, EOT
-    samples)``, steps × restarts and the EOT samples of all its steps (capped as the attack
-    caps them, :func:`ui.budgets.plan_eot`). A raw method (one sample per step): ``(1,
-    steps)``, a fixed part per attack (its setup and label checks) and a part per step."""
-    steps = attack.steps * attack.restarts
-    if not settings.smoothed:
-        return 1, steps
-    return steps, steps * plan_eot(attack.eot, x, model)[0]
-
-
-def _capped(model, settings):
-    return settings.replace(samples=plan_samples(settings.samples, model)[0]) if settings.smoothed else settings
-
-
-def _attack_key(model, x, settings) -> tuple:
-    return ("attack step", settings.smoothed) + sample_key(model, x, settings)
-
-
-def _observe(key, a_units: float, b_units: float, seconds: float) -> None:
-    with _STEPS_LOCK:
-        obs = _STEPS.setdefault(key, [])
-        obs.append((float(a_units), float(b_units), float(seconds)))
-        del obs[:-8]
-
-
-def _fit(key, a0: float, b0: float) -> tuple[float, float]:
-    """Seconds per ``a`` unit and per ``b`` unit of the jobs of ``key``: fitted (least squares
-    on relative errors) to the last jobs of that kind when they differ in shape; otherwise
-    the prior ``(a0, b0)`` scaled to them (the prior alone before any job)."""
-    with _STEPS_LOCK:
-        obs = list(_STEPS.get(key, ()))
-    if not obs:
-        return a0, b0
-    rows = np.array([[s / t, e / t] for s, e, t in obs])
-    if len(obs) >= 2 and np.linalg.matrix_rank(rows, tol=1e-6 * np.abs(rows).max()) == 2:
-        (a, b), *_ = np.linalg.lstsq(rows, np.ones(len(obs)), rcond=None)
-        if a >= 0 and b > 0:
-            return float(a), float(b)
-    factor = float(np.median([t / (a0 * s + b0 * e) for s, e, t in obs]))
-    return a0 * factor, b0 * factor
-
-
-def predict_attack(model, x, settings, attack) -> float:
-    """Seconds for one attacked method: its maps at the measured sample rate, its steps at the
-    step costs fitted to the attacks finished on this device (a prior before any)."""
-    settings = _capped(model, settings)
-    sample_seconds = 1.0 / sample_rate(model, x, settings)
-    maps = _attack_maps(model, x, settings)
-    a0, b0 = ATTACK_STEP_FIXED * sample_seconds, ATTACK_SECOND_ORDER * sample_seconds
-    a, b = _fit(_attack_key(model, x, settings), a0, b0) if settings.smoothed else \
-        _fit(_attack_key(model, x, settings), a0, a0 + b0)
-    units_a, units_b = attack_work(model, x, settings, attack)
-    return maps + units_a * a + units_b * b
-
-
-def _robustness_key(model, x, budgets: int) -> tuple:
-    return ("robustness", getattr(model, "name", type(model).__name__), tuple(x.shape[-2:]), budgets > 1)
-
-
-def record_robustness(model, x, budgets: int, predicted: float, seconds: float) -> None:
-    """Record a finished contrast (``budgets = 1``) or profile: the ratio of its time to the
-    prior of :func:`predict_robustness`, which scales the next predictions of its kind."""
-    if predicted and predicted > 0:
-        _observe(_robustness_key(model, x, budgets), 1.0, 0.0, float(seconds) / float(predicted))
-
-
-def predict_robustness(model, x, methods, rs, budgets: int = 1, prior: bool = False) -> float:
-    """Seconds for the raw-versus-certified contrast (``budgets = 1``) or for a robustness
-    profile (``budgets`` = sweep plus bisection steps, and each smoothed map's certificate and
-    confirmation maps): per budget one top-k attack of each method at the profile's steps and
-    EOT (:func:`predict_attack`), times the median ratio of actual to predicted time of the
-    finished ones of its kind (:func:`record_robustness`; ``prior``: without that ratio)."""
-    total = 0.0
-    for m in methods:
-        if not m.smoothed:
-            total += budgets * predict_attack(model, x, m, rs.attack(0.1).replace(eot=1))
-            continue
-        measured = m.replace(samples=min(rs.sweep_samples, m.samples))
-        total += budgets * predict_attack(model, x, measured, rs.attack(0.1))
-        if budgets > 1:
-            total += predict_map(model, x, m) + predict_map(model, x, m.replace(samples=rs.confirm_samples))
-    if not prior:
-        with _STEPS_LOCK:
-            ratios = [t for _, _, t in _STEPS.get(_robustness_key(model, x, budgets), ())]
-        if ratios:
-            total *= float(np.median(ratios))
-    return total
-
-
-def record_attack(model, x, settings, attack, seconds: float) -> None:
-    """Record a finished (not cached) attack: its steps' time (its time less its maps' at the
-    measured sample rate, at least a fifth of it) for the next predictions of this kind."""
-    settings = _capped(model, settings)
-    maps = _attack_maps(model, x, settings)
-    units_a, units_b = attack_work(model, x, settings, attack)
-    _observe(_attack_key(model, x, settings), units_a, units_b,
-             max(float(seconds) - maps, 0.2 * float(seconds)))
-
-
-def _certificate_key(model, x, map_settings) -> tuple:
-    return ("certificate", getattr(model, "name", type(model).__name__), tuple(x.shape[-2:]),
-            map_settings.effective_cell, map_settings.k)
-
-
-def predict_certificate(model, x, map_settings) -> float:
-    """Seconds to certify a map of ``map_settings`` (the median of the last certificates of
-    maps with these cells here; 0 before any: small next to the map on the default model)."""
-    with _STEPS_LOCK:
-        obs = [t for _, _, t in _STEPS.get(_certificate_key(model, x, map_settings), ())]
-    return float(np.median(obs)) if obs else 0.0
-
-
-def record_certificate(model, x, map_settings, seconds: float) -> None:
-    """Record a finished certificate's time (:attr:`ui.compute.CertifyResult.elapsed`)."""
-    _observe(_certificate_key(model, x, map_settings), 1, 1, seconds)
-
-
-def clear_measured() -> None:
-    """Forget the measured maps and attack steps (tests; a new device)."""
-    with _STEPS_LOCK:
-        _STEPS.clear()
-
-
-def remaining_text(elapsed: float, fraction: float) -> str:
-    """While a job runs: ``"about 20 s left"`` from the time so far and the share done."""
-    if fraction <= 0 or elapsed < 1.0:
-        return ""
-    return f"{format_seconds(elapsed * (1 - fraction) / fraction)} left"
-
-
-def predicted_text(seconds: float | None) -> str:
-    """``"predicted about 12 s on this device"``."""
-    return f"predicted {format_seconds(seconds)} on this device"
 
 
 def importance_meaning(scoring: str) -> str:
