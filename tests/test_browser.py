@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from PIL import Image
 
 from rrs.images import load_image
@@ -85,8 +86,19 @@ def nav(page, name: str) -> None:
 
 
 def choose(page, label: str, option_pattern: str) -> None:
-    page.get_by_role("combobox", name=label).click()
-    page.get_by_role("option", name=re.compile(option_pattern)).first.click()
+    """Pick an option of a select box. A rerun that starts just after the box opened (on a
+    loaded machine the previous interaction's rerun can start late) closes the list again,
+    so the box is reopened until the option shows."""
+    option = page.get_by_role("option", name=re.compile(option_pattern)).first
+    for attempt in range(5):
+        page.get_by_role("combobox", name=label).click()
+        try:
+            option.wait_for(state="visible", timeout=30_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            idle(page)
+    option.click()
     idle(page)
 
 
