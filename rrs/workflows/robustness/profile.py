@@ -41,13 +41,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .. import attacks, checks
-from ..certify import certify, merge_stats
-from ..floor import no_attack_floor
-from ..metrics import spearman as _spearman
-from ..metrics import tie_aware_intersection, topk_indices
-from ..settings import L2, AttackSettings, CertifySettings, MapSettings, Norm, _Settings
-from ..smoothing import generator_for, interpretation_map, model_device, smooth
+from ... import attacks, checks
+from ...certify import certify, merge_stats
+from ...floor import no_attack_floor
+from ...metrics import spearman as _spearman
+from ...metrics import tie_aware_intersection, topk_indices
+from ...settings import L2, AttackSettings, CertifySettings, MapSettings, Norm, _Settings
+from ...smoothing import generator_for, interpretation_map, model_device, smooth
 
 __all__ = ["RobustnessSettings", "MethodProfile", "RobustnessProfile", "Certified", "Panel",
            "robustness_profile", "certify_method", "contrast", "sentence", "method_settings",
@@ -243,7 +243,7 @@ class MethodProfile:
         return tuple(out)
 
     def to_dict(self) -> dict:
-        from ..jsonio import plain
+        from ...jsonio import plain
 
         out = plain({f: getattr(self, f) for f in self.__dataclass_fields__})
         out["gap"], out["cell_gap"] = plain(self.gap), plain(self.cell_gap)
