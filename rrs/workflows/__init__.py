@@ -9,7 +9,8 @@ app (``ui/``), the command line (:mod:`rrs.cli`), the benches (``bench/``) and t
 * :mod:`rrs.workflows.robustness` — what a certificate is worth: the attacked top-k overlap
   along a warm-started budget sweep, each method's empirical break radius (bisection,
   confirmed with fresh samples for smoothed maps), the certified radius on the same axis,
-  and the raw-vs-certified contrast at one budget.
+  and the raw-vs-certified contrast at one budget (a package: settings, results, profile,
+  contrast, sentence, cost).
 
 Submodules are imported on use (``from rrs.workflows import certify``); nothing heavy here.
 """
