@@ -118,7 +118,7 @@ class MethodProfile:
         return tuple(out)
 
     def to_dict(self) -> dict:
-        from ..jsonio import plain
+        from ...jsonio import plain
 
         out = plain({f: getattr(self, f) for f in self.__dataclass_fields__})
         out["gap"], out["cell_gap"] = plain(self.gap), plain(self.cell_gap)
