@@ -14,7 +14,8 @@ predicted time, radius slider, status line, export record; the workflow is :mod:
 :mod:`ui.jobs` (heavy work through the process-wide scheduler),
 :mod:`ui.story` (sentences computed from the numbers they describe), :mod:`ui.predict`
 (predicted times per job kind, fitted to the jobs finished here), :mod:`ui.plots` (plotly
-figures and the app's PNG exports), :mod:`ui.budgets` (what the app computes in one request)
+figures and the app's PNG exports; a package: :mod:`ui.plots.style`, :mod:`ui.plots.maps`,
+:mod:`ui.plots.charts`, :mod:`ui.plots.png`), :mod:`ui.budgets` (what the app computes in one request)
 and :mod:`ui.export` (JSON and CSV files).
 """
 
