@@ -78,3 +78,26 @@ def x32():
     """The coffee sample as a 32-px model input."""
     from rrs.images import load_sample, to_tensor
     return to_tensor(load_sample("coffee"), 32)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    tiny models gain nothing from intra-op threads, and on a shared 2-core machine OpenMP
+    spinning made the attack tests up to 10× slower with 2 threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def net():
+    """A :class:`TinyConvNet` (3 channels, 3 classes, width 6, seed 0), shared by a module."""
+    return TinyConvNet(channels=3, classes=3, width=6, seed=0).eval()
+
+
+@pytest.fixture(scope="module")
+def img():
+    """A random 3 × 8 × 8 image in [0, 1) (seed 1), shared by a module."""
+    return torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(1))

@@ -27,24 +27,7 @@ def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine
-    OpenMP spinning made these tests up to 10× slower with 2 threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def net():
-    return TinyConvNet(channels=3, classes=3, width=6, seed=0).eval()
-
-
-@pytest.fixture(scope="module")
-def img():
-    return torch.rand(3, 8, 8, generator=gen(1))
+pytestmark = pytest.mark.usefixtures("one_thread")     # conftest: one torch thread per module
 
 
 def maps(method="vanilla", **kw):

@@ -10,7 +10,6 @@ import statistics
 import time
 
 import pytest
-import torch
 
 from rrs.images import load_sample, to_tensor
 from rrs.settings import AttackSettings, CertifySettings, MapSettings
@@ -24,13 +23,10 @@ ATTACK = AttackSettings(objective="topk", norm="linf", epsilon=4 / 255, steps=10
 
 
 @pytest.fixture()
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def fresh_rates(one_thread):
+    """One torch thread (conftest), and no rate or job measured before the test."""
     RATES.clear()
     predict.clear_measured()
-    yield
-    torch.set_num_threads(before)
 
 
 def _attack(model, x, settings, attack):
@@ -58,7 +54,7 @@ def _compare(model, x, methods, ts, settings, attack):
     return C.compare_vs_t(model, x, methods, ts, settings, attack, CertifySettings(betas=(1.0,)))
 
 
-def test_every_long_action_takes_its_predicted_time_within_30_percent(one_thread):
+def test_every_long_action_takes_its_predicted_time_within_30_percent(fresh_rates):
     model, x = tiny_model(), to_tensor(load_sample("coffee"), 32)
     m = MapSettings(sigma=0.15, cell=16, k=0.05)
     # the rates, measured here right before: a map, and attacks of other shapes than predicted

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 import rrs.attacks
-from conftest import TinyConvNet
 from rrs.attacks import attack, project
 from rrs.jsonio import dumps
 from rrs.metrics import topk_indices
@@ -21,25 +20,10 @@ from rrs.workflows.robustness import (MethodProfile, RobustnessProfile, Robustne
                                       contrast, method_settings, robustness_profile, sentence)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")     # conftest: one torch thread per module
 
 
 # ------------------------------------------------------------- the attack's warm start
-
-@pytest.fixture(scope="module")
-def net():
-    return TinyConvNet(channels=3, classes=3, width=6, seed=0).eval()
-
-
-@pytest.fixture(scope="module")
-def img():
-    return torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(1))
-
 
 def raw(**kw):
     return MapSettings(method="vanilla", k=6, **kw)
