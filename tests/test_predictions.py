@@ -12,10 +12,15 @@ import time
 import pytest
 
 from rrs.images import load_sample, to_tensor
-from rrs.settings import AttackSettings, CertifySettings, MapSettings
+from rrs.settings import L2, AttackSettings, CertifySettings, MapSettings
+from rrs.smoothing import interpretation_map
 from rrs.timing import RATES
+from rrs.workflows import advice as WA
+from rrs.workflows.robustness import (ATTACK_STEP_GRADIENTS, RobustnessSettings, contrast, method_settings,
+                                      predicted_gradients, robustness_profile)
 from ui import compute as C
 from ui import predict
+from ui.attack import SWEEP_HIGH
 
 from test_app import tiny_model
 
@@ -99,4 +104,83 @@ def test_every_long_action_takes_its_predicted_time_within_30_percent(fresh_rate
             ratios[name].append(predicted / min(took))
     medians = {name: statistics.median(r) for name, r in ratios.items()}
     bad = {n: [round(v, 2) for v in ratios[n]] for n, v in medians.items() if not 0.7 <= v <= 1.3}
+    assert not bad, bad
+
+
+def _warm_up(model, x, m):
+    """What the pages did and recorded right before: maps of three sizes (the Certify page's map
+    at T = 256 among them) and its certificate, attacks of other shapes than the profiles', and
+    the Attack page's own attacks (the break radii are offered under its results)."""
+    for t in (16, 64, 256):
+        _map(model, x, m.replace(method="rrs", samples=t, seed=9))
+    for method, t, eot, steps in (("vanilla", 1, 1, 10), ("vanilla", 1, 1, 25), ("rrs", 8, 2, 3), ("rrs", 8, 6, 2)):
+        _attack(model, x, m.replace(method=method, samples=t, seed=9), ATTACK.replace(eot=eot, steps=steps))
+    for method in ("vanilla", "smoothgrad", "rrs"):
+        _attack(model, x, m.replace(method=method, samples=32, seed=9), ATTACK)
+    _certificate(model, x, m.replace(method="rrs", samples=32, seed=9))
+
+
+def _counted(profile) -> float:
+    """A finished profile's work in plain gradients, as it counted it: real-model maps and label
+    checks, surrogate samples at ATTACK_STEP_GRADIENTS each, and a smoothed attack's label
+    check per step (a raw attack's checks are its maps)."""
+    total = 0.0
+    for p in profile.methods:
+        total += p.cost["map"] + ATTACK_STEP_GRADIENTS * p.cost["attack"]
+        if p.settings.smoothed:
+            total += p.cost["attack"] / profile.settings.eot
+    return total
+
+
+def test_robustness_profiles_and_the_contrast_take_their_predicted_time_within_30_percent(fresh_rates):
+    """The Attack page's and the Certify page's break radii (robustness profiles, as the pages
+    set them up) and the Certify page's "Try to break it" contrast: the app's predicted
+    seconds (:func:`ui.predict.predict_robustness`, before any profile ran here) within ±30% of
+    the CPU time taken, and the command line's predicted gradients
+    (:func:`rrs.workflows.robustness.predicted_gradients`) within ±30% of the work each profile
+    counted (medians over three seeds)."""
+    model, x = tiny_model(), to_tensor(load_sample("coffee"), 32)
+    m = MapSettings(sigma=0.15, cell=8, k=0.05)
+    _warm_up(model, x, m)
+    page = method_settings(m.replace(samples=32), ["vanilla", "smoothgrad", "rrs"])
+    rs_attack = RobustnessSettings(norm="linf", high=SWEEP_HIGH["linf"], budgets=9, steps=10, eot=4,
+                                   sweep_samples=32, confirm_samples=128)     # as ui.attack.break_scale sets it
+    raw, smoothed, rs_certify = WA.attack_settings(m.replace(method="rrs", samples=256), L2, "vanilla")
+    reference = interpretation_map(model, x, smoothed)
+
+    def seeded(methods, rs, s):
+        return tuple(ms.replace(seed=s) for ms in methods), rs.replace(seed=s)
+
+    n_a, n_c = len(rs_attack.grid) + rs_attack.bisection, len(rs_certify.grid) + rs_certify.bisection
+    actions = {
+        "Attack page break radii (vanilla, SmoothGrad, RRS at T = 32; ℓ∞, 9 budgets, EOT 4)": (
+            lambda s: predict.predict_robustness(model, x, *seeded(page, rs_attack, s), budgets=n_a),
+            lambda s: robustness_profile(model, x, *seeded(page, rs_attack, s))),
+        "Certify page break radii (vanilla, RRS at T = 256; ℓ2)": (
+            lambda s: predict.predict_robustness(model, x, *seeded((raw, smoothed), rs_certify, s), budgets=n_c),
+            lambda s: robustness_profile(model, x, *seeded((raw, smoothed), rs_certify, s), CertifySettings(norm=L2))),
+        "Certify page contrast (vanilla, RRS at T = 256, at ℓ2 radius 0.3)": (
+            lambda s: predict.predict_robustness(model, x, *seeded((raw, smoothed), rs_certify, s),
+                                                 references=(smoothed.method,)),
+            lambda s: contrast(model, x, *seeded((raw, smoothed), rs_certify, s)[:1], 0.3, rs_certify.replace(seed=s),
+                               references={smoothed.method: reference})),
+    }
+    ratios = {name: [] for name in actions}
+    gradients = {name: [] for name in list(actions)[:2]}
+    for seed in range(3):
+        for name, (predict_seconds, run) in actions.items():
+            predicted = predict_seconds(seed)
+            took = []
+            for _ in range(2):          # the quicker of two runs: a hiccup of the machine is not the work
+                start = time.process_time()
+                out = run(seed)
+                took.append(time.process_time() - start)
+            ratios[name].append(predicted / min(took))
+            if name in gradients:
+                methods = tuple(p.settings for p in out.methods)
+                gradients[name].append(predicted_gradients(methods, out.settings) / _counted(out))
+    medians = {name: statistics.median(r) for name, r in ratios.items()}
+    bad = {n: [round(v, 2) for v in ratios[n]] for n, v in medians.items() if not 0.7 <= v <= 1.3}
+    assert not bad, bad
+    bad = {n: [round(v, 2) for v in r] for n, r in gradients.items() if not 0.7 <= statistics.median(r) <= 1.3}
     assert not bad, bad

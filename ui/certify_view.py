@@ -383,7 +383,7 @@ def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None
         st.caption("Nothing is certified yet, not even as a plug-in estimate: there is no radius to attack.")
         return
     raw_s, smooth_s, rs = WA.contrast_settings(view, base)
-    attack_secs = predict.predict_robustness(ctx.model, ctx.x, (raw_s, smooth_s), rs)
+    attack_secs = predict.predict_robustness(ctx.model, ctx.x, (raw_s, smooth_s), rs, references=(smooth_s.method,))
     st.caption(f"The same top-k attack ({norm.label}) on the raw {W.method_label(base).lower()} map and on the "
                f"certified RRS map, at exactly the certified radius {WA.radius_text(plan_r, norm, view.dim)} "
                f"({plan_src}; {len(plan_cells)} cell(s) guaranteed to stay).")
@@ -396,7 +396,7 @@ def break_section(ctx, view, beta: float, kind: str, view_key, settings) -> None
         if res is not None:
             store[bkey] = res
             predict.record_robustness(ctx.model, ctx.x, 1, predict.predict_robustness(
-                ctx.model, ctx.x, (raw_s, smooth_s), rs, prior=True), res.elapsed)
+                ctx.model, ctx.x, (raw_s, smooth_s), rs, prior=True, references=(smooth_s.method,)), res.elapsed)
     if bkey not in store:
         return
     res = store[bkey]

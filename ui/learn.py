@@ -251,7 +251,8 @@ class Lesson:
         words = [("Same change", "one attack budget, the certified radius of step 6, for both maps.")]
         predicted = (predict.predict_map(self.ctx.model, self.ctx.x, self.CERT)
                      + predict.predict_robustness(self.ctx.model, self.ctx.x,
-                                                *_pair(WA.attack_settings(self.CERT, self.CERTIFY.norm, "vanilla"))))
+                                                *_pair(WA.attack_settings(self.CERT, self.CERTIFY.norm, "vanilla")),
+                                                references=(self.CERT.method,)))
         if self.step(7, "The same change, two maps", text, words, "Attack both maps", predicted):
             key = (self.ctx.model_key, self.ctx.image_digest, self.ctx.size, self.CERT)
             store = st.session_state.setdefault("learn.contrast", {})

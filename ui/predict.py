@@ -113,14 +113,19 @@ def _fit(key, a0: float, b0: float) -> tuple[float, float]:
 def predict_attack(model, x, settings, attack) -> float:
     """Seconds for one attacked method: its maps at the measured sample rate, its steps at the
     step costs fitted to the attacks finished on this device (a prior before any)."""
+    return _attack_maps(model, x, _capped(model, settings)) + _attack_steps(model, x, settings, attack)
+
+
+def _attack_steps(model, x, settings, attack) -> float:
+    """Seconds of an attack's steps (its maps left out): the fitted step costs times
+    :func:`attack_work`."""
     settings = _capped(model, settings)
     sample_seconds = 1.0 / sample_rate(model, x, settings)
-    maps = _attack_maps(model, x, settings)
     a0, b0 = ATTACK_STEP_FIXED * sample_seconds, ATTACK_SECOND_ORDER * sample_seconds
     a, b = _fit(_attack_key(model, x, settings), a0, b0) if settings.smoothed else \
         _fit(_attack_key(model, x, settings), a0, a0 + b0)
     units_a, units_b = attack_work(model, x, settings, attack)
-    return maps + units_a * a + units_b * b
+    return units_a * a + units_b * b
 
 
 def _robustness_key(model, x, budgets: int) -> tuple:
@@ -134,21 +139,34 @@ def record_robustness(model, x, budgets: int, predicted: float, seconds: float) 
         _observe(_robustness_key(model, x, budgets), 1.0, 0.0, float(seconds) / float(predicted))
 
 
-def predict_robustness(model, x, methods, rs, budgets: int = 1, prior: bool = False) -> float:
-    """Seconds for the raw-versus-certified contrast (``budgets = 1``) or for a robustness
-    profile (``budgets`` = sweep plus bisection steps, and each smoothed map's certificate and
-    confirmation maps): per budget one top-k attack of each method at the profile's steps and
-    EOT (:func:`predict_attack`), times the median ratio of actual to predicted time of the
-    finished ones of its kind (:func:`record_robustness`; ``prior``: without that ratio)."""
+def predict_robustness(model, x, methods, rs, budgets: int = 1, prior: bool = False,
+                       references: tuple = ()) -> float:
+    """Seconds for the raw-versus-certified contrast (``budgets = 1``: every method attacked
+    once, :func:`rrs.workflows.robustness.contrast`) or for a robustness profile (``budgets``
+    > 1: the sweep and bisection of ``rs``): the expected work of each method from the
+    profile's control flow (:func:`rrs.workflows.robustness.cost.profile_work`: reference map
+    and certificate, floor, attacks with their measured maps, confirmation maps), each at the
+    rates measured here (:func:`predict_map`, the fitted attack steps, :func:`predict_certificate`);
+    times the median ratio of actual to predicted time of the finished ones of its kind
+    (:func:`record_robustness`; ``prior``: without that ratio). ``references``: methods whose
+    reference map the contrast is given (the pages give the certified map)."""
+    from rrs.workflows.robustness.cost import profile_work
+
     total = 0.0
     for m in methods:
-        if not m.smoothed:
-            total += budgets * predict_attack(model, x, m, rs.attack(0.1).replace(eot=1))
-            continue
-        measured = m.replace(samples=min(rs.sweep_samples, m.samples))
-        total += budgets * predict_attack(model, x, measured, rs.attack(0.1))
-        if budgets > 1:
-            total += predict_map(model, x, m) + predict_map(model, x, m.replace(samples=rs.confirm_samples))
+        w = profile_work(m, rs, profile=budgets > 1, reference_given=m.method in references)
+        measured = m.replace(samples=w.measured) if m.smoothed else m
+        one, two = (_attack_steps(model, x, measured, rs.attack(0.1).replace(eot=w.eot, steps=n)) for n in (1, 2))
+        per_step = two - one                 # the step costs are linear: a part per attack, a part per step
+        total += w.attacks * (one - per_step + w.maps_per_attack * predict_map(model, x, measured)) + w.steps * per_step
+        if w.reference:
+            total += predict_map(model, x, m)
+        if w.certified:
+            total += predict_certificate(model, x, m)
+        if w.floor:
+            total += predict_map(model, x, measured)
+        if w.confirmations:
+            total += w.confirmations * predict_map(model, x, m.replace(samples=w.confirm_samples))
     if not prior:
         with _STEPS_LOCK:
             ratios = [t for _, _, t in _STEPS.get(_robustness_key(model, x, budgets), ())]
