@@ -59,6 +59,30 @@ def _compare(model, x, methods, ts, settings, attack):
     return C.compare_vs_t(model, x, methods, ts, settings, attack, CertifySettings(betas=(1.0,)))
 
 
+def _time_ratios(actions: dict, seeds, each=None) -> dict:
+    """Per action (``name: (predict_seconds(seed), run(seed))``), predicted ÷ taken CPU seconds
+    for each seed, taken as the quicker of two runs (a hiccup of the machine is not the work);
+    ``each(name, result)`` sees the last run's result of each seed."""
+    ratios = {name: [] for name in actions}
+    for seed in seeds:
+        for name, (predict_seconds, run) in actions.items():
+            predicted = predict_seconds(seed)
+            took = []
+            for _ in range(2):
+                start = time.process_time()
+                out = run(seed)
+                took.append(time.process_time() - start)
+            ratios[name].append(predicted / min(took))
+            if each is not None:
+                each(name, out)
+    return ratios
+
+
+def _outside(ratios: dict, low: float = 0.7, high: float = 1.3) -> dict:
+    """The actions whose median ratio is outside ``[low, high]``, with their ratios."""
+    return {n: [round(v, 2) for v in r] for n, r in ratios.items() if not low <= statistics.median(r) <= high}
+
+
 def test_every_long_action_takes_its_predicted_time_within_30_percent(fresh_rates):
     model, x = tiny_model(), to_tensor(load_sample("coffee"), 32)
     m = MapSettings(sigma=0.15, cell=16, k=0.05)
@@ -92,18 +116,7 @@ def test_every_long_action_takes_its_predicted_time_within_30_percent(fresh_rate
             lambda s: _compare(model, x, ["vanilla", "rrs"], [2, 8, 32], m.replace(method="rrs", samples=1, seed=s),
                                ATTACK.replace(eot=2, steps=10))),
     }
-    ratios = {name: [] for name in actions}
-    for seed in range(5):
-        for name, (predict_seconds, run) in actions.items():
-            predicted = predict_seconds(seed)
-            took = []
-            for _ in range(2):          # the quicker of two runs: a hiccup of the machine is not the work
-                start = time.process_time()
-                run(seed)
-                took.append(time.process_time() - start)
-            ratios[name].append(predicted / min(took))
-    medians = {name: statistics.median(r) for name, r in ratios.items()}
-    bad = {n: [round(v, 2) for v in ratios[n]] for n, v in medians.items() if not 0.7 <= v <= 1.3}
+    bad = _outside(_time_ratios(actions, range(5)))
     assert not bad, bad
 
 
@@ -165,22 +178,14 @@ def test_robustness_profiles_and_the_contrast_take_their_predicted_time_within_3
             lambda s: contrast(model, x, *seeded((raw, smoothed), rs_certify, s)[:1], 0.3, rs_certify.replace(seed=s),
                                references={smoothed.method: reference})),
     }
-    ratios = {name: [] for name in actions}
     gradients = {name: [] for name in list(actions)[:2]}
-    for seed in range(3):
-        for name, (predict_seconds, run) in actions.items():
-            predicted = predict_seconds(seed)
-            took = []
-            for _ in range(2):          # the quicker of two runs: a hiccup of the machine is not the work
-                start = time.process_time()
-                out = run(seed)
-                took.append(time.process_time() - start)
-            ratios[name].append(predicted / min(took))
-            if name in gradients:
-                methods = tuple(p.settings for p in out.methods)
-                gradients[name].append(predicted_gradients(methods, out.settings) / _counted(out))
-    medians = {name: statistics.median(r) for name, r in ratios.items()}
-    bad = {n: [round(v, 2) for v in ratios[n]] for n, v in medians.items() if not 0.7 <= v <= 1.3}
+
+    def count(name, profile):
+        if name in gradients:
+            methods = tuple(p.settings for p in profile.methods)
+            gradients[name].append(predicted_gradients(methods, profile.settings) / _counted(profile))
+
+    bad = _outside(_time_ratios(actions, range(3), count))
     assert not bad, bad
-    bad = {n: [round(v, 2) for v in r] for n, r in gradients.items() if not 0.7 <= statistics.median(r) <= 1.3}
+    bad = _outside(gradients)
     assert not bad, bad
