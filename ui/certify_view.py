@@ -268,6 +268,9 @@ def figures(ctx, view, radius: float, kind: str, beta: float, opacity: float) ->
                                  title=f"Top-k region, guaranteed ({1 - float(eta):.0%})"),
                  "certify_region_fin", f"Blue cells are guaranteed to stay in the top-k for any change of size at "
                                        f"most {L_text}; orange = top-k but not certified.")
+    differ = story.region_difference(view, beta)
+    if differ:          # the two panels outline different cells: say which and why
+        st.markdown(f":material/compare_arrows: {differ}")
     _radius_maps(ctx, view, (view.radius_grid(kind, False), view.radius_grid(kind, True, beta)),
                  ("Per-cell radius, plug-in", "Per-cell radius, finite-sample"),
                  ("certify_radii_plug", "certify_radii_fin"),
