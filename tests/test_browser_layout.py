@@ -79,6 +79,17 @@ FOLD = """() => {
 }"""
 
 
+#: Certify mid-run, scrolled to the top: the bottom of the Stop button and of each live map.
+LIVE = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  main.scrollTop = 0;
+  const stop = [...main.querySelectorAll('[data-testid="stButton"] button')].find(b => b.innerText.includes('Stop'));
+  const maps = [...main.querySelectorAll('[data-testid="stPlotlyChart"]')].filter(c => /so far/.test(c.innerText));
+  return {stop: stop ? Math.round(stop.getBoundingClientRect().bottom) : null,
+          maps: maps.map(c => Math.round(c.getBoundingClientRect().bottom)), fold: window.innerHeight};
+}"""
+
+
 @pytest.fixture(scope="module")
 def tiny_server():
     """``streamlit run`` of this checkout whose sessions start on the tiny model."""
@@ -320,6 +331,12 @@ def test_a_reload_mid_run_and_after_a_run_keeps_the_image_the_settings_and_the_r
         idle(page)
         button(page, "Certify").click()
         page.get_by_text(re.compile("RRS map so far|Checkpoint")).first.wait_for()
+        # while it runs, the Stop button and the live maps are in view without scrolling
+        page.locator(".gtitle", has_text="RRS map so far").first.wait_for()
+        live = page.evaluate(LIVE)
+        assert live["stop"] and live["stop"] <= live["fold"], live
+        assert live["maps"] and max(live["maps"]) <= live["fold"], live
+        page.screenshot(path=str(SHOTS / "certify_live_1440x900.png"))
         page.reload()
         page.wait_for_selector('h1:has-text("Certify")')
         page.wait_for_selector(IDLE)

@@ -41,6 +41,10 @@ CSS = f"""
 /* (a gallery thumbnail with its pick button is a button, not a figure: four stay in a row)
    an image alone in its row is not blown up past the screen's height */
 [data-testid="stMain"] [data-testid="stImage"] img {{ max-height: 62vh; object-fit: contain; }}
+/* the σ slider's noise preview (ui.widgets.sigma_slider) is a reminder of what σ means, not a
+   result: when its row wraps it stays {MIN_FIGURE_PX} px wide instead of a screen-high picture that
+   pushes the page's results below the fold */
+[class*="st-key-"][class*="_sigma_preview"] [data-testid="stImage"] {{ max-width: {MIN_FIGURE_PX}px; }}
 [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stPlotlyChart"]) {{
   min-width: min({MIN_CHART_PX}px, 100%) !important;
 }}
