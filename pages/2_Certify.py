@@ -19,6 +19,7 @@ ctx = sidebar.page("Certify", "A **certificate** is a mathematical guarantee: fo
                    "T-sample map as exact (an estimate, not a guarantee). Certificates update while the "
                    "samples arrive; stopping keeps the last one, still valid.")
 CAP = budgets.MAX_SAMPLES[budgets.device_kind(ctx.model)]
+live = st.container()       # a run's Stop button and live maps: under the title, in view without scrolling
 
 # ------------------------------------------------------------------------------ controls
 c1, c2, c3, c4 = st.columns([1.4, 1.4, 1.2, 0.8])
@@ -68,7 +69,7 @@ clicked = b1.button("Certify", type="primary", key="certify_run", icon=":materia
                     help="Draw the noise samples in doubling checkpoints and certify after each one.")
 if clicked or st.session_state.pop("certify.go", False):
     V.run_live(ctx, run_key, settings, CU.certify_settings(st.session_state.get("certify_norm", L2), eta, scheme),
-               plan)
+               plan, live)
 
 sampled, from_cache, view_key = V.stored_result(run_key, int(samples), predicted)
 V.status_line(sampled, float(eta), from_cache)

@@ -20,14 +20,16 @@ if presenter:
 lesson = L.Lesson(ctx, presenter)
 
 if presenter:
+    # Previous / Next on top, so a projector at 1024×768 shows them with the step's finding
+    # without scrolling (the figure comes after the finding in this layout)
     current = int(st.session_state.get("learn.slide", 1))
-    lesson.steps[current - 1]()
-    prev_col, mid, next_col = st.columns([1, 2, 1])
+    prev_col, mid, next_col = st.columns([1, 2, 1], vertical_alignment="center")
     prev_col.button("Previous", key="learn_prev", disabled=current <= 1, icon=":material/arrow_back:",
                     on_click=lambda: st.session_state.update({"learn.slide": current - 1}), width="stretch")
     mid.caption(f"Step {current} of {L.STEPS}")
     next_col.button("Next", key="learn_next", disabled=current >= L.STEPS, icon=":material/arrow_forward:",
                     on_click=lambda: st.session_state.update({"learn.slide": current + 1}), width="stretch")
+    lesson.steps[current - 1]()
 else:
     for show in lesson.steps:
         show()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from test_app import metrics, new_app, ok
-from test_app_story import captions, figures, markdowns
+from test_app_story import array, captions, figures, markdowns
 
 
 def test_attack_takeaway_names_every_method_by_its_drop_in_percentage_points():
@@ -131,3 +133,37 @@ def test_explain_side_by_side_says_how_many_maps_came_from_the_cache():
     ok(at)
     line = next(c for c in captions(at) if "seed 4242" in c and "maps" in c)
     assert "all 3 maps from cache" in line, line
+
+
+def _outlined(fig: dict) -> set[tuple[int, int]]:
+    """The cells a region figure outlines: the heatmap's non-empty cells, (row, col) from 0."""
+    z = np.asarray(array(next(t for t in fig["data"] if t["type"] == "heatmap")["z"]), dtype=float)
+    return {(int(r), int(c)) for r, c in zip(*np.nonzero(np.isfinite(z)))}        # NaN: not drawn
+
+
+def test_certify_says_which_cells_the_plugin_and_guaranteed_panels_outline_differently_and_why():
+    """Chelsea, 4-px cells, T = 1024 with a selection batch: the top-k of the first 128 samples
+    (the set the guarantee is about) and of all 1,024 (the plug-in panel) differ by one cell;
+    the sentence under the panels names exactly the cells that differ, on which side, and why."""
+    from test_app_certify import certify_page, run
+
+    at = run(certify_page(sb_sample="chelsea"), samples=1024, cell=4)
+    figs = figures(at)
+    plug, fin = _outlined(figs["certify_region_plug"]), _outlined(figs["certify_region_fin"])
+    assert plug != fin and len(plug) == len(fin)          # the case this test is about
+    said = next((m for m in markdowns(at) if "The two panels outline different cells" in m), None)
+    assert said is not None, [m for m in markdowns(at) if "panel" in m]
+
+    def named(clause: str) -> set[tuple[int, int]]:
+        return {(int(r), int(c)) for r, c in re.findall(r"row (\d+), col (\d+)", clause)}
+
+    only_plug = said.split(" is in the plug-in top")[0] if " is in the plug-in top" in said else \
+        said.split(" are in the plug-in top")[0]
+    only_fin = said.split("only; ", 1)[1].split(" in the guaranteed set only")[0]
+    assert named(only_plug) == plug - fin, (said, plug - fin)
+    assert named(only_fin) == fin - plug, (said, fin - plug)
+    assert "all 1,024 samples" in said and "first 128 samples" in said and "selection batch" in said
+    # the sentence is there exactly when the panels differ
+    at = run(certify_page(sb_sample="coffee"), samples=64, cell=8)
+    differ = _outlined(figures(at)["certify_region_plug"]) != _outlined(figures(at)["certify_region_fin"])
+    assert any("panels outline different cells" in m for m in markdowns(at)) == differ

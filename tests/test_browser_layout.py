@@ -48,12 +48,45 @@ MEASURE = """() => {
   const tables = [...document.querySelectorAll('[data-testid="stDataFrame"], [data-testid="stTable"]')]
       .filter(vis).map(t => { const col = t.closest('[data-testid="stColumn"]') || main;
                               return Math.round(t.getBoundingClientRect().right - col.getBoundingClientRect().right); });
+  // pairs (clean | attacked, raw | certified, plug-in | guaranteed): a row whose columns hold
+  // figures keeps its first two side by side (a third may wrap)
+  const figCol = c => vis(c) && c.querySelector('[data-testid="stImage"] img, [data-testid="stPlotlyChart"]')
+                      && !c.querySelector('[data-testid="stButton"]');
+  const split = [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stHorizontalBlock"]')]
+      .map(r => [...r.children].filter(c => c.matches('[data-testid="stColumn"]') && figCol(c)))
+      .filter(cs => cs.length >= 2 && Math.abs(cs[0].getBoundingClientRect().top - cs[1].getBoundingClientRect().top) > 2)
+      .map(cs => cs.slice(0, 2).map(c => Math.round(c.getBoundingClientRect().width)));
   const cut = [...document.querySelectorAll('[data-testid="stMain"] button p')]
       .filter(p => vis(p) && p.scrollWidth > p.clientWidth + 1).map(p => p.innerText);
   return {figures: figs, maps: maps, clipped_titles: clipped, min_font: texts.length ? Math.min(...texts) : null,
           overflow: document.documentElement.scrollWidth - window.innerWidth,
-          main_overflow: main.scrollWidth - main.clientWidth, table_excess: tables, cut_buttons: cut,
+          main_overflow: main.scrollWidth - main.clientWidth, table_excess: tables, cut_buttons: cut, split_pairs: split,
+          sidebar: Math.round(document.querySelector('[data-testid="stSidebar"]').getBoundingClientRect().width),
           error_dialog: document.body.innerText.includes('Connection error')};
+}"""
+
+
+#: The bottom of Learn's Next button and of the step's finding (the line with the light bulb)
+#: with the page scrolled to the top, and the window's height: what a projector shows.
+FOLD = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  main.scrollTop = 0;
+  const bottom = el => el ? Math.round(el.getBoundingClientRect().bottom) : null;
+  const next = [...main.querySelectorAll('[data-testid="stButton"] button')].find(b => b.innerText.includes('Next'));
+  const bulb = [...main.querySelectorAll('[data-testid="stMarkdownContainer"]')]
+      .find(m => m.innerText.trim().startsWith('lightbulb'));      // the icon's ligature name
+  return {next: bottom(next), finding: bottom(bulb), fold: window.innerHeight};
+}"""
+
+
+#: Certify mid-run, scrolled to the top: the bottom of the Stop button and of each live map.
+LIVE = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  main.scrollTop = 0;
+  const stop = [...main.querySelectorAll('[data-testid="stButton"] button')].find(b => b.innerText.includes('Stop'));
+  const maps = [...main.querySelectorAll('[data-testid="stPlotlyChart"]')].filter(c => /so far/.test(c.innerText));
+  return {stop: stop ? Math.round(stop.getBoundingClientRect().bottom) : null,
+          maps: maps.map(c => Math.round(c.getBoundingClientRect().bottom)), fold: window.innerHeight};
 }"""
 
 
@@ -133,8 +166,12 @@ def _check(m: dict, where: str, presenter: bool = False) -> list[str]:
         bad.append(f"{where}: horizontal overflow {m['overflow']} px / main {m['main_overflow']} px")
     if any(e > 1 for e in m["table_excess"]):
         bad.append(f"{where}: a table runs {max(m['table_excess'])} px past its column")
+    if m["split_pairs"]:
+        bad.append(f"{where}: pairs of figures stacked instead of side by side (column widths {m['split_pairs']})")
     if m["cut_buttons"]:
         bad.append(f"{where}: cut button labels {m['cut_buttons']}")
+    if m["sidebar"] < 200:
+        bad.append(f"{where}: the sidebar is closed ({m['sidebar']} px): measured without it")
     if m["error_dialog"]:
         bad.append(f"{where}: a connection error dialog")
     if presenter and (m["min_font"] or 99) < MIN_PRESENTER_FONT:
@@ -179,6 +216,10 @@ def test_every_page_fits_the_screen_and_every_figure_is_readable(tiny_server, br
                     page.wait_for_timeout(800)
                     m = page.evaluate(MEASURE)
                     report[f"Learn step {i}"] = m
+                    fold = page.evaluate(FOLD)
+                    print(f"Learn step {i} {width}×{height}: {fold}")
+                    problems += [f"Learn step {i} {width}×{height}: {what} below the fold ({fold})"
+                                 for what in ("next", "finding") if not fold[what] or fold[what] > fold["fold"]]
                     problems += _check(m, f"Learn step {i} {width}×{height}", presenter=True)
                     problems += [f"Learn step {i} {width}×{height}: {p}" for p in page.evaluate(LAYOUT_JS)]
                     _full_shot(page, f"learn{i}_{width}x{height}")
@@ -193,7 +234,8 @@ def test_every_page_fits_the_screen_and_every_figure_is_readable(tiny_server, br
             _full_shot(page, f"{name.lower()}_{width}x{height}")
         for name, m in report.items():
             print(f"{name} {width}×{height}: figures {m['figures']} maps {m['maps']} min chart font {m['min_font']} "
-                  f"overflow {m['overflow']}/{m['main_overflow']} tables {m['table_excess']}")
+                  f"overflow {m['overflow']}/{m['main_overflow']} tables {m['table_excess']} "
+                  f"split pairs {m['split_pairs']} sidebar {m['sidebar']} px")
         assert not problems, "\n".join(problems)
     finally:
         context.close()
@@ -289,6 +331,12 @@ def test_a_reload_mid_run_and_after_a_run_keeps_the_image_the_settings_and_the_r
         idle(page)
         button(page, "Certify").click()
         page.get_by_text(re.compile("RRS map so far|Checkpoint")).first.wait_for()
+        # while it runs, the Stop button and the live maps are in view without scrolling
+        page.locator(".gtitle", has_text="RRS map so far").first.wait_for()
+        live = page.evaluate(LIVE)
+        assert live["stop"] and live["stop"] <= live["fold"], live
+        assert live["maps"] and max(live["maps"]) <= live["fold"], live
+        page.screenshot(path=str(SHOTS / "certify_live_1440x900.png"))
         page.reload()
         page.wait_for_selector('h1:has-text("Certify")')
         page.wait_for_selector(IDLE)

@@ -26,6 +26,11 @@ __all__ = ["record_for", "run_live", "stored_result", "status_line", "radius_sli
            "suggestion_buttons", "numbers", "figures", "break_section", "export_section"]
 
 
+#: Height of the live maps: with the Stop button and the metrics above them they fit under the
+#: page's title at 1440×900.
+LIVE_H = 290
+
+
 def record_for(key):
     """The run of these settings: this session's (possibly stopped) run, else a completed one
     from the server's cache; ``(sampled, from_cache)``."""
@@ -55,21 +60,24 @@ def _live_panel(ctx, holder, sampled, view) -> None:
                  "last checkpoint" if nxt is None else f"next in {format_seconds(nxt)}")
         left, right = st.columns(2, gap="medium")
         with left:
-            W.figure(P.map_figure(ctx.picture, sampled.map(), cell_px, 0.6, title="RRS map so far"),
+            W.figure(P.map_figure(ctx.picture, sampled.map(), cell_px, 0.6, title="RRS map so far", height=LIVE_H),
                      f"certify_live_map_{j}", "Bright = the cells RRS ranks highest over the noise draws so far.")
         with right:
             W.figure(P.region_figure(ctx.picture, view.categories(0.0, "best", True), cell_px, 0.55,
-                                     title="Certified cells so far"), f"certify_live_region_{j}",
+                                     title="Certified cells so far", height=LIVE_H), f"certify_live_region_{j}",
                      "Blue = guaranteed (finite-sample) to stay in the top-k, each up to its own radius; "
                      "the region grows as samples arrive.")
 
 
-def run_live(ctx, key, settings, cert, plan) -> None:
-    """Sample in doubling checkpoints, certify each, redraw; keep every checkpoint reached."""
-    holder = st.empty()
-    stop = st.empty()
+def run_live(ctx, key, settings, cert, plan, place=None) -> None:
+    """Sample in doubling checkpoints, certify each, redraw; keep every checkpoint reached.
+    ``place``: a container near the top of the page (the page's controls are below it), so the
+    Stop button and the live maps are in view at 1440×900 while they grow."""
+    place = st.container() if place is None else place
+    stop = place.empty()
     stop.button("Stop (keep the result so far)", key="certify_stop", icon=":material/stop:")
-    bar = W.Progress(f"Drawing {plan.total:,} noise samples in {len(plan.checkpoints)} checkpoints")
+    bar = W.Progress(f"Drawing {plan.total:,} noise samples in {len(plan.checkpoints)} checkpoints", place)
+    holder = place.empty()
     runs = st.session_state.setdefault("certify.runs", {})
     try:
         with closing(jobs.anytime(ctx.model, ctx.x, settings, cert, progress=bar)) as stream:
@@ -268,6 +276,9 @@ def figures(ctx, view, radius: float, kind: str, beta: float, opacity: float) ->
                                  title=f"Top-k region, guaranteed ({1 - float(eta):.0%})"),
                  "certify_region_fin", f"Blue cells are guaranteed to stay in the top-k for any change of size at "
                                        f"most {L_text}; orange = top-k but not certified.")
+    differ = story.region_difference(view, beta)
+    if differ:          # the two panels outline different cells: say which and why
+        st.markdown(f":material/compare_arrows: {differ}")
     _radius_maps(ctx, view, (view.radius_grid(kind, False), view.radius_grid(kind, True, beta)),
                  ("Per-cell radius, plug-in", "Per-cell radius, finite-sample"),
                  ("certify_radii_plug", "certify_radii_fin"),

@@ -54,6 +54,7 @@ class Lesson:
                                 samples=256 if fast else 512, sigma=0.25, seed=0)
         self.CERTIFY = CertifySettings(norm="l2", eta=0.05, betas=CERTIFY_BETAS)
         self.FIG_H = 330 if presenter else 380
+        self._finding = None
         self.steps = [self.step1, self.step2, self.step3, self.step4, self.step5, self.step6,
                       self.step7]
 
@@ -76,6 +77,8 @@ class Lesson:
             st.session_state[f"learn.done{i}"] = True
         if note is not None and not self._done(i):
             note.caption(f"{predict.predicted_text(predicted)}")
+        # the presenter layout says the finding above the figure, where a projector shows it
+        self._finding = st.container() if self.presenter else None
         return self._done(i)
 
     def after(self, i: int, text: str, words: list[tuple[str, str]]) -> None:
@@ -87,7 +90,7 @@ class Lesson:
 
     def say(self, text: str) -> None:
         """The step's finding, computed from the numbers in its figure."""
-        st.markdown(f":material/lightbulb: {text}")
+        (self._finding or st).markdown(f":material/lightbulb: {text}")
 
     def _map(self, i: int, settings):
         with runs.stoppable(f"learn{i}"):
@@ -167,9 +170,12 @@ class Lesson:
                          "without attack", good_up=True, help="Top-k intersection: the share of the important "
                                                               "patches still important after the change.")
                 same = "still says" if r.label_preserved else "now says"
+                kept = (f"but only **{r.topk_intersection:.0%}** of the {res.k} important patches are still important."
+                        if r.topk_intersection < 1 else
+                        f"and all {res.k} important patches are still important: this time the attack did not "
+                        "move them.")
                 self.say(f"After a change of at most {r.linf * 255:.1f}/255 per value the model {same} **{res.adv_name}** "
-                    f"({r.adv_confidence:.0%}), but only **{r.topk_intersection:.0%}** of the {res.k} important "
-                    "patches are still important.")
+                    f"({r.adv_confidence:.0%}), {kept}")
         self.after(3, text, words)
 
     def step4(self):

@@ -182,12 +182,14 @@ def page(title: str, intro: str) -> Context:
     st.set_page_config(page_title=f"{title} · RRS robust interpretation maps", page_icon="🛡️",
                        layout="wide", initial_sidebar_state="expanded")
     state.resume([n for n, _ in list_samples()])
-    style.inject(presenter=style.presenter(title))
+    presenting = style.presenter(title)
+    style.inject(presenter=presenting)
     state.enter_page(title)
     # the heading first: on a cold server the model takes seconds to load, and the page
     # should say so rather than stay blank
     st.title(title)
-    st.markdown(intro)
+    if not presenting:          # the presenter layout keeps the screen for the step itself
+        st.markdown(intro)
     loading = st.empty()
     ctx = sidebar(loading)
     loading.empty()

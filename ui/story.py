@@ -18,7 +18,7 @@ from rrs.settings import Norm
 
 from . import plots as P
 
-__all__ = ["COLUMNS", "readable_rows", "stored_series_name", "STORED_METRICS", "label_badge", "attack_takeaway", "floor_caption", "plugin_caption", "budget_scale", "certificate_story"]
+__all__ = ["COLUMNS", "readable_rows", "stored_series_name", "STORED_METRICS", "label_badge", "attack_takeaway", "floor_caption", "plugin_caption", "budget_scale", "certificate_story", "region_difference"]
 
 # ------------------------------------------------------------------------ readable names
 
@@ -409,3 +409,60 @@ def importance_meaning(scoring: str) -> str:
         return "the share of noise draws that put the cell in the top-k′"
     return ("the cell's smoothed score as a share of the largest score a cell can get (the average over "
             "noise draws of its rank score divided by the top rank's score)")
+
+
+def _cells(idx, cols: int, most: int = 4) -> str:
+    """Cells by their row and column as the figures' hover labels name them (from 0)."""
+    named = [f"row {int(i) // cols}, col {int(i) % cols}" for i in idx[:most]]
+    more = len(idx) - len(named)
+    return _join(named + ([f"{more} more"] if more else []))
+
+
+def region_difference(view, beta: float) -> str | None:
+    """Why Certify's plug-in and guaranteed panels outline different cells, from the two sets
+    (``None`` when they outline the same ones).
+
+    The plug-in panel outlines the top-k of the map from every sample (the certificate an
+    estimate would give); the guaranteed panel the set its finite-sample certificate is about
+    (:meth:`rrs.workflows.certify.AnytimeView.certified_set`): with a separate selection batch
+    the top-k of those first samples alone, fixed before the rest prove it (method.md §5);
+    with Bonferroni the top-k at the checkpoint that reached the guarantee. Cells certified on
+    their own at a checkpoint are drawn there too."""
+    s = view.sampled
+    plug, fin = view.shown_cells(False), view.shown_cells(True, beta)
+    if np.array_equal(plug, fin):
+        return None
+    cols, k = s.grid[1], s.k
+    in_set = np.zeros_like(fin)
+    in_set[np.asarray(view.certified_set(beta), dtype=int)] = True
+    only_plug, only_set, own = (np.flatnonzero(plug & ~fin), np.flatnonzero(in_set & ~plug),
+                                np.flatnonzero(fin & ~in_set & ~plug))
+    total = s.samples_done
+    parts = []
+    if only_plug.size:
+        parts.append(f"{_cells(only_plug, cols)} {'is' if only_plug.size == 1 else 'are'} in the plug-in top {k} "
+                     "only")
+    if only_set.size:
+        parts.append(f"{_cells(only_set, cols)} {'is' if only_set.size == 1 else 'are'} in the guaranteed set only")
+    said = "The two panels outline different cells: " + "; ".join(parts) + "." if parts else ""
+    try:
+        best = view.whole_set(beta)
+    except ValueError:
+        best = None
+    if s.scheme == "selection":
+        why = (f" The plug-in panel ranks the map from all {total:,} samples; the guarantee is about the top {k} "
+               f"of the first {s.plan.selection:,} samples alone (the selection batch), chosen before the other "
+               f"{total - s.plan.selection:,} prove it — a set chosen by the same samples that prove it would not "
+               "be a sound guarantee.")
+    elif best is not None and best.radius > 0 and best.checkpoint != len(s.checkpoints) - 1:
+        at = s.checkpoints[best.checkpoint].total
+        why = (f" The plug-in panel ranks the map from all {total:,} samples; the guarantee is about the top {k} "
+               f"at checkpoint {best.checkpoint + 1} ({at:,} samples), where it was reached, and stays valid.")
+    else:
+        why = (f" The plug-in panel ranks the map from all {total:,} samples; the guarantee is about the top {k} "
+               "the certificate chose from the same samples (ties broken differently).")
+    if own.size:
+        why += (f" {_cells(own, cols)} {'is' if own.size == 1 else 'are'} outlined on the right because "
+                f"{'it was' if own.size == 1 else 'they were'} certified on {'its' if own.size == 1 else 'their'} "
+                "own at one of the checkpoints.")
+    return (said + why).strip()

@@ -7,11 +7,16 @@ What the rules guarantee (measured by ``tests/test_browser_layout.py``):
 - a column that holds a figure (an image or a plotly chart) is never narrower than
   :data:`MIN_FIGURE_PX`: below that the row wraps, so maps stay readable instead of
   shrinking to 160 px;
+- up to 1280 px wide the open sidebar is :data:`SIDEBAR_NARROW_PX` wide and the side margins
+  1rem, so at 1024×768 with the sidebar open a pair of maps with colour bars (clean |
+  attacked, plug-in | guaranteed) stays side by side rather than stacking;
 - a table scrolls inside its column instead of running past the page's right edge;
 - button labels, metric labels and deltas, and headings wrap instead of being cut
   ("Compute the guara…");
 - toasts appear at the bottom right, not over the page title;
-- in the presenter layout, chart text (ticks, legends, colour bars, titles) is at least
+- in the presenter layout, less room above a smaller title (and no page intro,
+  :func:`ui.sidebar.page`), so Learn's Next button and the step's finding show at 1024×768
+  without scrolling; chart text (ticks, legends, colour bars, titles) is at least
   :data:`PRESENTER_FONT_PX` and a metric's value stays larger than its label.
 """
 from __future__ import annotations
@@ -21,6 +26,7 @@ import streamlit as st
 MIN_FIGURE_PX = 260        # a column with an image; the image inside is ≥ 240 px after padding
 MIN_CHART_PX = 350         # a column with a plotly map: its colour bar takes ~100 px of it
 PRESENTER_FONT_PX = 16     # readable from the back of a classroom
+SIDEBAR_NARROW_PX = 240    # the open sidebar's width on a screen up to 1280 px wide
 
 _FIGURE = '[data-testid="stImage"], [data-testid="stPlotlyChart"]'
 
@@ -35,12 +41,22 @@ CSS = f"""
 /* (a gallery thumbnail with its pick button is a button, not a figure: four stay in a row)
    an image alone in its row is not blown up past the screen's height */
 [data-testid="stMain"] [data-testid="stImage"] img {{ max-height: 62vh; object-fit: contain; }}
+/* the σ slider's noise preview (ui.widgets.sigma_slider) is a reminder of what σ means, not a
+   result: when its row wraps it stays {MIN_FIGURE_PX} px wide instead of a screen-high picture that
+   pushes the page's results below the fold */
+[class*="st-key-"][class*="_sigma_preview"] [data-testid="stImage"] {{ max-width: {MIN_FIGURE_PX}px; }}
 [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stPlotlyChart"]) {{
   min-width: min({MIN_CHART_PX}px, 100%) !important;
 }}
-/* a projector's 1024 px: the page's side margins go to the figures */
+/* a projector's 1024 px with the sidebar open: the sidebar narrows to {SIDEBAR_NARROW_PX}px and the page's
+   side margins go to the figures, so a pair of maps with their colour bar ({MIN_CHART_PX}px each)
+   still fits side by side (1024 − {SIDEBAR_NARROW_PX} − 2·16 = 752 ≥ 2·{MIN_CHART_PX} + 32) */
 @media (max-width: 1280px) {{
-  [data-testid="stMainBlockContainer"] {{ padding-left: 1.5rem !important; padding-right: 1.5rem !important; }}
+  section[data-testid="stSidebar"][data-collapsed="false"] {{
+    width: {SIDEBAR_NARROW_PX}px !important; min-width: {SIDEBAR_NARROW_PX}px !important;
+    max-width: {SIDEBAR_NARROW_PX}px !important;
+  }}
+  [data-testid="stMainBlockContainer"] {{ padding-left: 1rem !important; padding-right: 1rem !important; }}
 }}
 /* tables scroll inside their column; the page itself never scrolls sideways */
 [data-testid="stTable"] {{ max-width: 100%; overflow-x: auto; }}
@@ -62,6 +78,9 @@ CSS = f"""
 
 PRESENTER_CSS = f"""
 <style>
+/* one step per screen: less room above the page's title, a smaller title */
+[data-testid="stMainBlockContainer"] {{ padding-top: 3.5rem !important; }}
+[data-testid="stMain"] h1 {{ font-size: 2.25rem; padding-top: 0; padding-bottom: 0.25rem; }}
 [data-testid="stMain"] [data-testid="stMetricLabel"] p {{ font-size: 1.05rem !important; }}
 [data-testid="stMain"] [data-testid="stMetricValue"] {{ font-size: 2.4rem !important; }}
 [data-testid="stMain"] [data-testid="stMetricValue"] * {{ font-size: inherit !important; }}

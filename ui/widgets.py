@@ -107,7 +107,8 @@ def sigma_slider(ctx, container, key: str, default: float = 0.15, noise: str = "
         left.caption(why or "Not used: this method adds no noise.")
         return float(sigma)
     left.caption(f"σ = {sigma:g} ≈ {sigma * 255:.0f}/255 per pixel value")
-    noise_preview_image(ctx, sigma, noise, right)
+    # keyed, so the stylesheet keeps this reminder thumbnail-sized when its row wraps (ui.style)
+    noise_preview_image(ctx, sigma, noise, right.container(key=f"{key}_preview"))
     return float(sigma)
 
 
