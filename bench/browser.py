@@ -58,22 +58,26 @@ from test_browser import ARGS, CHROMIUM, IDLE, button, idle, nav, nav_link  # no
 ACTIONS = ("explain", "certify", "break", "attack", "learn3", "learn6", "compare")
 PRESETS = {"default": False, "class": True}
 
-#: Every distinct line of the main area and the time (s since the epoch) it last appeared;
-#: a line that goes away is forgotten, so its next appearance gets a new time.
+#: Every distinct line of the main area and the time (s since the epoch) it last appeared
+#: (``seen``: a line that goes away is forgotten, so its next appearance gets a new time), and
+#: every appearance in order (``log``), so a progress text that came and went is still read.
 RECORDER = """(() => {
   if (window.__rrs) return;
-  window.__rrs = {seen: {}};
+  window.__rrs = {seen: {}, log: []};
   setInterval(() => {
-    const main = document.querySelector('[data-testid="stMain"]');
-    if (!main) return;
+    const parts = [...document.querySelectorAll('[data-testid="stMain"], [data-testid="stProgress"]')];
+    if (!parts.length) return;
     const now = Date.now() / 1000, cur = new Set();
-    for (const raw of (main.innerText || '').split('\\n')) {
+    for (const raw of parts.map(e => e.innerText || '').join('\\n').split('\\n')) {
       const line = raw.trim();
       if (line && line.length < 400) cur.add(line);
     }
     const seen = window.__rrs.seen;
     for (const l of Object.keys(seen)) if (!cur.has(l)) delete seen[l];
-    for (const l of cur) if (!(l in seen)) seen[l] = now;
+    for (const l of cur) if (!(l in seen)) {
+      seen[l] = now;
+      if (window.__rrs.log.length < 50000) window.__rrs.log.push([now, l]);
+    }
   }, 60);
 })();"""
 
@@ -188,16 +192,19 @@ class Runner:
     def lines(self) -> dict:
         return self.page.evaluate("window.__rrs ? window.__rrs.seen : {}") or {}
 
-    def wait_line(self, pattern: str, since: float, deadline: float, every: float = 0.15,
-                  also=None) -> tuple[float | None, str]:
+    def appeared(self, since: float) -> dict:
+        """Every line that appeared at or after ``since`` (also those gone again): line → first time."""
+        out = {}
+        for at, line in self.page.evaluate(f"window.__rrs ? window.__rrs.log.filter(e => e[0] >= {since - 0.05}) : []"):
+            out.setdefault(line, at)
+        return out
+
+    def wait_line(self, pattern: str, since: float, deadline: float, every: float = 0.15) -> tuple[float | None, str]:
         """The first line matching ``pattern`` that appeared at or after ``since``: ``(time, line)``;
-        ``(None, "")`` at the deadline. ``also(lines)`` is called on every poll."""
+        ``(None, "")`` at the deadline."""
         rx = re.compile(pattern)
         while time.time() < deadline:
-            seen = self.lines()
-            if also is not None:
-                also(seen)
-            hits = sorted((t, l) for l, t in seen.items() if t >= since - 0.05 and rx.search(l))
+            hits = sorted((t, l) for l, t in self.appeared(since).items() if rx.search(l))
             if hits:
                 return hits[0]
             self.page.wait_for_timeout(int(every * 1000))
@@ -263,15 +270,15 @@ class Runner:
         self.results += rows
 
     def click_and_wait(self, t: Timing, deadline: float, click, done: str, predicted: str,
-                       before_text: str = "", watch=None) -> float:
+                       before_text: str = "") -> float:
         """Click, then wait for a line matching ``done``; fills ``t`` (actual time from the click,
         predicted time from ``before_text`` or else the line matching ``predicted``); returns the
         click time."""
         before = self.lines()
         t0 = time.time()
         click()
-        hit, line = self.wait_line(done, t0, deadline, also=watch)
-        during = self.lines()
+        hit, line = self.wait_line(done, t0, deadline)
+        during = self.appeared(t0)
         pre = next((l.strip() for l in before_text.splitlines() if parse_seconds(l) is not None), "")
         t.predicted_text = pre or self.predicted_line(predicted, before, during)
         t.predicted_s = parse_seconds(t.predicted_text)
@@ -303,17 +310,11 @@ class Runner:
         """Two rows from one run: the first certified cells on screen, and the complete run."""
         self._on("Certify")
         first, whole = Timing("certify first cells", self.preset), Timing("certify complete", self.preset)
-        cells = []
-
-        def watch(seen):
-            for line, at in seen.items():
-                m = re.search(r"cells on their own: ([\d,]+)", line)
-                if m and int(m.group(1).replace(",", "")) > 0:
-                    cells.append((at, line))
         t0 = self.click_and_wait(whole, deadline, lambda: button(self.page, "Certify").first.click(),
-                                 done=r"Complete: T = ", predicted=r"predicted .*checkpoints at T = ", watch=watch)
-        watch(self.lines())
-        hits = sorted(c for c in cells if c[0] >= t0 - 0.05)
+                                 done=r"Complete: T = ", predicted=r"predicted .*checkpoints at T = ")
+        rx = re.compile(r"cells on their own: ([\d,]+)")
+        hits = sorted((at, l) for l, at in self.appeared(t0).items()
+                      if (m := rx.search(l)) and int(m.group(1).replace(",", "")) > 0)
         if hits:
             first.actual_s, first.note = hits[0][0] - t0, f"first live checkpoint with '{hits[0][1]}'"
         else:
