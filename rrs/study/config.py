@@ -16,7 +16,10 @@ __all__ = ["EvaluationError", "AttackStrength", "EvalConfig", "PRESETS", "EXPERI
            "SMOOTHED", "CERT_METHODS", "method_label", "ALL_SAMPLES", "QUICK_SAMPLES", "config_for", "sample_names",
            "is_image_file", "user_images"]
 
-EXPERIMENTS = ("robustness", "accuracy", "certificates")
+#: robustness, accuracy, certificates (Bonferroni RDP/CDF radii versus β); strength: how strong the
+#: attack is (the attack gradient's variance that sizes EOT, drop versus PGD steps on one image);
+#: schemes: every certificate scheme the app offers; profile: break radius versus certified radius.
+EXPERIMENTS = ("robustness", "accuracy", "certificates", "strength", "schemes", "profile")
 #: Methods compared: the raw gradient, the two smoothing baselines, RRS with two scoring
 #: families (top-k' uniform with k' = ⌈n/10⌉, and exponential decay with length = k cells).
 METHOD_NAMES = ("vanilla", "smoothgrad", "sparsified", "rrs-topk", "rrs-exp")
@@ -50,12 +53,15 @@ class EvaluationError(ValueError):
 
 @dataclass(frozen=True)
 class AttackStrength:
-    """One named strength of the top-k attack: PGD ``steps`` with ``eot`` noise draws per step."""
+    """One named strength of the top-k attack: PGD ``steps`` with ``eot`` noise draws per step,
+    ``restarts`` independent runs (the first from the image, the others from random points of the
+    ball; the best label-keeping one is kept)."""
 
     name: str
     steps: int
     eot: int
     random_start: bool = False
+    restarts: int = 1
 
 
 @dataclass(frozen=True)
@@ -74,12 +80,24 @@ class EvalConfig:
         budgets: ``(norm, epsilon)`` pairs, norm ``"linf"`` or ``"l2"``; patch_budgets: the
             budgets for patch cells (``None``: the same).
         attack / strong_attack: the standard and the stronger attack; strong_budgets: its
-            budgets, on the cells ``strong_cells``.
+            budgets, on the cells ``strong_cells`` and in the robustness-versus-T grid at
+            ``strong_T_values``; strong_images: on the first this many images (``None``: all).
         T_values / T_cell / T_budget: the robustness-versus-T grid.
         accuracy_*: the accuracy-versus-T grid (reference map with ``accuracy_T_ref`` samples,
             two halves whose agreement is also reported).
         cert_*: the certificate grid (ℓ2, failure probability ``cert_eta``; ``cert_seeds``
             repetitions, ``None`` = ``seeds``).
+        gradvar_*: the attack gradient's variance (``strength``): ``gradvar_draws`` single-draw
+            gradients per image and smoothed method on the first ``gradvar_images`` images, at
+            ``T_cell``; ``gradvar_target`` the noise-to-signal ratio an EOT average must reach.
+        convergence_*: drop versus PGD steps (``strength``) on image ``convergence_image`` (an
+            index) at the strong setting, cumulative steps ``convergence_steps``.
+        scheme_*: every certificate scheme (``schemes``) on RRS maps: ``scheme_T`` samples,
+            cells ``scheme_cells``, methods ``scheme_methods``, on the first ``scheme_images``.
+        profile_*: break radius versus certified radius (``profile``,
+            :func:`rrs.workflows.robustness.robustness_profile`, ℓ2): methods, cell, the maps'
+            ``T``, the sweep (``budgets`` up to ``high``, PGD ``steps`` × ``eot``, ``bisection``,
+            ``sweep_samples``, ``confirm_samples``), on the first ``profile_images`` (``None``: all).
         bench: run the speed measurements (:mod:`rrs.benchmarks`, printed by ``bench/smoothing.py``, ``bench/attack.py``).
     """
 
@@ -98,6 +116,8 @@ class EvalConfig:
     strong_attack: AttackStrength | None = AttackStrength("strong", 20, 8)
     strong_budgets: tuple = (("linf", 4 / 255),)
     strong_cells: tuple = (1, 16)
+    strong_T_values: tuple = ()
+    strong_images: int | None = None
     T_values: tuple = (1, 2, 4, 8, 16, 32, 64)
     T_cell: int = 1
     T_budget: tuple = ("linf", 4 / 255)
@@ -110,6 +130,26 @@ class EvalConfig:
     cert_eta: float = 0.05
     cert_methods: tuple = CERT_METHODS
     cert_seeds: int | None = 1
+    gradvar_draws: int = 8
+    gradvar_images: int = 2
+    gradvar_target: float = 1.0
+    convergence_image: int = 0
+    convergence_steps: tuple = (0, 10, 25, 50, 100, 200)
+    scheme_T: int = 512
+    scheme_cells: tuple = (16,)
+    scheme_methods: tuple = ("rrs-topk",)
+    scheme_images: int | None = None
+    profile_methods: tuple = ("vanilla", "sparsified", "rrs-topk")
+    profile_cell: int = 16
+    profile_T: int = 256
+    profile_budgets: int = 6
+    profile_high: float = 2.0
+    profile_steps: int = 5
+    profile_eot: int = 2
+    profile_bisection: int = 2
+    profile_sweep_samples: int = 32
+    profile_confirm_samples: int = 64
+    profile_images: int | None = None
     bench: bool = True
     experiments: tuple = EXPERIMENTS
     preset: str = "full"
@@ -138,9 +178,26 @@ class EvalConfig:
         bad = [e for e in self.experiments if e not in EXPERIMENTS]
         if bad:
             raise EvaluationError(f"unknown experiment(s) {bad}; choose from {list(EXPERIMENTS)}")
+        for m in tuple(self.scheme_methods) + tuple(self.profile_methods):
+            if m not in METHOD_NAMES:
+                raise EvaluationError(f"unknown method {m!r} in the schemes/profile grid")
+        if any(not m.startswith("rrs") for m in self.scheme_methods):
+            raise EvaluationError("the certificate schemes apply to RRS maps (rrs-topk, rrs-exp)")
+        if list(self.convergence_steps) != sorted(set(int(s) for s in self.convergence_steps)):
+            raise EvaluationError("convergence_steps must be increasing integers")
+        if self.scheme_T < 16:
+            raise EvaluationError(f"scheme_T must be ≥ 16 (the selection scheme's T/8 batch), got {self.scheme_T}")
         if self.accuracy_T_ref < 2:
             raise EvaluationError("accuracy_T_ref must be ≥ 2 (it is split in two halves)")
         return self
+
+    def first(self, count: int | None) -> tuple:
+        """The first ``count`` images (all when ``None``)."""
+        return tuple(self.images) if count is None else tuple(self.images)[:max(0, int(count))]
+
+    @property
+    def strong_image_names(self) -> tuple:
+        return self.first(self.strong_images)
 
     def budgets_for(self, cell: int) -> tuple:
         """The standard attack's budgets at cell size ``cell``."""
@@ -208,7 +265,10 @@ def _preset(name: str, model: str) -> EvalConfig:
             strong_budgets=(("linf", 8 / 255),), strong_cells=(4,),
             T_values=(1, 2, 4), T_cell=1, T_budget=("linf", 8 / 255),
             accuracy_T_ref=32, accuracy_T_values=(1, 4), accuracy_cells=(1, 4),
-            cert_T=64, cert_cells=(1, 4), cert_methods=("rrs-topk", "sparsified"), bench=False)
+            cert_T=64, cert_cells=(1, 4), cert_methods=("rrs-topk", "sparsified"), bench=False,
+            gradvar_draws=4, gradvar_images=1, convergence_steps=(0, 3, 6), scheme_T=64, scheme_cells=(4,),
+            scheme_images=1, profile_cell=4, profile_T=64, profile_budgets=3, profile_steps=2, profile_eot=1,
+            profile_bisection=1, profile_sweep_samples=16, profile_confirm_samples=16, profile_images=1)
     raise EvaluationError(f"unknown preset {name!r}; choose 'quick', 'full' or 'test'")
 
 
