@@ -246,3 +246,39 @@ def test_new_kinds_over_ray_equal_in_process(tmp_path, grid):
         return [[(r["metric"], r.get("certificate"), r.get("steps"), r["value"]) for r in x["rows"]
                  if not r["metric"].endswith("seconds")] for x in res["results"]]
     assert numbers(local) == numbers(remote)
+
+
+# -------------------------------------------------------------- the preset and the plan
+
+def test_the_eval_preset_is_decisive_and_affordable():
+    """make eval's preset: ≥ 100 PGD steps with restarts in both robustness tables, every image
+    profiled, every scheme certified, within ≈ 70k gradient evaluations (≈ 75 min at 65 ms)."""
+    from rrs.settings import SCHEMES
+    cfg = config.config_for("eval", "efficientnet-lite0")
+    st = cfg.strong_attack
+    assert st.steps >= 100 and st.restarts >= 2
+    assert set(cfg.strong_cells) & {c for c, _ in cfg.robustness_T}               # section 1 has a strong table
+    assert set(cfg.strong_T_values) <= set(cfg.T_values) and cfg.strong_T_values   # section 2 has a strong row
+    assert max(cfg.convergence_steps) > st.steps                                   # steps beyond the strong attack's
+    grid = jobs.build_jobs(cfg)
+    assert {j["image"] for j in grid if j["kind"] == "profile"} == set(config.ALL_SAMPLES)
+    assert {CertifySettings.from_dict(j["certify"]).scheme for j in grid if j["kind"] == "scheme"} == set(SCHEMES)
+    assert jobs.estimate_cost(grid) <= 70_000
+
+
+def test_plan_line_hand_computed():
+    from rrs.study.plan import plan_line
+    grid = [{"kind": "floor", "map": {"samples": 30}}, {"kind": "certify", "map": {"samples": 40}}]
+    line = plan_line(grid, 0.5)          # (2·30 + 40) gradients × 0.5 s = 50 s ≈ 1 min
+    assert line.startswith("2 jobs (1 floor, 1 certify) ≈ 100 gradient evaluations ≈ 1 min at 500 ms")
+    assert "min" not in plan_line(grid, None)
+
+
+def test_convergence_verdict():
+    from rrs.study.decisive import _converged
+    conv = pd.DataFrame({"steps": [50, 100, 50, 100], "method": ["vanilla", "vanilla", "rrs-topk", "rrs-topk"],
+                         "drop": [0.80, 0.80, 0.10, 0.11]})
+    done, moved = _converged(conv)
+    assert done and dict(moved) == pytest.approx({"vanilla": 0.0, "rrs-topk": 0.01})
+    conv.loc[3, "drop"] = 0.2
+    assert _converged(conv)[0] is False

@@ -26,7 +26,7 @@ METHOD_NAMES = ("vanilla", "smoothgrad", "sparsified", "rrs-topk", "rrs-exp")
 SMOOTHED = ("smoothgrad", "sparsified", "rrs-topk", "rrs-exp")
 #: Methods whose map has values in a known range, so certificates apply.
 CERT_METHODS = ("rrs-topk", "rrs-exp", "sparsified")
-PRESETS = ("quick", "full", "test")
+PRESETS = ("quick", "eval", "full", "test")
 
 # Fixed, named image sets: the study always uses the same images in the same order.
 ALL_SAMPLES = ("astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins", "gravel",
@@ -81,7 +81,9 @@ class EvalConfig:
             budgets for patch cells (``None``: the same).
         attack / strong_attack: the standard and the stronger attack; strong_budgets: its
             budgets, on the cells ``strong_cells`` and in the robustness-versus-T grid at
-            ``strong_T_values``; strong_images: on the first this many images (``None``: all).
+            ``strong_T_values``; strong_images: on the first this many images (``None``: all);
+            strong_methods: for these methods only (``None``: all), also those of the
+            drop-versus-steps run.
         T_values / T_cell / T_budget: the robustness-versus-T grid.
         accuracy_*: the accuracy-versus-T grid (reference map with ``accuracy_T_ref`` samples,
             two halves whose agreement is also reported).
@@ -118,6 +120,7 @@ class EvalConfig:
     strong_cells: tuple = (1, 16)
     strong_T_values: tuple = ()
     strong_images: int | None = None
+    strong_methods: tuple | None = None
     T_values: tuple = (1, 2, 4, 8, 16, 32, 64)
     T_cell: int = 1
     T_budget: tuple = ("linf", 4 / 255)
@@ -199,6 +202,10 @@ class EvalConfig:
     def strong_image_names(self) -> tuple:
         return self.first(self.strong_images)
 
+    def strong_for(self, method: str) -> bool:
+        """Whether the strong attack (and the drop-versus-steps run) covers ``method``."""
+        return self.strong_methods is None or method in self.strong_methods
+
     def budgets_for(self, cell: int) -> tuple:
         """The standard attack's budgets at cell size ``cell``."""
         return self.budgets if cell == 1 or self.patch_budgets is None else self.patch_budgets
@@ -253,7 +260,10 @@ def _preset(name: str, model: str) -> EvalConfig:
             strong_budgets=(("linf", 4 / 255),), strong_cells=(16,),
             T_values=(1, 4, 8), T_cell=1, T_budget=("linf", 4 / 255),
             accuracy_T_ref=64, accuracy_T_values=(1, 4, 16), accuracy_cells=(16,),
-            cert_T=128, cert_cells=(1, 8, 16), cert_methods=("rrs-topk", "sparsified"), bench=False)
+            cert_T=128, cert_cells=(1, 8, 16), cert_methods=("rrs-topk", "sparsified"), bench=False,
+            experiments=("robustness", "accuracy", "certificates"))
+    if name == "eval":
+        return _eval_preset(model)
     if name == "test":
         # Seconds on the tiny model: used by tests/test_study.py.
         images = tuple(f"shape-{i}" for i in range(2))
@@ -269,7 +279,36 @@ def _preset(name: str, model: str) -> EvalConfig:
             gradvar_draws=4, gradvar_images=1, convergence_steps=(0, 3, 6), scheme_T=64, scheme_cells=(4,),
             scheme_images=1, profile_cell=4, profile_T=64, profile_budgets=3, profile_steps=2, profile_eot=1,
             profile_bisection=1, profile_sweep_samples=16, profile_confirm_samples=16, profile_images=1)
-    raise EvaluationError(f"unknown preset {name!r}; choose 'quick', 'full' or 'test'")
+    raise EvaluationError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+
+
+def _eval_preset(model: str) -> EvalConfig:
+    """The published study (``make eval``), sized for about 75 minutes on two idle CPU cores with
+    EfficientNet-Lite0 (≈ 65 ms per gradient; ``evaluate`` prints the estimate in gradient
+    evaluations and the time at the rate it measures before starting). All 12 images, one seed:
+    the quick grid (pixel cells at T=8 under ℓ∞ and ℓ2, 16×16 patches at T=32, T ∈ {1, 4, 8}); the
+    strong attack (100 PGD steps × 4 EOT × 2 restarts) on the first 2 images at the 16×16 setting
+    and at T=4 in the robustness-versus-T grid; the gradient variance on 2 images; drop versus steps
+    up to 150 on the first image; every certificate scheme at T=256 on 4 images; the certificate
+    versus attack profile on all 12 (vanilla, Sparsified SmoothGrad, RRS top-k′ at T=128)."""
+    tiny = model == "tiny"
+    images = tuple(f"shape-{i}" for i in range(12)) if tiny else ALL_SAMPLES
+    return EvalConfig(
+        model=model, images=images, seeds=1, preset="eval",
+        robustness_T=((1, 8), (16, 16)),
+        budgets=(("linf", 4 / 255),), patch_budgets=(("linf", 4 / 255),),
+        attack=AttackStrength("standard", 5, 2),
+        strong_attack=AttackStrength("strong", 100, 2, restarts=2),
+        strong_budgets=(("linf", 4 / 255),), strong_cells=(16,), strong_T_values=(4,), strong_images=2,
+        strong_methods=("vanilla", "smoothgrad", "sparsified", "rrs-topk"),
+        T_values=(1, 4, 8), T_cell=1, T_budget=("linf", 4 / 255),
+        accuracy_T_ref=64, accuracy_T_values=(1, 4, 16), accuracy_cells=(16,),
+        cert_T=128, cert_cells=(16,), cert_methods=("rrs-topk", "sparsified"), bench=False,
+        gradvar_draws=16, gradvar_images=2, convergence_image=0, convergence_steps=(0, 10, 25, 50, 100, 150),
+        scheme_T=256, scheme_cells=(16,), scheme_methods=("rrs-topk",), scheme_images=4,
+        profile_methods=("vanilla", "sparsified", "rrs-topk"), profile_cell=16, profile_T=96, profile_budgets=4,
+        profile_high=2.0, profile_steps=4, profile_eot=1, profile_bisection=1, profile_sweep_samples=16,
+        profile_confirm_samples=64, profile_images=None)
 
 
 # ----------------------------------------------------------------------------- images

@@ -57,12 +57,12 @@ def _robustness_jobs(cfg, image, methods):
     for cell, T in cfg.robustness_T:
         for method in methods:
             yield from _robustness(cfg, image, method, cell, T, cfg.budgets_for(cell), cfg.attack)
-            if strong and cell in cfg.strong_cells:
+            if strong and cell in cfg.strong_cells and cfg.strong_for(method):
                 yield from _robustness(cfg, image, method, cell, T, cfg.strong_budgets, cfg.strong_attack)
     for T in cfg.T_values:
         for method in methods:
             yield from _robustness(cfg, image, method, cfg.T_cell, T, [tuple(cfg.T_budget)], cfg.attack)
-            if strong and T in cfg.strong_T_values:
+            if strong and T in cfg.strong_T_values and cfg.strong_for(method):
                 yield from _robustness(cfg, image, method, cfg.T_cell, T, [tuple(cfg.T_budget)], cfg.strong_attack)
 
 

@@ -52,7 +52,7 @@ def strength_jobs(cfg: EvalConfig, image: str, methods) -> list:
     out = []
     if image in cfg.first(cfg.gradvar_images):
         for method in methods:
-            if method in SMOOTHED:
+            if method in SMOOTHED and cfg.strong_for(method):
                 ms = seeded(cfg, image, method, map_settings(cfg, method, cell, T), "gradvar")
                 one = _attack(cfg, image, method, ms, norm, eps, 1, 1, "gradvar-1")
                 many = _attack(cfg, image, method, ms, norm, eps, 1, strong.eot, "gradvar-eot")
@@ -62,7 +62,7 @@ def strength_jobs(cfg: EvalConfig, image: str, methods) -> list:
                                 attack=one.to_dict(), attack_eot=many.to_dict(), strength=strong.name))
     images = tuple(cfg.images)
     if 0 <= cfg.convergence_image < len(images) and image == images[cfg.convergence_image]:
-        for method in methods:
+        for method in (m for m in methods if cfg.strong_for(m)):
             t = 1 if method == "vanilla" else T
             ms = seeded(cfg, image, method, map_settings(cfg, method, cell, t), "convergence")
             att = _attack(cfg, image, method, ms, norm, eps, 1, strong.eot, "convergence",
