@@ -49,8 +49,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/attack.py
 
 # The published study: docs/results.md (EfficientNet-Lite0, the eval preset: 12 images, strong
-# attacks, matched cost, every certificate scheme, certificate versus attack; ≈ 68k gradient
-# evaluations ≈ 75 min on two idle cores, printed before it starts) and docs/results-tiny.md (the
+# attacks, matched cost, every certificate scheme, certificate versus attack; ≈ 55k gradient
+# evaluations ≈ 75-80 min on two idle cores, printed before it starts) and docs/results-tiny.md (the
 # tiny CNN as a sanity row, minutes). Resumes from docs/results*/jobs after an interruption.
 eval: $(STAMP)
 	$(BIN)/python -m rrs evaluate --preset eval --out docs/results
