@@ -69,7 +69,7 @@ def run_from_args(args) -> int:
     print(f"evaluate{' (dry run)' if args.dry_run else ''}: preset {cfg.preset}, model {cfg.model}, "
           f"{len(cfg.images)} images, {len(jobs)} jobs ({len(jobs) - len(todo)} stored in {args.out} by this code "
           f"version {code_version()}{f', {stale} stale ones to recompute' if stale else ''}); to compute: "
-          f"{plan_line(todo, rate)}", flush=True)
+          f"{plan_line(todo, rate, measured=args.rate is None)}", flush=True)
     if args.dry_run:
         return 0
     res = run_evaluation(cfg, args.out, args.report, resume=not args.no_resume, ray=args.ray,

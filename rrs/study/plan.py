@@ -30,7 +30,7 @@ def gradient_seconds(cfg, device=None, samples: int = 8, threads: int | None = N
         return (time.perf_counter() - t0) / samples
 
 
-def plan_line(jobs: list, rate: float | None, workers: int = 1) -> str:
+def plan_line(jobs: list, rate: float | None, workers: int = 1, measured: bool = True) -> str:
     """``"<n> jobs (kinds) ≈ <G> gradient evaluations ≈ <minutes> min at <rate> s per gradient"``."""
     from .jobs import estimate_cost
     cost = estimate_cost(jobs)
@@ -39,5 +39,6 @@ def plan_line(jobs: list, rate: float | None, workers: int = 1) -> str:
     if rate is not None and rate > 0:
         minutes = cost * rate / 60 / max(1, int(workers))
         text += (f" ≈ {minutes:,.0f} min at {rate * 1000:.0f} ms per gradient"
-                 + (f" over {workers} workers" if workers > 1 else "") + " (measured now)")
+                 + (f" over {workers} workers" if workers > 1 else "")
+                 + (" (measured now)" if measured else " (given)"))
     return text
