@@ -48,10 +48,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/smoothing.py
 	$(BIN)/python bench/attack.py
 
-# The published study (docs/results.md): quick settings on all 12 bundled images, about an hour
-# on two CPU cores; resumes from docs/results/jobs after an interruption.
+# The published study: docs/results.md (EfficientNet-Lite0, the eval preset: 12 images, strong
+# attacks, matched cost, every certificate scheme, certificate versus attack; ≈ 55k gradient
+# evaluations ≈ 75-80 min on two idle cores, printed before it starts) and docs/results-tiny.md (the
+# tiny CNN as a sanity row, minutes). Resumes from docs/results*/jobs after an interruption.
 eval: $(STAMP)
-	$(BIN)/python -m rrs evaluate --quick --images 12 --bench --out docs/results
+	$(BIN)/python -m rrs evaluate --preset eval --out docs/results
+	$(BIN)/python -m rrs evaluate --preset eval --model tiny --out docs/results-tiny
 
 # The --quick preset (3 images, < 15 min), written to out/quick.md so the published report stays.
 eval-quick: $(STAMP)

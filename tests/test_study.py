@@ -28,7 +28,10 @@ def study(tmp_path_factory):
 
 
 HEADINGS = ("## Findings", "## Settings", "## Machine and run", "## 1. Robustness", "### Paired comparisons",
-            "## 2. Robustness versus", "## 3. Accuracy", "## 4. Certified radius", "## 5. Speed", "## Plots")
+            "## 2. Robustness versus", "## 3. Accuracy", "## 4. Certified radius", "## 5. Speed",
+            "## 6. How strong the attacks were", "### EOT sized by", "### Drop versus PGD steps", "## 7. Claim 2 at matched cost",
+            "### Verdict at equal cost (gradient evaluations)", "## 8. Every certificate scheme",
+            "## 9. Certificate versus attack", "## Plots")
 
 
 def _headings(md: str) -> list[str]:
@@ -39,7 +42,8 @@ def test_files_written(study):
     cfg, out, first, _, _ = study
     for name in ("rows.csv", "summary.csv", "summary.json", "comparisons.csv", "settings.json", "runs.jsonl",
                  "robustness_budget.png", "robustness_T.png", "accuracy_T.png", "radius_beta.png",
-                 "pixel_vs_patch.png"):
+                 "pixel_vs_patch.png", "convergence.png", "convergence.csv", "matched_cost.csv",
+                 "matched_cost_curves.csv", "profile.csv"):
         assert (out / name).is_file(), name
         assert (out / name).stat().st_size > 0, name
     md = (out.parent / "results.md").read_text()
@@ -102,7 +106,7 @@ def test_numbers_consistent(study):
     need = {"experiment", "method", "T", "norm", "budget", "metric", "mean", "ci_low", "ci_high", "n"}
     assert need <= set(s.columns)
     assert (s.ci_low <= s["mean"] + 1e-12).all() and (s["mean"] <= s.ci_high + 1e-12).all()
-    assert set(s.experiment) == {"robustness", "accuracy", "certificates"}
+    assert set(s.experiment) == set(config.EXPERIMENTS)  # the test preset runs every experiment
     assert (s[s.metric == "intersection"].n == 2).all()  # two images
 
 
@@ -414,7 +418,8 @@ def test_job_keys_and_seeds_are_stable():
     assert 0 <= jobs.derive_seed(1, 2, 3) < 2 ** 63
     # jobs carry the library's settings: they read back unchanged
     for j in grid:
-        assert MapSettings.from_dict(j["map"]).to_dict() == j["map"]
+        for m in (j["maps"].values() if j["kind"] == "profile" else [j["map"]]):  # a profile: one map per method
+            assert MapSettings.from_dict(m).to_dict() == m
         if j["kind"] == "attack":
             assert AttackSettings.from_dict(j["attack"]).to_dict() == j["attack"]
     # repetitions of one setting get different noise seeds; the floor and the attacks of one
@@ -478,6 +483,7 @@ def test_dry_run(tmp_path, capsys):
     out = capsys.readouterr().out
     n = len(jobs.build_jobs(config.config_for("test", "tiny")))
     assert f"{n} jobs (0 stored" in out
+    assert "gradient evaluations ≈" in out and "ms per gradient" in out  # the cost and the time it predicts
 
 
 def _picture(path, seed, size=(48, 40)):

@@ -9,7 +9,8 @@ map differs. The package is laid out as the attack is built:
 * :mod:`rrs.attacks.objectives` — top-k, mass-centre and targeted losses on normalised maps;
 * :mod:`rrs.attacks.pgd` — projection, steps, random start and the PGD loop with the label
   rule: :func:`attack`;
-* :mod:`rrs.attacks.result` — :class:`AttackResult`.
+* :mod:`rrs.attacks.result` — :class:`AttackResult`;
+* :mod:`rrs.attacks.variance` — how noisy the EOT attack gradient is (sizes EOT).
 
 The no-attack floor every attacked number is read against lives in :mod:`rrs.floor`.
 """

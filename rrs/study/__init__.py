@@ -12,15 +12,21 @@ gradient, following method.md §2–§7:
 2. **accuracy** — top-k intersection between a ``T``-sample map and a high-``T`` reference.
 3. **certificates** — certified ℓ2 radius versus β for pixel and patch cells, and the time to
    certify a map.
-4. **speed** — the ``measure`` functions of :mod:`rrs.benchmarks` (printed by ``bench/smoothing.py``, ``bench/attack.py``).
+4. **strength** — the attack gradient's variance (which sizes EOT) and drop versus PGD steps
+   (:mod:`~rrs.study.strength`); the strong attack: ≥ 100 steps with restarts.
+5. **schemes** — every certificate scheme (selection, Bonferroni, fixed-T and anytime, "stays
+   important"); **profile** — break radius versus certified radius per image
+   (:mod:`~rrs.study.worth`); claim 2 at matched cost (:mod:`~rrs.study.matched`).
+6. **speed** — the ``measure`` functions of :mod:`rrs.benchmarks` (printed by ``bench/smoothing.py``, ``bench/attack.py``).
 
 Layout: :mod:`~rrs.study.config` (settings, presets, images), :mod:`~rrs.study.jobs` (the job
 grid, keys, seeds, one function per job kind), :mod:`~rrs.study.store` (the job store),
 :mod:`~rrs.study.version` (the code version stamped on each job; stale jobs are recomputed and a
 report never mixes versions),
 :mod:`~rrs.study.runner` (in-process and Ray), :mod:`~rrs.study.stats` (intervals, Holm-corrected
-verdicts), :mod:`~rrs.study.plots` and :mod:`~rrs.study.report` (tables, figures,
-docs/results.md), :mod:`~rrs.study.bench` (speed), :mod:`~rrs.study.cli` (command line).
+verdicts), :mod:`~rrs.study.plots`, :mod:`~rrs.study.report`, :mod:`~rrs.study.sections` and
+:mod:`~rrs.study.decisive` (tables, figures, docs/results.md), :mod:`~rrs.study.plan` (cost and
+predicted time), :mod:`~rrs.study.bench` (speed), :mod:`~rrs.study.cli` (command line).
 """
 from .config import AttackStrength, EvalConfig, EvaluationError, PRESETS, config_for
 from .jobs import build_jobs, derive_seed, estimate_cost, job_key, run_job

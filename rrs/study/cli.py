@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..cliargs import positive_int
 from .config import EXPERIMENTS, METHOD_NAMES, PRESETS, config_for
-from .jobs import build_jobs, estimate_cost, job_key
+from .jobs import build_jobs, job_key
+from .plan import gradient_seconds, plan_line
 from .runner import run_evaluation
 from .store import load_job
 from .version import code_version
@@ -47,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="torch threads per job (default: 1 for the tiny model, else torch's default)")
     parser.add_argument("--dry-run", action="store_true",
                         help="only print the number of jobs (and how many are stored) and the estimated cost")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="seconds per gradient evaluation for the time estimate (default: measured now)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     return parser
@@ -57,15 +60,17 @@ def run_from_args(args) -> int:
     preset = args.preset or ("quick" if args.quick else "full")
     cfg = config_for(preset, args.model, args.images, args.seeds, args.seed, args.methods, args.bench,
                      args.experiments, args.T_values)
+    jobs = build_jobs(cfg)
+    stored = [load_job(Path(args.out), job_key(j)) for j in jobs] if not args.no_resume else [None] * len(jobs)
+    todo = [j for j, s in zip(jobs, stored) if s is None or s.get("code") != code_version()]
+    stale = sum(s is not None and s.get("code") != code_version() for s in stored)
+    rate = args.rate if args.rate is not None else (gradient_seconds(cfg, args.device, threads=args.threads)
+                                                    if todo else None)
+    print(f"evaluate{' (dry run)' if args.dry_run else ''}: preset {cfg.preset}, model {cfg.model}, "
+          f"{len(cfg.images)} images, {len(jobs)} jobs ({len(jobs) - len(todo)} stored in {args.out} by this code "
+          f"version {code_version()}{f', {stale} stale ones to recompute' if stale else ''}); to compute: "
+          f"{plan_line(todo, rate, measured=args.rate is None)}", flush=True)
     if args.dry_run:
-        jobs = build_jobs(cfg)
-        stored = [load_job(Path(args.out), job_key(j)) for j in jobs]
-        todo = [j for j, s in zip(jobs, stored) if s is None or s.get("code") != code_version()]
-        stale = sum(s is not None and s.get("code") != code_version() for s in stored)
-        print(f"evaluate (dry run): preset {cfg.preset}, model {cfg.model}, {len(cfg.images)} images, "
-              f"{len(jobs)} jobs ({len(jobs) - len(todo)} stored in {args.out} by this code version {code_version()}"
-              f"{f', {stale} stale ones to recompute' if stale else ''}); to compute ≈ "
-              f"{estimate_cost(todo):,.0f} gradient evaluations")
         return 0
     res = run_evaluation(cfg, args.out, args.report, resume=not args.no_resume, ray=args.ray,
                          ray_address=args.ray_address, device=args.device, notes=args.notes,

@@ -16,14 +16,17 @@ __all__ = ["EvaluationError", "AttackStrength", "EvalConfig", "PRESETS", "EXPERI
            "SMOOTHED", "CERT_METHODS", "method_label", "ALL_SAMPLES", "QUICK_SAMPLES", "config_for", "sample_names",
            "is_image_file", "user_images"]
 
-EXPERIMENTS = ("robustness", "accuracy", "certificates")
+#: robustness, accuracy, certificates (Bonferroni RDP/CDF radii versus β); strength: how strong the
+#: attack is (the attack gradient's variance that sizes EOT, drop versus PGD steps on one image);
+#: schemes: every certificate scheme the app offers; profile: break radius versus certified radius.
+EXPERIMENTS = ("robustness", "accuracy", "certificates", "strength", "schemes", "profile")
 #: Methods compared: the raw gradient, the two smoothing baselines, RRS with two scoring
 #: families (top-k' uniform with k' = ⌈n/10⌉, and exponential decay with length = k cells).
 METHOD_NAMES = ("vanilla", "smoothgrad", "sparsified", "rrs-topk", "rrs-exp")
 SMOOTHED = ("smoothgrad", "sparsified", "rrs-topk", "rrs-exp")
 #: Methods whose map has values in a known range, so certificates apply.
 CERT_METHODS = ("rrs-topk", "rrs-exp", "sparsified")
-PRESETS = ("quick", "full", "test")
+PRESETS = ("quick", "eval", "full", "test")
 
 # Fixed, named image sets: the study always uses the same images in the same order.
 ALL_SAMPLES = ("astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins", "gravel",
@@ -50,12 +53,15 @@ class EvaluationError(ValueError):
 
 @dataclass(frozen=True)
 class AttackStrength:
-    """One named strength of the top-k attack: PGD ``steps`` with ``eot`` noise draws per step."""
+    """One named strength of the top-k attack: PGD ``steps`` with ``eot`` noise draws per step,
+    ``restarts`` independent runs (the first from the image, the others from random points of the
+    ball; the best label-keeping one is kept)."""
 
     name: str
     steps: int
     eot: int
     random_start: bool = False
+    restarts: int = 1
 
 
 @dataclass(frozen=True)
@@ -74,12 +80,26 @@ class EvalConfig:
         budgets: ``(norm, epsilon)`` pairs, norm ``"linf"`` or ``"l2"``; patch_budgets: the
             budgets for patch cells (``None``: the same).
         attack / strong_attack: the standard and the stronger attack; strong_budgets: its
-            budgets, on the cells ``strong_cells``.
+            budgets, on the cells ``strong_cells`` and in the robustness-versus-T grid at
+            ``strong_T_values``; strong_images: on the first this many images (``None``: all);
+            strong_methods: for these methods only (``None``: all), also those of the
+            drop-versus-steps run.
         T_values / T_cell / T_budget: the robustness-versus-T grid.
         accuracy_*: the accuracy-versus-T grid (reference map with ``accuracy_T_ref`` samples,
             two halves whose agreement is also reported).
         cert_*: the certificate grid (ℓ2, failure probability ``cert_eta``; ``cert_seeds``
             repetitions, ``None`` = ``seeds``).
+        gradvar_*: the attack gradient's variance (``strength``): ``gradvar_draws`` single-draw
+            gradients per image and smoothed method on the first ``gradvar_images`` images, at
+            ``T_cell``; ``gradvar_target`` the noise-to-signal ratio an EOT average must reach.
+        convergence_*: drop versus PGD steps (``strength``) on image ``convergence_image`` (an
+            index) at the strong setting, cumulative steps ``convergence_steps``.
+        scheme_*: every certificate scheme (``schemes``) on RRS maps: ``scheme_T`` samples,
+            cells ``scheme_cells``, methods ``scheme_methods``, on the first ``scheme_images``.
+        profile_*: break radius versus certified radius (``profile``,
+            :func:`rrs.workflows.robustness.robustness_profile`, ℓ2): methods, cell, the maps'
+            ``T``, the sweep (``budgets`` up to ``high``, PGD ``steps`` × ``eot``, ``bisection``,
+            ``sweep_samples``, ``confirm_samples``), on the first ``profile_images`` (``None``: all).
         bench: run the speed measurements (:mod:`rrs.benchmarks`, printed by ``bench/smoothing.py``, ``bench/attack.py``).
     """
 
@@ -98,6 +118,9 @@ class EvalConfig:
     strong_attack: AttackStrength | None = AttackStrength("strong", 20, 8)
     strong_budgets: tuple = (("linf", 4 / 255),)
     strong_cells: tuple = (1, 16)
+    strong_T_values: tuple = ()
+    strong_images: int | None = None
+    strong_methods: tuple | None = None
     T_values: tuple = (1, 2, 4, 8, 16, 32, 64)
     T_cell: int = 1
     T_budget: tuple = ("linf", 4 / 255)
@@ -110,6 +133,26 @@ class EvalConfig:
     cert_eta: float = 0.05
     cert_methods: tuple = CERT_METHODS
     cert_seeds: int | None = 1
+    gradvar_draws: int = 8
+    gradvar_images: int = 2
+    gradvar_target: float = 1.0
+    convergence_image: int = 0
+    convergence_steps: tuple = (0, 10, 25, 50, 100, 200)
+    scheme_T: int = 512
+    scheme_cells: tuple = (16,)
+    scheme_methods: tuple = ("rrs-topk",)
+    scheme_images: int | None = None
+    profile_methods: tuple = ("vanilla", "sparsified", "rrs-topk")
+    profile_cell: int = 16
+    profile_T: int = 256
+    profile_budgets: int = 6
+    profile_high: float = 2.0
+    profile_steps: int = 5
+    profile_eot: int = 2
+    profile_bisection: int = 2
+    profile_sweep_samples: int = 32
+    profile_confirm_samples: int = 64
+    profile_images: int | None = None
     bench: bool = True
     experiments: tuple = EXPERIMENTS
     preset: str = "full"
@@ -138,9 +181,30 @@ class EvalConfig:
         bad = [e for e in self.experiments if e not in EXPERIMENTS]
         if bad:
             raise EvaluationError(f"unknown experiment(s) {bad}; choose from {list(EXPERIMENTS)}")
+        for m in tuple(self.scheme_methods) + tuple(self.profile_methods):
+            if m not in METHOD_NAMES:
+                raise EvaluationError(f"unknown method {m!r} in the schemes/profile grid")
+        if any(not m.startswith("rrs") for m in self.scheme_methods):
+            raise EvaluationError("the certificate schemes apply to RRS maps (rrs-topk, rrs-exp)")
+        if list(self.convergence_steps) != sorted(set(int(s) for s in self.convergence_steps)):
+            raise EvaluationError("convergence_steps must be increasing integers")
+        if self.scheme_T < 16:
+            raise EvaluationError(f"scheme_T must be ≥ 16 (the selection scheme's T/8 batch), got {self.scheme_T}")
         if self.accuracy_T_ref < 2:
             raise EvaluationError("accuracy_T_ref must be ≥ 2 (it is split in two halves)")
         return self
+
+    def first(self, count: int | None) -> tuple:
+        """The first ``count`` images (all when ``None``)."""
+        return tuple(self.images) if count is None else tuple(self.images)[:max(0, int(count))]
+
+    @property
+    def strong_image_names(self) -> tuple:
+        return self.first(self.strong_images)
+
+    def strong_for(self, method: str) -> bool:
+        """Whether the strong attack (and the drop-versus-steps run) covers ``method``."""
+        return self.strong_methods is None or method in self.strong_methods
 
     def budgets_for(self, cell: int) -> tuple:
         """The standard attack's budgets at cell size ``cell``."""
@@ -196,7 +260,10 @@ def _preset(name: str, model: str) -> EvalConfig:
             strong_budgets=(("linf", 4 / 255),), strong_cells=(16,),
             T_values=(1, 4, 8), T_cell=1, T_budget=("linf", 4 / 255),
             accuracy_T_ref=64, accuracy_T_values=(1, 4, 16), accuracy_cells=(16,),
-            cert_T=128, cert_cells=(1, 8, 16), cert_methods=("rrs-topk", "sparsified"), bench=False)
+            cert_T=128, cert_cells=(1, 8, 16), cert_methods=("rrs-topk", "sparsified"), bench=False,
+            experiments=("robustness", "accuracy", "certificates"))
+    if name == "eval":
+        return _eval_preset(model)
     if name == "test":
         # Seconds on the tiny model: used by tests/test_study.py.
         images = tuple(f"shape-{i}" for i in range(2))
@@ -208,8 +275,44 @@ def _preset(name: str, model: str) -> EvalConfig:
             strong_budgets=(("linf", 8 / 255),), strong_cells=(4,),
             T_values=(1, 2, 4), T_cell=1, T_budget=("linf", 8 / 255),
             accuracy_T_ref=32, accuracy_T_values=(1, 4), accuracy_cells=(1, 4),
-            cert_T=64, cert_cells=(1, 4), cert_methods=("rrs-topk", "sparsified"), bench=False)
-    raise EvaluationError(f"unknown preset {name!r}; choose 'quick', 'full' or 'test'")
+            cert_T=64, cert_cells=(1, 4), cert_methods=("rrs-topk", "sparsified"), bench=False,
+            gradvar_draws=4, gradvar_images=1, convergence_steps=(0, 3, 6), scheme_T=64, scheme_cells=(4,),
+            scheme_images=1, profile_cell=4, profile_T=64, profile_budgets=3, profile_steps=2, profile_eot=1,
+            profile_bisection=1, profile_sweep_samples=16, profile_confirm_samples=16, profile_images=1)
+    raise EvaluationError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+
+
+def _eval_preset(model: str) -> EvalConfig:
+    """The published study (``make eval``), sized for about 75 minutes on two idle CPU cores with
+    EfficientNet-Lite0: ≈ 55k gradient evaluations (:func:`rrs.study.jobs.estimate_cost`), at the
+    ≈ 84 ms per estimated gradient that the 12-image quick study took here when the machine was
+    idle (49.5k in 4150 s); ``evaluate`` prints the estimate at the rate it measures before
+    starting. All 12 images, one seed: pixel cells at T=8 and 16×16 patches at T=16 under ℓ∞ 4/255
+    with the standard attack (5 steps × 2 EOT), T ∈ {1, 4, 8}; the strong attack (100 PGD steps ×
+    2 EOT × 2 restarts) on the first 2 images for the three smoothed baselines' representatives
+    (SmoothGrad, Sparsified, RRS top-k′) at the 16×16 setting and at T=4 of the
+    robustness-versus-T grid; the attack gradient's variance on those 2 images; drop versus steps
+    up to 150 on the first image; accuracy against a T=32 reference; Bonferroni certificates at
+    T=64; every certificate scheme at T=256 on 2 images; the certificate-versus-attack profile on
+    all 12 (vanilla, Sparsified SmoothGrad, RRS top-k′ at T=64, ℓ2 up to 2)."""
+    tiny = model == "tiny"
+    images = tuple(f"shape-{i}" for i in range(12)) if tiny else ALL_SAMPLES
+    return EvalConfig(
+        model=model, images=images, seeds=1, preset="eval",
+        robustness_T=((1, 8), (16, 16)),
+        budgets=(("linf", 4 / 255),), patch_budgets=(("linf", 4 / 255),),
+        attack=AttackStrength("standard", 5, 2),
+        strong_attack=AttackStrength("strong", 100, 2, restarts=2),
+        strong_budgets=(("linf", 4 / 255),), strong_cells=(16,), strong_T_values=(4,), strong_images=2,
+        strong_methods=("smoothgrad", "sparsified", "rrs-topk"),
+        T_values=(1, 4, 8), T_cell=1, T_budget=("linf", 4 / 255),
+        accuracy_T_ref=32, accuracy_T_values=(1, 4, 16), accuracy_cells=(16,),
+        cert_T=64, cert_cells=(16,), cert_methods=("rrs-topk", "sparsified"), bench=False,
+        gradvar_draws=16, gradvar_images=2, convergence_image=0, convergence_steps=(0, 10, 25, 50, 100, 150),
+        scheme_T=256, scheme_cells=(16,), scheme_methods=("rrs-topk",), scheme_images=2,
+        profile_methods=("vanilla", "sparsified", "rrs-topk"), profile_cell=16, profile_T=64, profile_budgets=3,
+        profile_high=2.0, profile_steps=4, profile_eot=1, profile_bisection=1, profile_sweep_samples=16,
+        profile_confirm_samples=32, profile_images=None)
 
 
 # ----------------------------------------------------------------------------- images

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
-import json
 import socket
 import time
 
@@ -26,85 +24,46 @@ from ..metrics import tie_aware_intersection, topk_intersection
 from ..settings import L2, AttackSettings, CertifySettings, MapSettings
 from .config import METHOD_NAMES, SMOOTHED, EvalConfig, EvaluationError
 from .bench import speed_rows
-from .inputs import get_image, get_model, resolve_device
+from .inputs import resolve_device
+from .jobbase import SCHEMAS, base_job, derive_seed, job_key, map_settings, prepare, seeded
 from .store import row
+from .strength import KINDS as _STRENGTH_KINDS
+from .strength import strength_jobs
+from .worth import KINDS as _WORTH_KINDS
+from .worth import worth_jobs
 from .version import code_version
 
-__all__ = ["SCHEMAS", "job_key", "derive_seed", "map_settings", "build_jobs", "estimate_cost", "run_job",
+__all__ = ["SCHEMAS", "job_key", "derive_seed", "map_settings", "build_jobs", "estimate_cost", "job_cost", "run_job",
            "describe", "torch_threads"]
-
-#: Per job kind: bump when a job's meaning changes, so stored results of the old meaning are not
-#: reused. Floor/attack/accuracy 3 and certify 2: noise seeds ``s``/``s + 1`` from MapSettings.seed
-#: (rrs.floor) and settings dicts in the job; speed 2: rows from ``bench.*.measure``.
-SCHEMAS = {"floor": 3, "attack": 3, "accuracy": 3, "certify": 2, "speed": 2}
-
-
-def job_key(params: dict) -> str:
-    """Stable 16-hex-digit key of a job's parameters (same parameters → same file)."""
-    blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def derive_seed(*parts) -> int:
-    """A 63-bit seed from any JSON-serialisable parts (stable across processes and machines)."""
-    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return int.from_bytes(hashlib.sha256(blob.encode()).digest()[:8], "big") & (2 ** 63 - 1)
-
-
-# ------------------------------------------------------------------------------ grid
-
-def map_settings(cfg: EvalConfig, method: str, cell: int, T: int, seed: int = 0) -> MapSettings:
-    """The map settings of a study method (``vanilla``, ``smoothgrad``, ``sparsified``,
-    ``rrs-topk`` = RRS with top-k′ uniform scoring, k′ = ⌈n/10⌉, ``rrs-exp`` = RRS with
-    exponential scoring of decay length k cells). Vanilla always has T = 1."""
-    common = dict(base="vanilla", noise="gaussian", sigma=cfg.sigma, cell=int(cell), k=cfg.k_fraction,
-                  seed=int(seed))
-    if method == "vanilla":
-        return MapSettings(method="vanilla", samples=1, **common)
-    if method == "rrs-topk":
-        return MapSettings(method="rrs", samples=int(T), scoring="topk", scoring_param=0.1, **common)
-    if method == "rrs-exp":
-        return MapSettings(method="rrs", samples=int(T), scoring="exponential", scoring_param=cfg.k_fraction,
-                           **common)
-    if method in ("smoothgrad", "sparsified"):
-        return MapSettings(method=method, samples=int(T), tau=0.1, phi=0.01, **common)
-    raise EvaluationError(f"unknown study method {method!r}")
-
-
-def _seeded(cfg: EvalConfig, image: str, method: str, settings: MapSettings, *salt) -> MapSettings:
-    """``settings`` with its noise seed derived from the base seed and everything else."""
-    seed = derive_seed(cfg.base_seed, "map", cfg.model, image, method, settings.replace(seed=0).to_dict(), *salt)
-    return settings.replace(seed=seed)
-
-
-def _base(cfg: EvalConfig, kind: str, image: str, method: str) -> dict:
-    return {"kind": kind, "schema": SCHEMAS[kind], "model": cfg.model, "image": image, "method": method,
-            "base_seed": cfg.base_seed}
 
 
 def _robustness(cfg, image, method, cell, T, budgets, strength):
     for s in range(cfg.seeds):
-        ms = _seeded(cfg, image, method, map_settings(cfg, method, cell, T), s)
-        floor = dict(_base(cfg, "floor", image, method), seed=s, map=ms.to_dict())
+        ms = seeded(cfg, image, method, map_settings(cfg, method, cell, T), s)
+        floor = dict(base_job(cfg, "floor", image, method), seed=s, map=ms.to_dict())
         yield floor
         for norm, eps in budgets:
             att = AttackSettings(objective="topk", norm=norm, epsilon=float(eps), steps=strength.steps,
-                                 eot=strength.eot, random_start=strength.random_start)
+                                 eot=strength.eot, random_start=strength.random_start,
+                                 restarts=strength.restarts)
             att = att.replace(seed=derive_seed(cfg.base_seed, "attack", cfg.model, image, method, ms.to_dict(),
                                                att.to_dict()))
-            yield dict(_base(cfg, "attack", image, method), seed=s, map=ms.to_dict(), strength=strength.name,
+            yield dict(base_job(cfg, "attack", image, method), seed=s, map=ms.to_dict(), strength=strength.name,
                        attack=att.to_dict())
 
 
 def _robustness_jobs(cfg, image, methods):
+    strong = cfg.strong_attack is not None and image in cfg.strong_image_names
     for cell, T in cfg.robustness_T:
         for method in methods:
             yield from _robustness(cfg, image, method, cell, T, cfg.budgets_for(cell), cfg.attack)
-            if cfg.strong_attack is not None and cell in cfg.strong_cells:
+            if strong and cell in cfg.strong_cells and cfg.strong_for(method):
                 yield from _robustness(cfg, image, method, cell, T, cfg.strong_budgets, cfg.strong_attack)
     for T in cfg.T_values:
         for method in methods:
             yield from _robustness(cfg, image, method, cfg.T_cell, T, [tuple(cfg.T_budget)], cfg.attack)
+            if strong and T in cfg.strong_T_values and cfg.strong_for(method):
+                yield from _robustness(cfg, image, method, cfg.T_cell, T, [tuple(cfg.T_budget)], cfg.strong_attack)
 
 
 def _accuracy_jobs(cfg, image, methods):
@@ -114,7 +73,7 @@ def _accuracy_jobs(cfg, image, methods):
         for method in methods:
             if method in SMOOTHED:
                 half = map_settings(cfg, method, cell, cfg.accuracy_T_ref // 2)
-                yield dict(_base(cfg, "accuracy", image, method), map=_seeded(cfg, image, method, half, "ref").to_dict(),
+                yield dict(base_job(cfg, "accuracy", image, method), map=seeded(cfg, image, method, half, "ref").to_dict(),
                            T_ref=int(cfg.accuracy_T_ref), T_values=[int(t) for t in cfg.accuracy_T_values],
                            seeds=cfg.seeds)
 
@@ -126,15 +85,18 @@ def _certify_jobs(cfg, image, methods):
                 cs = CertifySettings(norm=L2, eta=cfg.cert_eta, betas=tuple(cfg.cert_betas),
                                      cell_radii=method.startswith("rrs"))
                 for s in range(cfg.seeds if cfg.cert_seeds is None else cfg.cert_seeds):
-                    ms = _seeded(cfg, image, method, map_settings(cfg, method, cell, cfg.cert_T), s)
-                    yield dict(_base(cfg, "certify", image, method), seed=s, map=ms.to_dict(), certify=cs.to_dict())
+                    ms = seeded(cfg, image, method, map_settings(cfg, method, cell, cfg.cert_T), s)
+                    yield dict(base_job(cfg, "certify", image, method), seed=s, map=ms.to_dict(), certify=cs.to_dict())
 
 
 def build_jobs(cfg: EvalConfig) -> list[dict]:
     """Every job of the study, deduplicated, in a cache-friendly order (image-major)."""
     cfg.validate()
     methods = [m for m in METHOD_NAMES if m in cfg.methods]
-    builders = {"robustness": _robustness_jobs, "accuracy": _accuracy_jobs, "certificates": _certify_jobs}
+    builders = {"robustness": _robustness_jobs, "accuracy": _accuracy_jobs, "certificates": _certify_jobs,
+                "strength": strength_jobs,
+                "schemes": lambda c, i, m: worth_jobs(c, i, m, ("schemes",)),
+                "profile": lambda c, i, m: worth_jobs(c, i, m, ("profile",))}
     jobs: dict[str, dict] = {}
     for image in cfg.images:
         for experiment, build in builders.items():
@@ -147,27 +109,44 @@ def build_jobs(cfg: EvalConfig) -> list[dict]:
     return out
 
 
+def _step_cost(method: str, eot: int) -> float:
+    """Gradients of one PGD step (bench/attack.py on EfficientNet-Lite0)."""
+    return 4.0 if method == "vanilla" else 3.0 * eot + 1.5
+
+
+def job_cost(j: dict) -> float:
+    """Rough cost of one job in plain-gradient evaluations (see :func:`estimate_cost`)."""
+    kind, T = j["kind"], j.get("map", {}).get("samples", 1)
+    if kind == "floor":
+        return 2.0 * T
+    if kind == "attack":
+        a = j["attack"]
+        return a["steps"] * a.get("restarts", 1) * _step_cost(j["method"], a["eot"]) + 4 * T
+    if kind == "accuracy":
+        return float(j["T_ref"] + j["seeds"] * sum(j["T_values"]))
+    if kind in ("certify", "scheme"):
+        return float(T)
+    if kind == "gradvar":
+        return 2.0 * T + 3.0 * j["draws"] * (1 + j["attack_eot"]["eot"])
+    if kind == "convergence":
+        steps, eot = j["checkpoints"][-1], j["attack"]["eot"]
+        return 2.0 * T + steps * _step_cost(j["method"], eot) + 2 * T * (len(j["checkpoints"]) - 1)
+    if kind == "profile":
+        from ..workflows.robustness import RobustnessSettings, predicted_gradients
+        maps = [MapSettings.from_dict(m) for m in j["maps"].values()]
+        return float(predicted_gradients(maps, RobustnessSettings.from_dict(j["robustness"])))
+    return 0.0
+
+
 def estimate_cost(jobs: list[dict]) -> float:
     """Rough cost of ``jobs`` in plain-gradient evaluations (for planning a run).
 
     Attack steps are counted as in ``bench/attack.py`` on EfficientNet-Lite0: ≈ 4 gradients per
-    raw-gradient step and ≈ 3 per EOT sample (+ 1.5 for the label check) per smoothed step;
-    every map costs T gradients (an attack measures three: clean, floor and attacked).
+    raw-gradient step and ≈ 3 per EOT sample (+ 1.5 for the label check) per smoothed step,
+    times the restarts; every map costs T gradients (an attack measures three: clean, floor and
+    attacked); a robustness profile costs :func:`rrs.workflows.robustness.predicted_gradients`.
     """
-    total = 0.0
-    for j in jobs:
-        kind, T = j["kind"], j.get("map", {}).get("samples", 1)
-        if kind == "floor":
-            total += 2 * T
-        elif kind == "attack":
-            a = j["attack"]
-            step = 4.0 if j["method"] == "vanilla" else 3.0 * a["eot"] + 1.5
-            total += a["steps"] * step + 4 * T
-        elif kind == "accuracy":
-            total += j["T_ref"] + j["seeds"] * sum(j["T_values"])
-        elif kind == "certify":
-            total += T
-    return total
+    return float(sum(job_cost(j) for j in jobs))
 
 
 def describe(job: dict) -> str:
@@ -178,32 +157,24 @@ def describe(job: dict) -> str:
     return " ".join(str(b) for b in bits if b is not None)
 
 
-# ------------------------------------------------------------------------------ rows
-
-def _prepare(job: dict, device: str, image_array=None):
-    """Model, image ``(3, S, S)`` on the model's device, predicted class ``(1,)`` and settings."""
-    from ..smoothing import model_device, predict_target
-    model = get_model(job["model"], device)
-    x = (torch.from_numpy(np.asarray(image_array, dtype=np.float32).copy()) if image_array is not None
-         else get_image(model, job["image"])).to(model_device(model))
-    return model, x, predict_target(model, x[None]), MapSettings.from_dict(job["map"])
-
-
 # ------------------------------------------------------------------------ job kinds
 
 def _job_floor(job, device, image_array=None):
     from ..floor import no_attack_floor
-    model, x, target, settings = _prepare(job, device, image_array)
+    model, x, target, settings = prepare(job, device, image_array)
+    t0 = time.perf_counter()
     fl = no_attack_floor(model, x, settings, target=target)
+    seconds = (time.perf_counter() - t0) / 2  # two maps of T samples (seeds s, s + 1)
     extra = {"k": fl.k, "n_cells": fl.map_a.numel()}
     return [row(job, "robustness", "floor_intersection", fl.topk_intersection, **extra),
             row(job, "robustness", "floor_intersection_index", topk_intersection(fl.map_a, fl.map_b, fl.k), **extra),
-            row(job, "robustness", "floor_spearman", fl.spearman, **extra)]
+            row(job, "robustness", "floor_spearman", fl.spearman, **extra),
+            row(job, "robustness", "map_seconds", seconds, **extra)]
 
 
 def _job_attack(job, device, image_array=None):
     from ..attacks import attack
-    model, x, target, settings = _prepare(job, device, image_array)
+    model, x, target, settings = prepare(job, device, image_array)
     res = attack(model, x, settings, AttackSettings.from_dict(job["attack"]), target=target)
     clean, attacked = res.clean_map.detach().cpu(), res.attacked_map.detach().cpu()
     k = res.k
@@ -224,7 +195,7 @@ def _job_attack(job, device, image_array=None):
 def _job_accuracy(job, device, image_array=None):
     from ..floor import no_attack_floor
     from ..smoothing import interpretation_map
-    model, x, target, half = _prepare(job, device, image_array)
+    model, x, target, half = prepare(job, device, image_array)
     # The reference: two independent halves (seeds s, s + 1: a floor pair) averaged = a T_ref map.
     fl = no_attack_floor(model, x, half, target=target)
     ref, k = (fl.map_a + fl.map_b) / 2, fl.k
@@ -243,7 +214,7 @@ def _job_accuracy(job, device, image_array=None):
 def _job_certify(job, device, image_array=None):
     from ..certify import certify
     from ..smoothing import smooth
-    model, x, target, settings = _prepare(job, device, image_array)
+    model, x, target, settings = prepare(job, device, image_array)
     cs = CertifySettings.from_dict(job["certify"])
     if cs.scheme != "bonferroni":
         # One batch of T samples per job; the selection scheme would need its own selection batch.
@@ -276,7 +247,7 @@ def _job_speed(job, device, image_array=None):
 
 
 _KINDS = {"floor": _job_floor, "attack": _job_attack, "accuracy": _job_accuracy,
-          "certify": _job_certify, "speed": _job_speed}
+          "certify": _job_certify, "speed": _job_speed, **_STRENGTH_KINDS, **_WORTH_KINDS}
 
 
 @contextlib.contextmanager

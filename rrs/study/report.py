@@ -11,7 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from .. import jsonio
+from .decisive import findings as _decisive_findings
+from .decisive import sections as _decisive_sections
+from .decisive import write_tables as _decisive_tables
 from .plots import CERT_LABELS, METHOD_LABELS, PLOTS, cellname, fmt_budget, methods_in, select
+from .sections import ci_text as _ci
+from .sections import md_table as _table
+from .sections import section_accuracy as _section_accuracy
+from .sections import section_certificates as _section_certificates
+from .sections import section_speed as _section_speed
 from .stats import ALPHA, best_vs_best, paired_comparisons, summarize
 from .store import read_runs
 from .version import check_current
@@ -25,25 +33,6 @@ HOLM_TEXT = (f"Win/tie/lose: a two-sided paired t-test per comparison (per-image
              "RRS variant × other method; for the paper's claims, all settings of the best-RRS-versus-best-"
              "baseline table. A win or loss needs a Holm-adjusted p ≤ α; the intervals shown are unadjusted "
              "95% intervals, so an interval that excludes 0 can still be a tie.")
-
-
-def _ci(d, digits=3) -> str:
-    if d is None or len(d) == 0:
-        return "–"
-    r = d.iloc[0]
-    if not np.isfinite(r["mean"]):
-        return "–"
-    if abs(r["ci_high"] - r["ci_low"]) <= 1e-12 * max(1.0, abs(r["mean"])):
-        return f"{r['mean']:.{digits}g}" if abs(r["mean"]) < 1e-3 and r["mean"] != 0 else f"{r['mean']:.{digits}f}"
-    if abs(r["mean"]) < 1e-2 and r["mean"] != 0:
-        return f"{r['mean']:.2e} [{r['ci_low']:.2e}, {r['ci_high']:.2e}]"
-    return f"{r['mean']:.{digits}f} [{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]"
-
-
-def _table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _robust_table(s, cfg, cell, T, norm, eps, attack):
@@ -124,16 +113,6 @@ def _findings(summary, rows, cfg) -> list[str]:
                    "drop = floor − attacked): " + "; ".join(parts) + ". A smoothed method's attacked number "
                    "can never exceed its floor by more than noise, so a high attacked intersection needs a high "
                    "floor first — that is what larger T and patch cells buy.")
-    strong = select(summary, experiment="robustness", metric="drop", attack="strong")
-    if not strong.empty:
-        parts = []
-        for method in methods_in(strong):
-            d = strong[strong.method == method]
-            std = select(fl, method=method, cell=list(d["cell"]), T=list(d["T"]), norm=list(d["norm"]),
-                       budget=list(d["budget"]))
-            parts.append(f"{METHOD_LABELS[method]} {d['mean'].mean():.2f}"
-                         + (f" (standard {std['mean'].mean():.2f})" if len(std) else ""))
-        out.append("**Stronger attack** (more steps and EOT samples) — mean drop: " + "; ".join(parts) + ".")
     lab = rows[rows.metric == "label_preserved"] if "metric" in rows else rows.iloc[:0]
     if not lab.empty:
         failed = lab[lab.value < 1]
@@ -178,6 +157,7 @@ def _findings(summary, rows, cfg) -> list[str]:
                      if top > 0 else "no finite-sample certified radius is positive")
             out.append(f"For scale: the ℓ2 attack budgets are {', '.join(f'{e:g}' for e in atk)} (pixel units); "
                        f"{scale}.")
+    out += _decisive_findings(summary, rows, cfg)
     return out
 
 
@@ -270,6 +250,7 @@ def write_markdown(summary, rows, cfg, run, path: Path, out: Path, pngs) -> None
     md += _section_accuracy(s, cfg) if "accuracy" in cfg.experiments else []
     md += _section_certificates(s, rows, cfg) if "certificates" in cfg.experiments else []
     md += _section_speed(s, rows)
+    md += _decisive_sections(s, rows, cfg)
     md += ["## Plots", ""]
     for p in pngs:
         md += [f"![{p.stem}]({rel(p)})", ""]
@@ -320,82 +301,14 @@ def _section_robustness(s, rows, cfg):
             f = select(s, experiment="robustness", method=method, cell=cfg.T_cell, T=tt, metric="floor_intersection")
             line.append(f"{_ci(a)} / {_ci(f)}" if len(a) else "–")
         trows.append(line)
+        if cfg.strong_attack is not None and cfg.strong_T_values and method != "vanilla":
+            line = [f"{METHOD_LABELS[method]}, strong attack"]
+            for t in cfg.T_values:
+                a = select(s, experiment="robustness", method=method, cell=cfg.T_cell, T=t, norm=cfg.T_budget[0],
+                           budget=cfg.T_budget[1], attack="strong", metric="intersection")
+                line.append(_ci(a) if len(a) else "–")
+            trows.append(line)
     md += [_table(header, trows), ""]
-    return md
-
-
-def _section_accuracy(s, cfg):
-    md = ["## 3. Accuracy of the smoothed map versus T", "",
-           f"Top-k intersection between a T-sample map and the T={cfg.accuracy_T_ref} reference of the same method; "
-           f"last column: agreement of the reference's two independent halves (T={cfg.accuracy_T_ref // 2} each), "
-           "an upper bound on how well a reference this size pins down the top-k.", ""]
-    for cell in cfg.accuracy_cells:
-        header = ["method"] + [f"T={t}" for t in cfg.accuracy_T_values] + ["reference halves"]
-        arows = []
-        for method in methods_in(select(s, experiment="accuracy", cell=cell)):
-            line = [METHOD_LABELS[method]]
-            for t in cfg.accuracy_T_values:
-                line.append(_ci(select(s, experiment="accuracy", method=method, cell=cell, T=t,
-                                     metric="intersection_vs_reference")))
-            line.append(_ci(select(s, experiment="accuracy", method=method, cell=cell, metric="reference_half_agreement")))
-            arows.append(line)
-        md += [f"### {'Pixel' if cell == 1 else f'{cell}×{cell} patch'} cells", "", _table(header, arows), ""]
-    return md
-
-
-def _section_certificates(s, rows, cfg):
-    md = ["## 4. Certified radius versus β", "",
-           f"Certified ℓ2 radius (pixel units) at T={cfg.cert_T}, σ={cfg.sigma}, η={cfg.cert_eta}. Finite-sample "
-           "radii hold with probability ≥ 1−η; plug-in radii treat the Monte Carlo map as exact. The equal-level "
-           "form is shown for comparison only: for β<1 (k0 ≥ 2) it is not a certificate.", ""]
-    for cell in cfg.cert_cells:
-        header = ["method", "certificate"] + [f"β={b:g}" for b in cfg.cert_betas]
-        crows = []
-        for method in methods_in(select(s, experiment="certificates", cell=cell)):
-            for cert in CERT_LABELS:
-                d = select(s, experiment="certificates", method=method, cell=cell, certificate=cert, metric="radius")
-                if d.empty:
-                    continue
-                crows.append([METHOD_LABELS[method], CERT_LABELS[cert]] +
-                             [_ci(select(d, beta=b)) for b in cfg.cert_betas])
-        timing = select(s, experiment="certificates", cell=cell, metric="certify_seconds")
-        k = rows[(rows.experiment == "certificates") & (rows.cell == cell)]["k"] if "k" in rows else []
-        n = rows[(rows.experiment == "certificates") & (rows.cell == cell)]["n_cells"] if "n_cells" in rows else []
-        md += [f"### {'Pixel' if cell == 1 else f'{cell}×{cell} patch'} cells"
-               + (f" (n = {int(n.iloc[0])} cells, k = {int(k.iloc[0])})" if len(n) else ""), "",
-               _table(header, crows), ""]
-        if not timing.empty:
-            md += ["Certificate time per map (all certificates of the row set above, incl. per-cell radii for RRS): "
-                   + "; ".join(f"{METHOD_LABELS[r['method']]} {r['mean']:.3f} s" for _, r in timing.iterrows()), ""]
-    return md
-
-
-def _section_speed(s, rows):
-    md = ["## 5. Speed", ""]
-    sp = select(s, experiment="speed")
-    if sp.empty:
-        md += ["The benchmarks (`bench/smoothing.py`, `bench/attack.py`) were not part of this run "
-               "(`--bench` adds them; `make bench` runs them alone). Certificate times are in section 4; the "
-               "attack cost per job is in `rows.csv` (metric `attack_seconds`).", ""]
-    else:
-        table = sp[sp.metric != "bench_seconds"].pivot_table(index="certificate", columns="metric", values="mean",
-                                                             sort=False)
-        labels = {"seconds": "wall s", "ratio_to_bare_loop": "× bare loop", "ratio_to_captum": "× Captum",
-                  "cpu_seconds": "CPU s", "ratio_to_gradient_cpu": "÷ one gradient (CPU)",
-                  "certify_seconds": "certificate s"}
-        metrics = [m for m in labels if m in table.columns]
-        md += ["Numbers measured by the project's benchmarks (their `measure` functions, run as part of this "
-               "study with `--bench`; the machine was shared, see the tables below for threads and settings):", "",
-               _table(["benchmark"] + [labels[m] for m in metrics],
-                      [[name] + [("–" if not np.isfinite(v) else f"{v:.3g}") for v in r[metrics].to_numpy(float)]
-                       for name, r in table.iterrows()]), ""]
-        for _, r in rows[(rows.experiment == "speed") & (rows.metric == "bench_seconds")].iterrows():
-            if isinstance(r.get("note"), str):
-                md += [f"`bench/{r['certificate']}.py`:", "", "```", r["note"], "```", ""]
-    att = select(s, experiment="robustness", metric="attack_seconds", attack="standard")
-    if not att.empty:
-        md += ["Mean attack time per image (standard attack, seconds): " + "; ".join(
-            f"{METHOD_LABELS[m]} {att[att.method == m]['mean'].mean():.1f}" for m in methods_in(att)) + ".", ""]
     return md
 
 
@@ -432,6 +345,7 @@ def write_outputs(rows, out, report_path, cfg, run) -> list:
         before = len(files)
         fn(summary, cfg, out / name, files)
         pngs += files[before:]
+    pngs += _decisive_tables(summary, rows, cfg, out, files)
     write_markdown(summary, rows, cfg, run, report_path, out, pngs)
     files.append(report_path)
     return files

@@ -26,7 +26,7 @@ __all__ = ["ALPHA", "KEYS", "RANGES", "mean_ci", "paired_p_value", "holm", "verd
 #: Family-wise error rate of the win/tie/lose verdicts (Holm's step-down method).
 ALPHA = 0.05
 #: Columns identifying one reported quantity.
-KEYS = ["experiment", "method", "cell", "T", "norm", "budget", "attack", "certificate", "beta", "metric"]
+KEYS = ["experiment", "method", "cell", "T", "norm", "budget", "attack", "certificate", "beta", "steps", "metric"]
 RANGES = {"intersection": (0, 1), "floor_intersection": (0, 1), "intersection_index": (0, 1),
           "floor_intersection_index": (0, 1), "intersection_same_noise": (0, 1),
           "intersection_vs_reference": (0, 1), "reference_half_agreement": (0, 1),
@@ -167,6 +167,8 @@ def summarize(rows):
     out = []
     for key, g in rows.groupby(KEYS, dropna=False, sort=False):
         m, lo, hi, n = mean_ci(_units(g), bounds=RANGES.get(key[-1]))
+        if n == 0:
+            continue  # no finite value (e.g. a noise-to-signal ratio that is inf everywhere)
         method = "t-interval over images (seed-averaged)" if g["image"].nunique() >= 2 else "t-interval over seeds"
         out.append(dict(zip(KEYS, key), mean=m, ci_low=lo, ci_high=hi, n=n,
                         n_images=int(g["image"].nunique()), n_seeds=int(g["seed"].nunique()), ci_method=method))

@@ -28,7 +28,8 @@ PACKAGE = Path(__file__).resolve().parents[1]
 #: Paths (relative to the package) left out of the hash: they only present stored rows.
 PRESENTATION = frozenset({"__main__.py", "cli/__init__.py", "cli/attack.py", "cli/certify.py", "cli/common.py",
                           "cli/maps.py", "cli/robustness.py", "cliargs.py", "figures.py", "study/__main__.py",
-                          "study/cli.py", "study/plots.py", "study/report.py", "study/stats.py",
+                          "study/cli.py", "study/decisive.py", "study/matched.py", "study/plan.py", "study/plots.py",
+                          "study/report.py", "study/sections.py", "study/stats.py",
                           "study/version.py"})
 
 
