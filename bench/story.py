@@ -10,8 +10,8 @@ timed the way the app runs it:
 2. **Contrast** — the raw-vs-certified contrast of the "what the guarantee is worth" issue: the
    top-k attack (ℓ2, label kept) at the certified radius (:func:`rrs.workflows.advice.break_plan`) on the
    raw vanilla-gradient map and on the certified RRS map (``contrast`` below: today's path is
-   the old "Try to break it" attack, the new paths the Certify page's
-   :func:`rrs.workflows.robustness.contrast`).
+   the old "Try to break it" attack, the new paths the Certify page's contrast button,
+   :func:`rrs.workflows.advice.contrast_at_radius`).
 3. **Attack page** — its default: vanilla, SmoothGrad and RRS attacked at ℓ∞ 4/255
    (:func:`ui.compute.attack_method`).
 
@@ -26,6 +26,11 @@ The last line is ``story: first cells A s, whole story B s, attack C s, speed-up
     python bench/story.py [--quick] [--device cpu|cuda] [--paths today,new,preset]
 
 ``--quick`` uses the tiny model (a dry run of the code in seconds).
+
+Next to each actual time, the app's *predicted* time for that action, from the same functions
+the pages call before the click (:mod:`ui.predict`, :func:`rrs.compute.policy.predict_seconds`),
+fed as the pages feed them (each finished attack and contrast recorded), and their ratio
+(issue 19's goal: within ±30%).
 """
 from __future__ import annotations
 
@@ -38,13 +43,14 @@ import torch
 
 from rrs.attacks import attack
 from rrs.compute import device as D
+from rrs.compute.policy import predict_seconds, sample_rate
 from rrs.images import load_sample
 from rrs.models import load_model
 from rrs.settings import L2, LINF, AttackSettings, CertifySettings, MapSettings
 from rrs.smoothing import smooth
 from rrs.workflows import advice as WA
 from rrs.workflows import certify as WC
-from rrs.workflows import robustness as WR
+from ui import predict as P
 from ui.compute import CERTIFY_BETAS, attack_method
 from ui.state import PRESET
 
@@ -117,6 +123,8 @@ class Timing:
     cells: int = 0
     contrast_text: str = ""
     notes: list = field(default_factory=list)
+    predicted: dict = field(default_factory=dict)   # action → the app's predicted seconds
+
 
     @property
     def whole(self) -> float:
@@ -124,7 +132,14 @@ class Timing:
 
 
 def run_certify(model, x, path: Path, t: Timing):
-    """The Certify page's anytime run, certified at every checkpoint; the last view."""
+    """The Certify page's anytime run, certified at every checkpoint; the last view. The
+    app's prediction (:func:`ui.certify.predicted_time`: the measured sample rate, after a
+    pilot when there is none, times the samples) for the whole run and for the samples at which
+    the first cells came."""
+    if sample_rate(model, x, path.certify) <= 0:        # the page's pilot when no rate is known
+        raise RuntimeError("no sample rate")
+    total = predict_seconds(model, x, path.certify, path.certify.samples)
+    per_sample = total / path.certify.samples
     start = time.perf_counter()
     view = None
     cs = path.certify_settings.replace(scheme=path.scheme)
@@ -135,6 +150,9 @@ def run_certify(model, x, path: Path, t: Timing):
             t.first_cells, t.first_cells_samples = time.perf_counter() - start, sampled.samples_done
     t.certificate = time.perf_counter() - start
     t.cells = int((view.cell_radii("best", True) > 0).sum())
+    t.predicted["certificate"] = total
+    if t.first_cells_samples:
+        t.predicted["first cells"] = per_sample * t.first_cells_samples
     return view
 
 
@@ -143,8 +161,8 @@ def contrast(model, x, view, today: bool, eval_samples: int = 64) -> tuple[float
     (top-k objective, ℓ2, label kept); ``(radius, one line)``. ``today``: the RRS side is the
     old "Try to break it" attack (5 steps, EOT 2, ``eval_samples`` measured samples, clean map
     and floor recomputed) and the raw side runs all its steps; otherwise the Certify page's
-    contrast, :func:`rrs.workflows.robustness.contrast` (the certified map as the reference,
-    the raw attack stopping once every top cell is out)."""
+    contrast button, :func:`rrs.workflows.advice.contrast_at_radius` (the certified map as the
+    reference, the raw attack stopping once every top cell is out)."""
     source, radius, claimed = WA.break_plan(view, 1.0)
     if radius <= 0:
         return 0.0, "nothing certified: no contrast"
@@ -161,27 +179,51 @@ def contrast(model, x, view, today: bool, eval_samples: int = 64) -> tuple[float
             res = attack(model, x, settings, opts, target=view.sampled.target)
             out.append(f"{label} overlap {res.topk_intersection:.2f} (floor {res.floor.topk_intersection:.2f})")
     else:
-        rs = WR.RobustnessSettings(norm=L2, steps=RAW_STEPS, eot=WA.BREAK_EOT, sweep_samples=eval_samples)
-        ref = torch.as_tensor(view.sampled.map(), dtype=torch.float32)
-        for p in WR.contrast(model, x, (raw, s), eps, rs, target=view.sampled.target, references={"rrs": ref}):
+        res = WA.contrast_at_radius(model, x, view, "vanilla", 1.0)
+        for p in (res.raw, res.smoothed):
             out.append(f"{p.settings.method} lost {p.lost} of {p.k} (overlap {p.overlap:.2f}, floor {p.floor:.2f})")
     return radius, f"at the certified ℓ2 radius {radius:.3g} ({source}): " + ", ".join(out)
 
 
-def run_attack_page(model, x, path: Path) -> float:
+def predict_contrast(model, x, view) -> float:
+    """The Certify page's predicted seconds of its contrast button (:func:`ui.predict.predict_robustness`
+    on :func:`rrs.workflows.advice.contrast_settings`)."""
+    raw_s, smooth_s, rs = WA.contrast_settings(view, "vanilla")
+    return P.predict_robustness(model, x, (raw_s, smooth_s), rs)
+
+
+def record_contrast(model, x, view, seconds: float) -> None:
+    """What the page records after a contrast (the next prediction's scale)."""
+    raw_s, smooth_s, rs = WA.contrast_settings(view, "vanilla")
+    P.record_robustness(model, x, 1, P.predict_robustness(model, x, (raw_s, smooth_s), rs, prior=True), seconds)
+
+
+def run_attack_page(model, x, path: Path, t: Timing) -> float:
+    """The Attack page's three methods in turn; its prediction (:func:`ui.attack.predict`: the
+    sum of :func:`ui.predict.predict_attack`) before, each finished attack recorded after (as the
+    page does, so a later path's prediction uses this one's steps)."""
+    settings = {m: path.attack_map.replace(method=m) for m in ATTACK_METHODS}
+    t.predicted["attack page"] = sum(P.predict_attack(model, x, s, path.attack) for s in settings.values())
     start = time.perf_counter()
-    for m in ATTACK_METHODS:
-        attack_method(model, x, path.attack_map.replace(method=m), path.attack)
+    for m, s in settings.items():
+        out = attack_method(model, x, s, path.attack)
+        P.record_attack(model, x, s, path.attack, out.elapsed)
     return time.perf_counter() - start
 
 
 def story(model, x, path: Path) -> Timing:
     t = Timing()
     view = run_certify(model, x, path, t)
+    today = path.name.startswith("today")
+    if not today and WA.break_plan(view, 1.0)[1] > 0:
+        t.predicted["contrast"] = predict_contrast(model, x, view)
     t0 = time.perf_counter()
-    t.radius, t.contrast_text = contrast(model, x, view, today=path.name.startswith("today"))
+    t.radius, t.contrast_text = contrast(model, x, view, today=today)
     t.contrast = time.perf_counter() - t0
-    t.attack_page = run_attack_page(model, x, path)
+    if "contrast" in t.predicted:
+        record_contrast(model, x, view, t.contrast)
+        t.predicted["whole story"] = t.predicted["certificate"] + t.predicted["contrast"]
+    t.attack_page = run_attack_page(model, x, path, t)
     return t
 
 
@@ -227,6 +269,17 @@ def main(argv=None) -> int:
         r = results[key]
         vals = (r.first_cells, r.certificate, r.contrast, r.whole, r.attack_page)
         print(f"{table[key].name:<36}" + "".join(f"{v:>9.1f} s {v / unit:>8.0f} u" for v in vals))
+    print("the app's predicted time (what the page shows before the click) ÷ actual:")
+    print(f"{'path':<36}" + "".join(f"{c:>22}" for c in cols))
+    for key in chosen:
+        r = results[key]
+        actual = dict(zip(cols, (r.first_cells, r.certificate, r.contrast, r.whole, r.attack_page)))
+        cells = []
+        for c in cols:
+            pred = r.predicted.get(c)
+            cells.append(f"{'—':>22}" if pred is None or not actual[c] > 0 else
+                         f"{pred:>7.1f}/{actual[c]:<6.1f}{pred / actual[c]:>7.2f}×")
+        print(f"{table[key].name:<36}" + "".join(cells))
     for key in chosen:
         r = results[key]
         print(f"{table[key].name}: first cells at T = {r.first_cells_samples}, {r.cells} cells certified at the "

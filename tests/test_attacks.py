@@ -589,3 +589,32 @@ def test_rrs_attack_on_default_model_runs_with_eot(default_model, coffee):
     assert r.clean_map.shape == (14, 14) and r.label_preserved
     assert r.attacked_map.sum().item() == pytest.approx(1.0, abs=1e-4)
     assert r.floor.seeds == (0, 1) and 0 <= r.floor.topk_intersection <= 1
+
+
+def test_bf16_attack_takes_its_surrogate_gradient_under_autocast_close_to_fp32(tiny, x32):
+    """A smoothed map computed in bf16 (the device's precision) is attacked with bf16 surrogate
+    gradients (forward and double backward under autocast, through the frozen-conv function):
+    the EOT gradient points where the fp32 one does (same noise), but is not the fp32 one. Raw
+    maps' attacks stay fp32."""
+    x0 = x32[None]
+    with torch.no_grad():
+        y = tiny(x0).argmax(1)
+    o = opts(objective="topk", norm="linf", epsilon=4 / 255, eot=4, seed=0)
+
+    def grad(settings, seed=0):
+        return pgd._Attack(tiny, x0, y, settings, o.replace(seed=seed), None, 16).surrogate_grad(x0)[0]
+
+    def cos(a, b):
+        return float(F.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+
+    for method in ("rrs", "smoothgrad"):
+        s = maps(method, sigma=0.15, samples=8, cell=4, k=0.1, seed=0)
+        g32, g16 = grad(s), grad(s.replace(precision="bf16"))
+        assert g16.dtype == torch.float32 and torch.isfinite(g16).all()
+        assert not torch.allclose(g32, g16), method                    # bf16 really was used
+        # bf16 moves the EOT gradient less than other EOT noise draws do (the estimate's own spread)
+        spread = min(cos(g32, grad(s, seed)) for seed in (1, 2))
+        print(f"{method}: cos(fp32, bf16) {cos(g32, g16):.3f}, cos(fp32, other EOT draws) ≥ {spread:.3f}")
+        assert cos(g32, g16) > max(spread, 0.5), method
+    raw = maps("vanilla", cell=4, k=0.1)
+    torch.testing.assert_close(grad(raw.replace(precision="bf16")), grad(raw), rtol=0, atol=0)

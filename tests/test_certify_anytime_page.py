@@ -182,7 +182,7 @@ def _bonferroni_run_whose_best_set_is_not_the_last():
     cells {0, 1} clearly and whose second ranks {2, 3} first by a hair: the best whole-set
     radius is the first checkpoint's, about {0, 1}; the last checkpoint's top-k is {2, 3}."""
     settings = MapSettings(method="rrs", sigma=0.25, cell=4, k=2, samples=128)
-    plan = WC.plan_run(128, "bonferroni")
+    plan = WC.plan_run(128, "bonferroni", t0_min=64)       # two checkpoints
     assert plan.checkpoints == (64, 128)
     first = np.zeros(16)
     first[[0, 1]] = 0.5

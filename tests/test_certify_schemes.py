@@ -9,6 +9,7 @@ import pytest
 from rrs import certify as C
 from rrs.noise import Gaussian, Laplace
 from rrs.settings import CertifySettings
+from rrs.workflows.certify import T0_MIN, plan_run
 
 P = np.array([0.45, 0.3] + [0.25 / 8] * 8)
 K = 1
@@ -121,12 +122,15 @@ def run_checkpoints(rng, eta, anytime, noise, checkpoints=6, t0=64):
     return False
 
 
-def test_anytime_best_so_far_holds_under_adversarial_stopping_and_naive_reuse_does_not():
+@pytest.mark.parametrize("t0", [64, T0_MIN, plan_run(128, "selection").t0])
+def test_anytime_best_so_far_holds_under_adversarial_stopping_and_naive_reuse_does_not(t0):
+    """At the old first checkpoint (64), the smallest the app plans (T0_MIN) and the fast
+    preset's (T = 128)."""
     noise = Laplace(0.5)
     eta, trials = 0.2, 180
     rng = np.random.default_rng(3)
-    anytime = np.mean([run_checkpoints(rng, eta, True, noise) for _ in range(trials)])
-    naive = np.mean([run_checkpoints(rng, eta, False, noise) for _ in range(trials)])
+    anytime = np.mean([run_checkpoints(rng, eta, True, noise, t0=t0) for _ in range(trials)])
+    naive = np.mean([run_checkpoints(rng, eta, False, noise, t0=t0) for _ in range(trials)])
     assert anytime <= eta + margin(eta, trials)
     print(f"violation rate: anytime {anytime:.3f}, naive re-use {naive:.3f} (eta {eta})")
     assert naive > 2.5 * anytime + 0.02, (naive, anytime)

@@ -20,6 +20,7 @@ backtracking) → :meth:`_Tally.consider` (keep the best) → :func:`_assemble` 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -231,14 +232,24 @@ class _Attack:
             inp = F.interpolate(inp, size=size, mode="bilinear", align_corners=False)
         return inp
 
+    def _autocast(self):
+        """bf16 autocast for the surrogate's forward and double backward when the attacked map
+        is computed in bf16 (``settings.precision``, the device's precision policy
+        :func:`rrs.compute.device.resolve`); raw maps' attacks stay fp32."""
+        if self.settings.precision == "bf16" and not self.raw:
+            return torch.autocast(self.x0.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def surrogate_grad(self, xc):
         """Gradient of the (EOT) surrogate objective at ``xc`` and its value (one batched
         forward and double backward)."""
         with torch.enable_grad():
             xb = xc.detach().requires_grad_(True)
             inp = self._surrogate_input(xb)
-            attr = self.attribution(self.sur, inp, self.y.expand(inp.shape[0]), create_graph=True,
-                                    **self.settings.attribution_kwargs)
+            with self._autocast():
+                attr = self.attribution(self.sur, inp, self.y.expand(inp.shape[0]), create_graph=True,
+                                        **self.settings.attribution_kwargs)
+            attr = attr.float() if attr.dtype in (torch.bfloat16, torch.float16) else attr
             cells = to_cells(attr, self.settings.effective_cell, self.settings.reduction)
             a = cells.flatten(1)
             if self._transform is None:

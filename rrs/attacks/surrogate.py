@@ -190,6 +190,13 @@ class _FrozenConv2d(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+        kind = x.device.type
+        if torch.is_autocast_enabled(kind):
+            # under autocast (bf16 attacks) F.conv2d would cast here and the backward would see
+            # the fp32 weight: cast once, so both backward passes run in the autocast dtype
+            dtype = torch.get_autocast_dtype(kind)
+            x, weight = x.to(dtype), weight.to(dtype)
+            bias = None if bias is None else bias.to(dtype)
         ctx.save_for_backward(x, weight)
         ctx.conf = (stride, padding, dilation, groups)
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)

@@ -38,8 +38,14 @@ __all__ = ["T0_MIN", "SELECTION_MIN", "RunPlan", "selection_size", "plan_run", "
            "sample_run", "certify_checkpoint", "report_cells", "combine_cells", "AnytimeView",
            "certify_sampled", "certify_run"]
 
-#: The first checkpoint has at least this many estimation samples.
-T0_MIN = 64
+#: The first checkpoint has at least this many estimation samples: about 3× the earliest count at
+#: which a finite-sample certificate can be non-empty at the pages' defaults
+#: (:func:`rrs.certify.budget.earliest_samples`: 10–12 for the top 10% of 49–196 cells at η = 0.05,
+#: first checkpoint), so the first certified cells come at T ≈ 184 of 1024 (240 with 64) and the
+#: fast preset's T = 128 has a checkpoint at 72. Each extra checkpoint halves the η of the last
+#: one: at T = 1024 the last checkpoint certifies at η/32 instead of η/16 (``bench/eta_split.py``
+#: measures the radius this costs).
+T0_MIN = 32
 #: The selection scheme needs at least this many samples (T/8 ≥ 2 of them choose the top-k set).
 SELECTION_MIN = 16
 
