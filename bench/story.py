@@ -187,15 +187,17 @@ def contrast(model, x, view, today: bool, eval_samples: int = 64) -> tuple[float
 
 def predict_contrast(model, x, view) -> float:
     """The Certify page's predicted seconds of its contrast button (:func:`ui.predict.predict_robustness`
-    on :func:`rrs.workflows.advice.contrast_settings`)."""
+    on :func:`rrs.workflows.advice.contrast_settings`, given the certified map as the page
+    gives it: the certified map is not charged again)."""
     raw_s, smooth_s, rs = WA.contrast_settings(view, "vanilla")
-    return P.predict_robustness(model, x, (raw_s, smooth_s), rs)
+    return P.predict_robustness(model, x, (raw_s, smooth_s), rs, references=(smooth_s.method,))
 
 
 def record_contrast(model, x, view, seconds: float) -> None:
     """What the page records after a contrast (the next prediction's scale)."""
     raw_s, smooth_s, rs = WA.contrast_settings(view, "vanilla")
-    P.record_robustness(model, x, 1, P.predict_robustness(model, x, (raw_s, smooth_s), rs, prior=True), seconds)
+    P.record_robustness(model, x, 1, P.predict_robustness(model, x, (raw_s, smooth_s), rs, prior=True,
+                                                                references=(smooth_s.method,)), seconds)
 
 
 def run_attack_page(model, x, path: Path, t: Timing) -> float:
