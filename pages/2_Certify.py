@@ -82,9 +82,9 @@ norm = W.norm_radio(v1, "Threat norm", "certify_norm", L2,
 view = caching.anytime_view(view_key, sampled, CU.certify_settings(norm, eta, sampled.scheme))
 kind = state.widget(v3.selectbox, "Certificate for the region", "certify_kind", "best",
                     options=["best", "rdp", "cdf"] if view.report.cdf_cells_finite is not None else ["rdp"],
-                    format_func={"best": "Best of RDP and Gaussian-CDF", "rdp": "RDP (exact)",
-                                 "cdf": "Gaussian-CDF"}.get,
-                    help="Both certificates are sound; a cell certified by either is guaranteed.")
+                    format_func={"best": "Best of both", "rdp": "RDP (exact)", "cdf": "Gaussian CDF"}.get,
+                    help="Two sound certificates: Rényi-DP (exact) and Gaussian-CDF. **Best of both**: a cell "
+                         "certified by either is guaranteed.")
 beta = float(state.widget(v4.select_slider, "β (share that must stay)", "certify_beta", 1.0,
                           options=list(CERTIFY_BETAS), format_func=lambda b: f"{b:.0%}",
                           help="β = 1: every top-k cell must stay; β = 0.8: at least 80% of them."))

@@ -62,6 +62,8 @@ def test_anytime_run_completes_and_shows_its_checkpoints():
     done = [c for c in captions(at) if "Complete: T = 1,024" in c]
     assert done and f"{len(plan.checkpoints)} checkpoints" in done[0]
     assert any("checkpoints at T = " + ", ".join(f"{t:,}" for t in plan.totals()) in c for c in captions(at))
+    # the first certified cells get their own prediction (they come long before the whole run)
+    assert any(f"first cells at T = {plan.totals()[0]:,} in " in c for c in captions(at))
     m = metrics(at)
     assert m["Samples"].value == "1,024"
     assert "/s" in m["Samples"].delta

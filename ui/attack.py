@@ -94,7 +94,8 @@ def images(ctx, results: dict):
     res = results[shown]
     ra = res.result
     diff, gain = P.difference_image(ctx.x, ra.x_adv)
-    i1, i2, i3 = st.columns(3)
+    # (keyed: on a narrow screen the change wraps below, no wider than the two images above it)
+    i1, i2, i3 = st.container(key="attack_images").columns(3)
     i1.image(ctx.picture, width="stretch",
              caption=f"Clean image — the model says {res.clean_name} ({ra.clean_confidence:.1%})")
     i2.image(working_image(ra.x_adv), width="stretch",
@@ -117,7 +118,7 @@ def method_section(ctx, method: str, res, outcome, opacity: float) -> None:
     with a:
         fig = P.map_figure(ctx.picture, clean, res.pixel_cell, opacity, zmax=zmax,
                            topk_mask=topk_mask(clean, res.k), title="Clean map", height=330)
-        fig.update_traces(showscale=False, selector=dict(type="heatmap"))      # one scale, shown on the right
+        # both maps keep their (identical) colour bar, so the two pictures are the same size
         W.figure(fig, f"attack_clean_{method}", "Bright = where the model looked on the clean image; orange = top-k cells.")
     with b:
         W.figure(P.map_figure(working_image(r.x_adv), attacked, res.pixel_cell, opacity, zmax=zmax,

@@ -53,8 +53,11 @@ def predicted_time(model, x, settings: MapSettings, plan: RunPlan, device: str) 
     if RATES.rate(sample_key(model, x[None], settings)) is None:
         calibrate(model, x, settings)
     secs = predict_seconds(model, x, settings, plan.total)
-    return secs, (f"predicted {format_seconds(secs)} on {device} · checkpoints at T = "
-                  + ", ".join(f"{t:,}" for t in plan.totals()))
+    totals = plan.totals()
+    first = (f" · first cells at T = {totals[0]:,} in {format_seconds(predict_seconds(model, x, settings, totals[0]))}"
+             if len(totals) > 1 else "")
+    return secs, (f"predicted {format_seconds(secs)} on {device}{first} · checkpoints at T = "
+                  + ", ".join(f"{t:,}" for t in totals))
 
 
 def pixel_cell(sampled: Sampled) -> int:

@@ -48,6 +48,9 @@ CSS = f"""
 [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stPlotlyChart"]) {{
   min-width: min({MIN_CHART_PX}px, 100%) !important;
 }}
+/* the Attack page's clean | adversarial | change row: when it wraps, the change stays as wide as
+   the images above it instead of filling the page */
+.st-key-attack_images [data-testid="stColumn"]:nth-child(3) {{ max-width: calc(50% - 0.5rem); }}
 /* a projector's 1024 px with the sidebar open: the sidebar narrows to {SIDEBAR_NARROW_PX}px and the page's
    side margins go to the figures, so a pair of maps with their colour bar ({MIN_CHART_PX}px each)
    still fits side by side (1024 − {SIDEBAR_NARROW_PX} − 2·16 = 752 ≥ 2·{MIN_CHART_PX} + 32) */
