@@ -61,7 +61,8 @@ settings = W.settings_or_stop(lambda: MapSettings(
     scoring_param=scoring_param, seed=seed, precision=precision))
 run_key = (ctx.model_key, ctx.image_digest, ctx.size, settings, scheme)
 plan = plan_run(int(samples), scheme)
-predicted, caption = CU.predicted_time(ctx.model, ctx.x, settings, plan, ctx.device)
+with st.spinner("Measuring this device's speed, to predict the run's time…"):     # a pilot, the first time
+    predicted, caption = CU.predicted_time(ctx.model, ctx.x, settings, plan, ctx.device)
 c6.caption(caption)
 
 b1, b2 = st.columns([1, 3])
