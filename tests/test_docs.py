@@ -94,8 +94,9 @@ def test_a_reference_to_a_missing_section_is_caught():
 
 
 def test_every_module_is_listed_in_the_layout_docs():
-    """ui/__init__'s docstring names every ui module; the README's layout table names every
-    module and package of rrs/ and every ui module (a newcomer finds each one there)."""
+    """ui/__init__'s docstring names every ui module (those of its packages too); the README's
+    layout table names every module and package of rrs/ and every ui module and package (a
+    newcomer finds each one there)."""
     import ui
 
     root = Path(__file__).resolve().parent.parent
@@ -106,6 +107,12 @@ def test_every_module_is_listed_in_the_layout_docs():
         if path.stem != "__init__":
             assert f":mod:`ui.{path.stem}`" in ui.__doc__, path.stem
             assert f"`{path.stem}`" in table, path.stem
+    for package in sorted(p for p in (root / "ui").iterdir() if (p / "__init__.py").exists()):
+        assert f"`{package.name}/`" in table, package.name            # a package: each module named too
+        for path in sorted(package.glob("*.py")):
+            if path.stem != "__init__":
+                assert f":mod:`ui.{package.name}.{path.stem}`" in ui.__doc__, f"{package.name}/{path.name}"
+                assert f"`{path.stem}`" in table, f"{package.name}/{path.name}"
     for path in sorted((root / "rrs").iterdir()):
         if path.suffix == ".py" and path.stem != "__init__":
             assert f"`rrs/{path.name}`" in table, path.name
