@@ -245,6 +245,22 @@ def test_the_report_refuses_stale_rows(study, tmp_path):
     assert version.stale_count(rows.drop(columns="code")) == len(rows)  # rows that record no version are stale
 
 
+def test_the_report_lists_only_the_runs_of_its_code_version(study, tmp_path):
+    """runs.jsonl keeps every run, but "Machine and runs" names only the runs that computed this
+    report's rows: a run of older code (whose rows were recomputed) is left out."""
+    import shutil
+    cfg, out, *_ = study
+    copy = tmp_path / "results"
+    shutil.copytree(out, copy)
+    first = store.read_runs(copy)[0]
+    old = dict(first, code="0.0.1+000000000000", executed=7, machine=dict(first["machine"], date="1999-01-01T00:00"))
+    store.append_run(copy, old)
+    report.write_outputs(store.load_rows(copy), copy, tmp_path / "r.md", cfg, first)
+    md = (tmp_path / "r.md").read_text()
+    assert f"{first['machine']['date']}: {first['executed']} jobs computed" in md
+    assert "1999-01-01" not in md
+
+
 def test_code_version_hashes_the_result_determining_sources(tmp_path):
     import shutil
     pkg = tmp_path / "rrs"

@@ -236,15 +236,17 @@ def write_markdown(summary, rows, cfg, run, path: Path, out: Path, pngs) -> None
     for h in hist:
         same_study = (h.get("config", {}).get("model"), tuple(h.get("config", {}).get("images", ()))) == \
             (cfg.model, tuple(cfg.images))
-        if h.get("executed", 0) == 0 or ("config" in h and not same_study):
+        # a run of another code version computed rows this report does not use (they are stale)
+        if h.get("executed", 0) == 0 or ("config" in h and not same_study) or h.get("code") != run.get("code"):
             continue
         md.append(f"  - {h['machine']['date']}: {h['executed']} jobs computed ({h['cached']} reused) in "
                   f"{h['wall_seconds']:.0f} s wall, {'Ray' if h.get('ray') else 'in-process'}, device "
                   f"{h.get('device')}, torch threads {h.get('threads') or h['machine'].get('torch_threads')}; load "
                   f"average (1/5/15 min) at start {_fmt_load(h.get('loadavg_start'))}, at end "
                   f"{_fmt_load(h['machine'].get('loadavg'))}" + (f"; {h['notes']}" if h.get("notes") else "") + ".")
-    md += ["- The machine (2 cores) was shared with other work during these runs, so wall times include "
-           "contention; per-job times are in `jobs/*.json` (`elapsed`).", ""]
+    md += [f"- The study's own jobs keep {run.get('threads') or m.get('torch_threads')} torch threads busy: a load "
+           "average well above that means other work shared the machine and wall times include contention; "
+           "per-job times are in `jobs/*.json` (`elapsed`).", ""]
 
     md += _section_robustness(s, rows, cfg) if "robustness" in cfg.experiments else []
     md += _section_accuracy(s, cfg) if "accuracy" in cfg.experiments else []
