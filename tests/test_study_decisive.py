@@ -282,3 +282,17 @@ def test_convergence_verdict():
     assert done and dict(moved) == pytest.approx({"vanilla": 0.0, "rrs-topk": 0.01})
     conv.loc[3, "drop"] = 0.2
     assert _converged(conv)[0] is False
+
+
+def test_raw_versus_certified_counts_cells_certified_beyond_the_raw_break_hand_computed():
+    from rrs.study.decisive import _raw_versus_certified
+    t = pd.DataFrame({
+        "image": ["a", "a", "b", "b", "c", "c"],
+        "method": ["vanilla", "rrs-topk"] * 3,
+        "broken": [1, 0, 1, 0, 0, 0],                      # c: the raw map held, so c is not compared
+        "break_radius": [0.01, math.nan, 0.05, math.nan, math.nan, math.nan],
+        "certified_cell_radius": [math.nan, 0.02, math.nan, 0.04, math.nan, 0.5]})
+    text = _raw_versus_certified(t)
+    assert "on 1/2" in text                                # a: 0.02 > 0.01; b: 0.04 < 0.05
+    assert "median raw break radius 0.03" in text
+    assert _raw_versus_certified(t[t.method == "rrs-topk"]) == ""

@@ -15,7 +15,9 @@ __all__ = ["gradient_seconds", "plan_line"]
 
 def gradient_seconds(cfg, device=None, samples: int = 8, threads: int | None = None) -> float:
     """Seconds per plain-gradient evaluation of ``cfg.model`` here and now: a SmoothGrad map of
-    ``samples`` noise draws on ``cfg.images[0]`` (after one warm-up draw), divided by ``samples``."""
+    ``samples`` noise draws on ``cfg.images[0]`` (after a warm-up map of the same batch: a warm-up
+    of one draw left the first batched pass's allocations in the timing, and the plan of
+    2026-12-03's ``make eval`` said 117 min for an 80-min run), divided by ``samples``."""
     from ..smoothing import interpretation_map
     from .inputs import get_image, get_model, resolve_device
     from .jobbase import map_settings
@@ -24,7 +26,7 @@ def gradient_seconds(cfg, device=None, samples: int = 8, threads: int | None = N
     x = get_image(model, cfg.images[0])
     settings = map_settings(cfg, "smoothgrad", 1, samples)
     with torch_threads(threads):
-        interpretation_map(model, x, settings.replace(samples=1))
+        interpretation_map(model, x, settings)
         t0 = time.perf_counter()
         interpretation_map(model, x, settings)
         return (time.perf_counter() - t0) / samples
