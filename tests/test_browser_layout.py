@@ -232,6 +232,9 @@ def test_every_page_fits_the_screen_and_every_figure_is_readable(tiny_server, br
             problems += _check(m, f"{name} {width}×{height}")
             problems += [f"{name} {width}×{height}: {p}" for p in page.evaluate(LAYOUT_JS)]
             _full_shot(page, f"{name.lower()}_{width}x{height}")
+        attack_maps = report["Attack"]["maps"]       # clean | attacked pairs: one size (both keep the colour bar)
+        if attack_maps and max(attack_maps) - min(attack_maps) > 2:
+            problems.append(f"Attack {width}×{height}: clean and attacked maps differ in size {attack_maps}")
         for name, m in report.items():
             print(f"{name} {width}×{height}: figures {m['figures']} maps {m['maps']} min chart font {m['min_font']} "
                   f"overflow {m['overflow']}/{m['main_overflow']} tables {m['table_excess']} "
