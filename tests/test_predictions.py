@@ -83,7 +83,26 @@ def _outside(ratios: dict, low: float = 0.7, high: float = 1.3) -> dict:
     return {n: [round(v, 2) for v in r] for n, r in ratios.items() if not low <= statistics.median(r) <= high}
 
 
+def _on_one_of_two_tries(attempt) -> None:
+    """``attempt()`` measures the rates afresh, predicts, runs and returns the actions outside
+    ±30% (:func:`_outside`). A second try, from new measurements, when the first has any: CI
+    runs on a machine shared with other jobs, whose speed drifted by up to 2× between the
+    measurements and the runs of one try (ratios 0.5–0.7 there, 0.9–1.2 on a quiet machine).
+    A cost model that is wrong fails both tries."""
+    bad = attempt()
+    if bad:
+        print(f"outside ±30% on the first try, measuring again: {bad}")
+        RATES.clear()
+        predict.clear_measured()
+        bad = attempt()
+    assert not bad, bad
+
+
 def test_every_long_action_takes_its_predicted_time_within_30_percent(fresh_rates):
+    _on_one_of_two_tries(_long_actions)
+
+
+def _long_actions() -> dict:
     model, x = tiny_model(), to_tensor(load_sample("coffee"), 32)
     m = MapSettings(sigma=0.15, cell=16, k=0.05)
     # the rates, measured here right before: a map, and attacks of other shapes than predicted
@@ -116,8 +135,7 @@ def test_every_long_action_takes_its_predicted_time_within_30_percent(fresh_rate
             lambda s: _compare(model, x, ["vanilla", "rrs"], [2, 8, 32], m.replace(method="rrs", samples=1, seed=s),
                                ATTACK.replace(eot=2, steps=10))),
     }
-    bad = _outside(_time_ratios(actions, range(5)))
-    assert not bad, bad
+    return _outside(_time_ratios(actions, range(5)))
 
 
 def _warm_up(model, x, m):
@@ -152,6 +170,15 @@ def test_robustness_profiles_and_the_contrast_take_their_predicted_time_within_3
     the CPU time taken, and the command line's predicted gradients
     (:func:`rrs.workflows.robustness.predicted_gradients`) within ±30% of the work each profile
     counted (medians over three seeds)."""
+    gradients = {}
+    _on_one_of_two_tries(lambda: _profiles_and_contrast(gradients))
+    bad = _outside(gradients)
+    assert not bad, bad
+
+
+def _profiles_and_contrast(gradients: dict) -> dict:
+    """The three actions' time ratios outside ±30%; ``gradients`` gets each profile's ratios of
+    predicted to counted gradients."""
     model, x = tiny_model(), to_tensor(load_sample("coffee"), 32)
     m = MapSettings(sigma=0.15, cell=8, k=0.05)
     _warm_up(model, x, m)
@@ -178,14 +205,12 @@ def test_robustness_profiles_and_the_contrast_take_their_predicted_time_within_3
             lambda s: contrast(model, x, *seeded((raw, smoothed), rs_certify, s)[:1], 0.3, rs_certify.replace(seed=s),
                                references={smoothed.method: reference})),
     }
-    gradients = {name: [] for name in list(actions)[:2]}
+    gradients.clear()
+    gradients.update({name: [] for name in list(actions)[:2]})
 
     def count(name, profile):
         if name in gradients:
             methods = tuple(p.settings for p in profile.methods)
             gradients[name].append(predicted_gradients(methods, profile.settings) / _counted(profile))
 
-    bad = _outside(_time_ratios(actions, range(3), count))
-    assert not bad, bad
-    bad = _outside(gradients)
-    assert not bad, bad
+    return _outside(_time_ratios(actions, range(3), count))

@@ -15,6 +15,7 @@ import ray  # the cluster extra is part of the test extra
 from rrs.compute import memory as M
 from rrs.compute.backends import BackendError, RayBackend, backend_from_env, parse_backend
 from rrs.compute.scheduler import Cancelled, CancelToken, Scheduler
+from rrs.images import load_sample, to_tensor
 from rrs.settings import AttackSettings, MapSettings
 from ui import compute as C
 from ui import jobs
@@ -67,7 +68,9 @@ def test_errors_of_a_remote_job_keep_their_type(scheduler, tiny, x32):
 
 
 def test_cancel_stops_the_remote_task_and_frees_the_slot(scheduler, backend, tiny, x32):
-    long = MapSettings(method="rrs", samples=1_000_000, cell=4)
+    # the app caps T at 8,192 on a CPU: at 32 px that is 3 s, which a loaded machine's cancel
+    # could arrive after (the task then returned its map: "DID NOT RAISE"); at 96 px, 25 s
+    long, x96 = MapSettings(method="rrs", samples=1_000_000, cell=4), to_tensor(load_sample("coffee"), 96)
     token, started, outcome = CancelToken(), threading.Event(), {}
 
     def progress(done, total):
@@ -76,7 +79,7 @@ def test_cancel_stops_the_remote_task_and_frees_the_slot(scheduler, backend, tin
 
     def first():
         try:
-            scheduler.run("A", M.JobCost("map", "tiny", 32, batch=1, adaptable=False), C.compute_map, tiny, x32,
+            scheduler.run("A", M.JobCost("map", "tiny", 96, batch=1, adaptable=False), C.compute_map, tiny, x96,
                           long, progress=progress, token=token)
         except Cancelled:
             outcome["A"] = "cancelled"
