@@ -16,9 +16,11 @@ from rrs.settings import L2, AttackSettings, CertifySettings, MapSettings
 from rrs.smoothing import interpretation_map
 from rrs.timing import RATES
 from rrs.workflows import advice as WA
+from rrs.workflows import certify as WC
 from rrs.workflows.robustness import (ATTACK_STEP_GRADIENTS, RobustnessSettings, contrast, method_settings,
                                       predicted_gradients, robustness_profile)
 from ui import compute as C
+from ui import certify as CU
 from ui import predict
 from ui.attack import SWEEP_HIGH
 
@@ -53,6 +55,15 @@ def _certificate(model, x, settings):
     start = time.process_time()
     C.map_certificates(mr, CertifySettings(betas=(1.0,)))
     predict.record_certificate(model, x, settings, time.process_time() - start)     # as the pages do
+
+
+def _certify_run(model, x, settings, scheme="selection"):
+    """The Certify page's run: every checkpoint sampled, certified and recorded as the page
+    records it (ui.certify_view.run_live)."""
+    cert = CU.certify_settings(L2, 0.05, scheme)
+    for sampled in WC.sample_run(model, x, settings, cert, plan=WC.plan_run(settings.samples, scheme)):
+        view = WC.certify_sampled(sampled, cert)
+        predict.record_anytime_certificates(x, settings, scheme, len(sampled.checkpoints), view.elapsed)
 
 
 def _compare(model, x, methods, ts, settings, attack):
@@ -111,11 +122,17 @@ def _long_actions() -> dict:
     for method, t, eot, steps in (("vanilla", 1, 1, 10), ("vanilla", 1, 1, 25), ("rrs", 8, 2, 3), ("rrs", 8, 6, 2)):
         _attack(model, x, m.replace(method=method, samples=t, seed=9), ATTACK.replace(eot=eot, steps=steps))
     _certificate(model, x, m.replace(method="rrs", samples=8, seed=9))
+    m8 = m.replace(method="rrs", cell=8)                      # the Certify page's cells
+    _certify_run(model, x, m8.replace(samples=128, seed=9))    # a shorter run before (2 checkpoints)
     attack_page = [("vanilla", 32), ("smoothgrad", 32), ("rrs", 32)]
     actions = {
         "Explain map (RRS, T = 1024)": (
             lambda s: predict.predict_map(model, x, m.replace(method="rrs", samples=1024, seed=s)),
             lambda s: _map(model, x, m.replace(method="rrs", samples=1024, seed=s))),
+        "Certify run (RRS, T = 1024: 5 checkpoints, each certified)": (
+            lambda s: CU.predicted_time(model, x, m8.replace(samples=1024, seed=s), WC.plan_run(1024, "selection"),
+                                        "cpu")[0],
+            lambda s: _certify_run(model, x, m8.replace(samples=1024, seed=s))),
         "Learn step 3 (vanilla attack, 40 steps)": (
             lambda s: predict.predict_attack(model, x, m.replace(method="vanilla", seed=s), ATTACK.replace(steps=40, eot=2)),
             lambda s: _attack(model, x, m.replace(method="vanilla", seed=s), ATTACK.replace(steps=40, eot=2))),

@@ -27,6 +27,8 @@ from rrs.workflows.advice import radius_text, validity_text
 from rrs.workflows.certify import AnytimeView, RunPlan, Sampled
 from ui import plots as P
 
+from . import predict
+
 from .compute import CERTIFY_BETAS
 from .compute import pixel_cell as cell_px
 
@@ -48,14 +50,18 @@ T_OPTIONS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]
 
 
 def predicted_time(model, x, settings: MapSettings, plan: RunPlan, device: str) -> tuple[float | None, str]:
-    """``(seconds, caption)`` for a run of ``plan``; measures the rate with a 4-sample pilot the
-    first time these settings run on this device."""
+    """``(seconds, caption)`` for a run of ``plan``: its samples at the rate measured here (a
+    4-sample pilot the first time these settings run on this device) and the certificates of
+    its checkpoints (:func:`ui.predict.predict_anytime_certificates`)."""
     if RATES.rate(sample_key(model, x[None], settings)) is None:
         calibrate(model, x, settings)
-    secs = predict_seconds(model, x, settings, plan.total)
     totals = plan.totals()
-    first = (f" · first cells at T = {totals[0]:,} in {format_seconds(predict_seconds(model, x, settings, totals[0]))}"
-             if len(totals) > 1 else "")
+
+    def upto(j: int) -> float:           # sampling and certifying up to checkpoint j (1-based)
+        return (predict_seconds(model, x, settings, totals[j - 1])
+                + predict.predict_anytime_certificates(x, settings, "selection" if plan.selection else "bonferroni", j))
+    secs = upto(len(totals))
+    first = f" · first cells at T = {totals[0]:,} in {format_seconds(upto(1))}" if len(totals) > 1 else ""
     return secs, (f"predicted {format_seconds(secs)} on {device}{first} · checkpoints at T = "
                   + ", ".join(f"{t:,}" for t in totals))
 

@@ -85,7 +85,9 @@ def run_live(ctx, key, settings, cert, plan, place=None) -> None:
                 runs[key] = sampled
                 if sampled.flat:
                     break
-                _live_panel(ctx, holder, sampled, caching.anytime_view(key, sampled, cert))
+                view = caching.anytime_view(key, sampled, cert)
+                predict.record_anytime_certificates(ctx.x, settings, cert.scheme, len(sampled.checkpoints), view.elapsed)
+                _live_panel(ctx, holder, sampled, view)
     except Cancelled:
         st.info("This computation was cancelled.", icon=":material/cancel:")
     except ValueError as e:

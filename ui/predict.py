@@ -8,12 +8,13 @@ import threading
 
 import numpy as np
 
+from rrs.compute import device as D
 from rrs.compute.policy import sample_rate
 from rrs.timing import format_seconds, sample_key
 
 from .budgets import plan_eot, plan_samples
 
-__all__ = ['predict_map', 'record_map', 'attack_map_samples', 'attack_work', 'predict_attack', 'record_robustness', 'predict_robustness', 'record_attack', 'predict_certificate', 'record_certificate', 'clear_measured', 'remaining_text', 'predicted_text', 'ATTACK_STEP_FIXED', 'ATTACK_SECOND_ORDER']
+__all__ = ['predict_map', 'record_map', 'attack_map_samples', 'attack_work', 'predict_attack', 'record_robustness', 'predict_robustness', 'record_attack', 'predict_certificate', 'record_certificate', 'predict_anytime_certificates', 'record_anytime_certificates', 'clear_measured', 'remaining_text', 'predicted_text', 'ATTACK_STEP_FIXED', 'ATTACK_SECOND_ORDER']
 
 # Per model, input size, attribution, precision and device (rrs.timing.sample_key), two kinds
 # of measured work: batched noisy gradient samples (every map records its rate in
@@ -29,6 +30,11 @@ __all__ = ['predict_map', 'record_map', 'attack_map_samples', 'attack_work', 'pr
 #: (18 and 3.3 samples); the fit to its first attacks corrects that.
 ATTACK_STEP_FIXED = 1.0
 ATTACK_SECOND_ORDER = 4.4
+#: Before any Certify run here: seconds to certify one checkpoint, per cell of the map.
+#: Measured on this 2-core CPU (EfficientNet-Lite0 at 224 px, 32-px cells = 49 cells, the
+#: selection scheme): the first checkpoint's view 0.65–0.9 s, the fifth's 4.3 s (it replays
+#: five); 11 s of a T = 1024 run's 81 s, 2.7 s of a T = 128 run's 11.5 s.
+CERTIFY_CELL_SECONDS = 0.015
 _STEPS: dict = {}
 _STEPS_LOCK = threading.Lock()
 
@@ -37,10 +43,21 @@ def _map_key(model, x, settings) -> tuple:
     return ("map", settings.smoothed) + sample_key(model, x, settings)
 
 
+def _as_run(model, x, settings):
+    """``settings`` at the precision its job will run in (:func:`rrs.compute.device.resolve`,
+    as :func:`ui.jobs.run` resolves it), so that a prediction's measured rate and the finished
+    jobs it is fitted to are of one precision. The first call per model and device measures
+    bf16 against fp32 (a few seconds, once), which then is not a surprise inside the first
+    job: Explain's first map was predicted at 2 s from the fp32 rate and took 10 s, the
+    check included."""
+    return D.resolve(model, x, settings)
+
+
 def predict_map(model, x, settings) -> float:
     """Seconds to compute the map ``settings`` describes: a fixed part per map and a part per
     noisy sample, fitted to the maps finished on this device (:func:`record_map`), or from
     the measured sample rate before any."""
+    settings = _as_run(model, x, settings)
     units = plan_samples(settings.samples, model)[0] if settings.smoothed else 1
     per_sample = 1.0 / sample_rate(model, x, settings)
     fixed, per = _fit(_map_key(model, x, settings), 0.0, per_sample)
@@ -49,6 +66,7 @@ def predict_map(model, x, settings) -> float:
 
 def record_map(model, x, settings, seconds: float) -> None:
     """Record a finished (not cached) map for the next predictions of maps of this kind."""
+    settings = _as_run(model, x, settings)
     units = plan_samples(settings.samples, model)[0] if settings.smoothed else 1
     _observe(_map_key(model, x, settings), 1, units, seconds)
 
@@ -78,7 +96,9 @@ def attack_work(model, x, settings, attack) -> tuple[int, int]:
     return steps, steps * plan_eot(attack.eot, x, model)[0]
 
 
-def _capped(model, settings):
+def _capped(model, x, settings):
+    """``settings`` as the attack runs them: T capped, at the precision of the run."""
+    settings = _as_run(model, x, settings)
     return settings.replace(samples=plan_samples(settings.samples, model)[0]) if settings.smoothed else settings
 
 
@@ -113,13 +133,13 @@ def _fit(key, a0: float, b0: float) -> tuple[float, float]:
 def predict_attack(model, x, settings, attack) -> float:
     """Seconds for one attacked method: its maps at the measured sample rate, its steps at the
     step costs fitted to the attacks finished on this device (a prior before any)."""
-    return _attack_maps(model, x, _capped(model, settings)) + _attack_steps(model, x, settings, attack)
+    return _attack_maps(model, x, _capped(model, x, settings)) + _attack_steps(model, x, settings, attack)
 
 
 def _attack_steps(model, x, settings, attack) -> float:
     """Seconds of an attack's steps (its maps left out): the fitted step costs times
     :func:`attack_work`."""
-    settings = _capped(model, settings)
+    settings = _capped(model, x, settings)
     sample_seconds = 1.0 / sample_rate(model, x, settings)
     a0, b0 = ATTACK_STEP_FIXED * sample_seconds, ATTACK_SECOND_ORDER * sample_seconds
     a, b = _fit(_attack_key(model, x, settings), a0, b0) if settings.smoothed else \
@@ -178,7 +198,7 @@ def predict_robustness(model, x, methods, rs, budgets: int = 1, prior: bool = Fa
 def record_attack(model, x, settings, attack, seconds: float) -> None:
     """Record a finished (not cached) attack: its steps' time (its time less its maps' at the
     measured sample rate, at least a fifth of it) for the next predictions of this kind."""
-    settings = _capped(model, settings)
+    settings = _capped(model, x, settings)
     maps = _attack_maps(model, x, settings)
     units_a, units_b = attack_work(model, x, settings, attack)
     _observe(_attack_key(model, x, settings), units_a, units_b,
@@ -201,6 +221,33 @@ def predict_certificate(model, x, map_settings) -> float:
 def record_certificate(model, x, map_settings, seconds: float) -> None:
     """Record a finished certificate's time (:attr:`ui.compute.CertifyResult.elapsed`)."""
     _observe(_certificate_key(model, x, map_settings), 1, 1, seconds)
+
+
+def _cells(x, settings) -> int:
+    h, w = x.shape[-2:]
+    cell = max(1, int(settings.effective_cell))
+    return -(-int(h) // cell) * -(-int(w) // cell)
+
+
+def _anytime_key(scheme: str) -> tuple:
+    return ("anytime certificates", scheme)
+
+
+def predict_anytime_certificates(x, settings, scheme: str, checkpoints: int) -> float:
+    """Seconds the Certify page spends certifying a run of ``checkpoints`` checkpoints (besides
+    drawing its samples): checkpoint ``j``'s view re-certifies the ``j`` checkpoints reached
+    (its best-so-far replays them), each in time proportional to the map's cells; fitted to
+    the views certified here (:func:`record_anytime_certificates`), or
+    :data:`CERTIFY_CELL_SECONDS` before any. NumPy work on the CPU, the same with any model."""
+    _, per = _fit(_anytime_key(scheme), 0.0, CERTIFY_CELL_SECONDS)
+    n = int(checkpoints)
+    return per * _cells(x, settings) * n * (n + 1) / 2
+
+
+def record_anytime_certificates(x, settings, scheme: str, checkpoint: int, seconds: float) -> None:
+    """Record the certificate view of checkpoint ``checkpoint`` (1-based;
+    :attr:`rrs.workflows.certify.AnytimeView.elapsed`)."""
+    _observe(_anytime_key(scheme), 0, _cells(x, settings) * int(checkpoint), seconds)
 
 
 def clear_measured() -> None:
