@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 
+from rrs.attributions import cell_grid
 from rrs.compute import device as D
 from rrs.compute.policy import sample_rate
 from rrs.timing import format_seconds, sample_key
@@ -35,6 +36,11 @@ ATTACK_SECOND_ORDER = 4.4
 #: selection scheme): the first checkpoint's view 0.65–0.9 s, the fifth's 4.3 s (it replays
 #: five); 11 s of a T = 1024 run's 81 s, 2.7 s of a T = 128 run's 11.5 s.
 CERTIFY_CELL_SECONDS = 0.015
+# Every prediction and record first resolves ``settings`` to the precision its job runs in
+# (rrs.compute.device.resolve, as ui.jobs.run does), so a predicted rate and the finished jobs
+# it is fitted to are of one precision; the first call per model measures bf16 against fp32
+# once (Explain's first map was predicted at 2 s from the fp32 rate and took 10 s, the check
+# included).
 _STEPS: dict = {}
 _STEPS_LOCK = threading.Lock()
 
@@ -43,21 +49,11 @@ def _map_key(model, x, settings) -> tuple:
     return ("map", settings.smoothed) + sample_key(model, x, settings)
 
 
-def _as_run(model, x, settings):
-    """``settings`` at the precision its job will run in (:func:`rrs.compute.device.resolve`,
-    as :func:`ui.jobs.run` resolves it), so that a prediction's measured rate and the finished
-    jobs it is fitted to are of one precision. The first call per model and device measures
-    bf16 against fp32 (a few seconds, once), which then is not a surprise inside the first
-    job: Explain's first map was predicted at 2 s from the fp32 rate and took 10 s, the
-    check included."""
-    return D.resolve(model, x, settings)
-
-
 def predict_map(model, x, settings) -> float:
     """Seconds to compute the map ``settings`` describes: a fixed part per map and a part per
     noisy sample, fitted to the maps finished on this device (:func:`record_map`), or from
     the measured sample rate before any."""
-    settings = _as_run(model, x, settings)
+    settings = D.resolve(model, x, settings)
     units = plan_samples(settings.samples, model)[0] if settings.smoothed else 1
     per_sample = 1.0 / sample_rate(model, x, settings)
     fixed, per = _fit(_map_key(model, x, settings), 0.0, per_sample)
@@ -66,7 +62,7 @@ def predict_map(model, x, settings) -> float:
 
 def record_map(model, x, settings, seconds: float) -> None:
     """Record a finished (not cached) map for the next predictions of maps of this kind."""
-    settings = _as_run(model, x, settings)
+    settings = D.resolve(model, x, settings)
     units = plan_samples(settings.samples, model)[0] if settings.smoothed else 1
     _observe(_map_key(model, x, settings), 1, units, seconds)
 
@@ -98,7 +94,7 @@ def attack_work(model, x, settings, attack) -> tuple[int, int]:
 
 def _capped(model, x, settings):
     """``settings`` as the attack runs them: T capped, at the precision of the run."""
-    settings = _as_run(model, x, settings)
+    settings = D.resolve(model, x, settings)
     return settings.replace(samples=plan_samples(settings.samples, model)[0]) if settings.smoothed else settings
 
 
@@ -224,9 +220,8 @@ def record_certificate(model, x, map_settings, seconds: float) -> None:
 
 
 def _cells(x, settings) -> int:
-    h, w = x.shape[-2:]
-    cell = max(1, int(settings.effective_cell))
-    return -(-int(h) // cell) * -(-int(w) // cell)
+    rows, cols = cell_grid(int(x.shape[-2]), int(x.shape[-1]), max(1, int(settings.effective_cell)))
+    return rows * cols
 
 
 def _anytime_key(scheme: str) -> tuple:
