@@ -78,7 +78,7 @@ RECORDER = """(() => {
       seen[l] = now;
       if (window.__rrs.log.length < 50000) window.__rrs.log.push([now, l]);
     }
-  }, 60);
+  }, __EVERY__);
 })();"""
 
 #: A predicted time as the pages write it (rrs.timing.format_seconds).
@@ -251,6 +251,7 @@ class Runner:
     def timed(self, name: str, timeout: float, fn) -> None:
         """Run action ``fn(deadline)`` (it returns its :class:`Timing` rows), report each row."""
         budget = timeout * self.timeout_scale
+        start = time.time()
         print(f"[{self.preset}] {name}: running (timeout {budget:.0f} s, load {loadavg()}) …", flush=True)
         self.load.start()
         try:
@@ -274,6 +275,10 @@ class Runner:
                   f"actual {actual}, predicted/actual {ratio}; other work {other:.2f} cores"
                   + (f"; {t.note}" if t.note else ""), flush=True)
         self.shot(name)
+        if self.shots is not None:                 # every line the action showed, seconds from its start
+            log = sorted((at, line) for line, at in self.appeared(start).items())
+            (self.shots / f"{self.preset}_{name}.lines.txt").write_text(
+                "".join(f"{at - start:8.2f}  {line[:300]}\n" for at, line in log))
         self.results += rows
 
     def click_and_wait(self, t: Timing, deadline: float, click, done: str, predicted: str,
@@ -396,7 +401,7 @@ TIMEOUTS = {"explain": 300, "certify": 2400, "break": 2400, "attack": 1800, "lea
 
 def run_preset(browser, preset: str, model: str | None, only: list[str], args, sessions: set[int], url: str) -> list:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
-    context.add_init_script(RECORDER)
+    context.add_init_script(RECORDER.replace("__EVERY__", str(int(args.poll))))
     page = context.new_page()
     page.set_default_timeout(int(600_000 * args.timeout_scale))
     try:
@@ -440,11 +445,15 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="model key (default: the app's default, EfficientNet-Lite0)")
     ap.add_argument("--preset", default="both", choices=["default", "class", "both"])
     ap.add_argument("--only", default=",".join(ACTIONS), help="comma-separated subset of " + ",".join(ACTIONS))
+    ap.add_argument("--poll", type=float, default=60,
+                    help="ms between two reads of the page's text (each read lays the page out, on the "
+                         "cores the app computes on; default 60)")
     ap.add_argument("--json", type=Path, default=None, help="write the numbers here")
     ap.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every action's timeout")
     ap.add_argument("--quiet", type=float, default=0.25,
                     help="other work (cores) above which an action is flagged LOADED (default 0.25)")
-    ap.add_argument("--shots", type=Path, default=None, help="save a screenshot after every action here")
+    ap.add_argument("--shots", type=Path, default=None,
+                    help="save a screenshot and the lines shown (seconds from the action's start) after every action here")
     args = ap.parse_args(argv)
     only = [a.strip() for a in args.only.split(",") if a.strip()]
     bad = [a for a in only if a not in ACTIONS]

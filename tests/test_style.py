@@ -33,3 +33,25 @@ def test_presenter_charts_have_no_text_below_16_px():
         assert min(fonts(big)) >= style.PRESENTER_FONT_PX
         assert big.layout.title.font.size >= style.PRESENTER_FONT_PX + 4
         assert min(fonts(fig)) < style.PRESENTER_FONT_PX          # the original is not changed
+
+
+def test_map_figures_carry_the_exact_picture_as_a_png():
+    """The photo under every map is a lossless PNG (``source``: the browser draws it at once;
+    an array ``z`` is painted pixel by pixel), aligned with the cells: pixel (0, 0) at 0."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    picture = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
+    figs = [P.map_figure(picture, rng.random((4, 4)), 8), P.region_figure(picture, rng.integers(0, 4, (4, 4)), 8),
+            P.radius_figure(picture, rng.random((4, 4)), 8)]
+    for fig in figs:
+        image = next(t for t in fig.data if t.type == "image")
+        assert image.z is None and image.source.startswith("data:image/png;base64,")
+        decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(image.source.split(",", 1)[1]))).convert("RGB"))
+        np.testing.assert_array_equal(decoded, picture)
+        assert (image.x0 or 0) == 0 and (image.dx or 1) == 1 and (image.y0 or 0) == 0 and (image.dy or 1) == 1
+        heat = next(t for t in fig.data if t.type == "heatmap")
+        assert heat.x0 == (8 - 1) / 2 and heat.dx == 8          # cell centres in the picture's pixel units

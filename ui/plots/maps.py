@@ -4,9 +4,13 @@ perturbation as a difference image. Maps are ``(rows, cols)`` arrays over cells 
 ``cell × cell`` pixels of the working image."""
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from PIL import Image
 
 from .style import _FONT, CERTIFIED, COLORSCALE, LOST, OVERLAY_SCALE, TOPK, display_scale, mask_outline, to_uint8
 
@@ -30,6 +34,16 @@ def _image_layout(fig: go.Figure, height: int, title: str | None, legend: bool =
                       showlegend=legend, dragmode="pan",
                       legend=dict(orientation="h", yanchor="top", y=-0.01, x=0.0))
     return fig
+
+
+def _picture(img: np.ndarray) -> go.Image:
+    """The photo under a map as a PNG (``source``), not as an array of pixel values (``z``):
+    the browser decodes a PNG at once, while plotly.js paints a ``z`` image pixel by pixel
+    and its JSON is about 10× larger."""
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG", compress_level=1)
+    return go.Image(source="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"),
+                    hoverinfo="skip")
 
 
 def _add_outline(fig: go.Figure, mask, cell: int, color: str, name: str, width: float = 2.0) -> None:
@@ -69,7 +83,7 @@ def map_figure(image, cell_map, cell: int, opacity: float = 0.6, zmax: float | N
     rows, cols = m.shape
     zmax = display_scale(m) if zmax is None else float(zmax)
     fig = go.Figure()
-    fig.add_trace(go.Image(z=img, hoverinfo="skip"))
+    fig.add_trace(_picture(img))
     fig.add_trace(go.Heatmap(
         z=np.clip(m / zmax, 0, 1), zmin=0, zmax=1, colorscale=OVERLAY_SCALE, opacity=float(opacity),
         customdata=np.dstack([_cell_customdata(rows, cols), m[..., None]]),
@@ -107,7 +121,7 @@ def region_figure(image, categories, cell: int, opacity: float = 0.55, title: st
         lo, hi = (v - 1) / 3, v / 3
         scale += [[lo, colors[v]], [hi, colors[v]]]
     fig = go.Figure()
-    fig.add_trace(go.Image(z=img, hoverinfo="skip"))
+    fig.add_trace(_picture(img))
     fig.add_trace(go.Heatmap(
         z=z, zmin=0.5, zmax=3.5, colorscale=scale, showscale=False, opacity=float(opacity),
         customdata=_cell_customdata(rows, cols),
@@ -133,7 +147,7 @@ def radius_figure(image, radii, cell: int, opacity: float = 0.75, zmax: float | 
     top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     zmax = top if zmax is None else float(zmax)
     fig = go.Figure()
-    fig.add_trace(go.Image(z=img, hoverinfo="skip"))
+    fig.add_trace(_picture(img))
     fig.add_trace(go.Heatmap(
         z=r, zmin=0, zmax=zmax if zmax > 0 else 1.0, colorscale=COLORSCALE, opacity=float(opacity),
         customdata=_cell_customdata(rows, cols),
