@@ -6,7 +6,7 @@ from rrs.compute import device as D
 from rrs.methods import RAW_METHODS
 from rrs.settings import L2, MapSettings
 from rrs.workflows.certify import plan_run
-from ui import budgets, caching, sidebar, state
+from ui import budgets, caching, runs, sidebar, state
 from ui import certify as CU
 from ui import certify_view as V
 from ui import widgets as W
@@ -61,7 +61,7 @@ settings = W.settings_or_stop(lambda: MapSettings(
     scoring_param=scoring_param, seed=seed, precision=precision))
 run_key = (ctx.model_key, ctx.image_digest, ctx.size, settings, scheme)
 plan = plan_run(int(samples), scheme)
-with st.spinner("Measuring this device's speed, to predict the run's time…"):     # a pilot, the first time
+with runs.measuring("the run's time"):
     predicted, caption = CU.predicted_time(ctx.model, ctx.x, settings, plan, ctx.device)
 c6.caption(caption)
 

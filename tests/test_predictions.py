@@ -231,3 +231,28 @@ def _profiles_and_contrast(gradients: dict) -> dict:
             gradients[name].append(predicted_gradients(methods, profile.settings) / _counted(profile))
 
     return _outside(_time_ratios(actions, range(3), count))
+
+
+def test_a_finished_job_informs_the_next_prediction_at_the_precision_it_ran_in(fresh_rates, monkeypatch):
+    """A page predicts from the settings it shows (precision "fp32", the default) and records a
+    finished job under the settings it ran in (bf16 where this device uses it,
+    :func:`rrs.compute.device.resolve`). Both resolve first, so the record is read: before, a
+    CPU with bf16 predicted every map from the fp32 pilot and never from a finished map."""
+    from rrs.compute import device as D
+
+    monkeypatch.setenv("RRS_PRECISION", "bf16")            # what resolve picks on a CPU with bf16
+    model = tiny_model()
+    x = to_tensor(load_sample("coffee"), 32)
+    shown = MapSettings(method="rrs", samples=64, cell=8)
+    ran = D.resolve(model, x, shown)
+    assert (shown.precision, ran.precision) == ("fp32", "bf16")
+
+    before = predict.predict_map(model, x, shown)
+    predict.record_map(model, x, ran, 50 * before)          # a map that took 50× its prediction
+    assert predict.predict_map(model, x, shown) == pytest.approx(50 * before, rel=0.01)
+
+    before = predict.predict_attack(model, x, shown, ATTACK)
+    one, two = (predict.predict_attack(model, x, shown, ATTACK.replace(steps=n)) for n in (1, 2))
+    maps = 2 * one - two                                    # a smoothed attack's steps: a cost per step
+    predict.record_attack(model, x, ran, ATTACK, maps + 20 * (before - maps))   # steps 20× slower
+    assert predict.predict_attack(model, x, shown, ATTACK) == pytest.approx(maps + 20 * (before - maps), rel=0.01)

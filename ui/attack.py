@@ -41,7 +41,8 @@ def break_scale(ctx, methods: list, map_settings: MapSettings, attack: AttackSet
     store = st.session_state.setdefault("attack.profile", {})
     key = (ctx.model_key, ctx.image_digest, ctx.size, ms, rs)
     if key not in store:
-        secs = times.predict_robustness(ctx.model, ctx.x, ms, rs, budgets=len(rs.grid) + rs.bisection)
+        with runs.measuring():
+            secs = times.predict_robustness(ctx.model, ctx.x, ms, rs, budgets=len(rs.grid) + rs.bisection)
         if not st.button(f"Show where this budget falls: each method's break radius ({format_seconds(secs)})",
                          key="attack_radii", icon=":material/straighten:",
                          help="Attacks each method at a sweep of budgets (each starting from the previous one's "
@@ -64,7 +65,8 @@ def break_scale(ctx, methods: list, map_settings: MapSettings, attack: AttackSet
 
 def predict(ctx, methods: list, map_settings: MapSettings, attack: AttackSettings) -> dict:
     """Predicted seconds per method (:func:`ui.predict.predict_attack`)."""
-    return {m: times.predict_attack(ctx.model, ctx.x, map_settings.replace(method=m), attack) for m in methods}
+    with runs.measuring():
+        return {m: times.predict_attack(ctx.model, ctx.x, map_settings.replace(method=m), attack) for m in methods}
 
 
 def run_methods(ctx, methods: list, map_settings: MapSettings, attack: AttackSettings, predicted: dict,

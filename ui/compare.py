@@ -46,10 +46,11 @@ class Request:
 
 def predict(ctx, req: Request) -> float:
     """Predicted seconds: every attack and every certified RRS map (:mod:`ui.predict`)."""
-    return (sum(times.predict_attack(ctx.model, ctx.x, req.map.replace(method=m, samples=int(t)), req.attack)
-                for m, t in req.attacked())
-            + sum(times.predict_map(ctx.model, ctx.x, req.map.replace(samples=int(t)))
-                  + times.predict_certificate(ctx.model, ctx.x, req.map) for t in req.ts))
+    with runs.measuring():
+        return (sum(times.predict_attack(ctx.model, ctx.x, req.map.replace(method=m, samples=int(t)), req.attack)
+                    for m, t in req.attacked())
+                + sum(times.predict_map(ctx.model, ctx.x, req.map.replace(samples=int(t)))
+                      + times.predict_certificate(ctx.model, ctx.x, req.map) for t in req.ts))
 
 
 def run(ctx, req: Request, predicted: float):

@@ -24,7 +24,7 @@ ALL = ["smoothgrad", "sparsified", "rrs"]
 def compute(ctx, settings: MapSettings):
     """The map of ``settings`` (progress, predicted time, Stop on a widget change); the
     :class:`ui.runs.Outcome`, or the page stops when it failed."""
-    with st.spinner("Measuring this device's speed, to predict the map's time…"):   # first visit: a pilot run
+    with runs.measuring("the map's time"):
         predicted = predict.predict_map(ctx.model, ctx.x, settings)
     out = runs.run(f"Computing the {METHODS[settings.method].label} map", caching.map_result, ctx, settings,
                    predicted=predicted)

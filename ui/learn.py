@@ -57,6 +57,9 @@ class Lesson:
         self._finding = None
         self.steps = [self.step1, self.step2, self.step3, self.step4, self.step5, self.step6,
                       self.step7]
+        with runs.measuring():      # what every step's prediction reads, under a spinner on a first visit
+            for settings in (self.MAP, self.SMOOTH):
+                predict.predict_map(ctx.model, ctx.x, settings)
 
     def _done(self, i: int) -> bool:
         return bool(st.session_state.get(f"learn.done{i}"))

@@ -15,7 +15,7 @@ import streamlit as st
 from . import widgets as W
 from .predict import predicted_text, remaining_text
 
-__all__ = ["Outcome", "run", "stoppable", "stopped", "provenance", "provenance_seconds", "stop_key"]
+__all__ = ["Outcome", "run", "measuring", "stoppable", "stopped", "provenance", "provenance_seconds", "stop_key"]
 
 
 class Outcome:
@@ -47,6 +47,13 @@ def stopped(page_key: str) -> bool:
                 "again.", icon=":material/stop_circle:")
         return True
     return False
+
+
+def measuring(what: str = "the times"):
+    """The spinner over a page's predictions: on a first visit they measure this device's
+    speed (a pilot run per kind of map and, for smoothed maps, bf16 against fp32 once: seconds
+    on a CPU); shown only when the block takes longer than half a second."""
+    return st.spinner(f"Measuring this device's speed, to predict {what}…")
 
 
 @contextlib.contextmanager
