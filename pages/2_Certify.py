@@ -19,7 +19,7 @@ ctx = sidebar.page("Certify", "A **certificate** is a mathematical guarantee: fo
                    "T-sample map as exact (an estimate, not a guarantee). Certificates update while the "
                    "samples arrive; stopping keeps the last one, still valid.")
 CAP = budgets.MAX_SAMPLES[budgets.device_kind(ctx.model)]
-live = st.container()       # a run's Stop button and live maps: under the title, in view without scrolling
+live = st.container()       # a run's Stop button and live maps, then its verdict: under the title, in view
 
 # ------------------------------------------------------------------------------ controls
 c1, c2, c3, c4 = st.columns([1.4, 1.4, 1.2, 0.8])
@@ -92,7 +92,7 @@ beta = float(state.widget(v4.select_slider, "β (share that must stay)", "certif
 radius = V.radius_slider(v2, view, kind, beta, run_key)
 
 # ------------------------------------------------------------------- verdict and numbers
-verdict = V.verdict_box(view, beta)
+verdict = V.verdict_box(view, beta, live)
 if view_key == run_key:
     V.suggestion_buttons(ctx, view, beta, settings, run_key, CAP)
 V.numbers(view, beta, radius, kind)

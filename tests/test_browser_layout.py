@@ -79,6 +79,14 @@ FOLD = """() => {
 }"""
 
 
+#: Certify after a run, scrolled to the top: the bottom of the verdict ("Whole top-k set: …").
+VERDICT = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  main.scrollTop = 0;
+  const box = [...main.querySelectorAll('[data-testid="stAlert"]')].find(b => /Whole top-k set/.test(b.innerText));
+  return {verdict: box ? Math.round(box.getBoundingClientRect().bottom) : null, fold: window.innerHeight};
+}"""
+
 #: Certify mid-run, scrolled to the top: the bottom of the Stop button and of each live map.
 LIVE = """() => {
   const main = document.querySelector('[data-testid="stMain"]');
@@ -349,6 +357,11 @@ def test_a_reload_mid_run_and_after_a_run_keeps_the_image_the_settings_and_the_r
         # and the page still works: a rerun after the reload completes
         button(page, "Certify").click()
         page.get_by_text(re.compile(r"Complete: T = ")).first.wait_for()
+        idle(page)
         assert "Connection error" not in page.inner_text("body")
+        # once complete, its verdict is in view without scrolling, where the live run was
+        done = page.evaluate(VERDICT)
+        assert done["verdict"] and done["verdict"] <= done["fold"], done
+        page.screenshot(path=str(SHOTS / "certify_complete_1440x900.png"))
     finally:
         context.close()

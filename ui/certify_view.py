@@ -154,9 +154,12 @@ def radius_slider(col, view, kind: str, beta: float, run_key) -> float:
     return radius
 
 
-def verdict_box(view, beta: float):
+def verdict_box(view, beta: float, place=None):
+    """The verdict in words (:func:`rrs.workflows.advice.verdict`), in ``place`` (the page puts it
+    under its title, where the live run was: in view at 1440×900 once a run completes)."""
     verdict = WA.verdict(view, float(beta))
-    box = {"ok": st.success, "tiny": st.warning, "vacuous": st.warning}[verdict.level]
+    place = st if place is None else place
+    box = {"ok": place.success, "tiny": place.warning, "vacuous": place.warning}[verdict.level]
     box(f"{verdict.whole}  \n{verdict.cells}", icon={"ok": ":material/verified:", "tiny": ":material/info:",
                                                      "vacuous": ":material/block:"}[verdict.level])
     return verdict
