@@ -318,6 +318,10 @@ class Runner:
         self.click_and_wait(t, deadline, lambda: nav_link(self.page, "Explain").click(),
                             done=r"(computed now in|from cache \(computed earlier).* · seed ",
                             predicted=r"Computing the .* map \(predicted")
+        job = next((float(m.group(1)) for line in self.lines() if (m := re.search(r"computed now in ([\d.]+) s", line))),
+                   None)
+        if job and t.predicted_s:      # a short job: how much of the wait was the job, how much drawing
+            t.note = f"the job itself {job:.2f} s (predicted/job {t.predicted_s / job:.2f}), the rest drawing"
         idle(self.page)
         return [t]
 

@@ -52,12 +52,22 @@ def _map_key(model, x, settings) -> tuple:
 def predict_map(model, x, settings) -> float:
     """Seconds to compute the map ``settings`` describes: a fixed part per map and a part per
     noisy sample, fitted to the maps finished on this device (:func:`record_map`), or from
-    the measured sample rate before any."""
+    the measured rates before any (a smoothed map's fixed part: the raw map it is shown
+    beside, one gradient of the image, :func:`ui.compute.compute_map`)."""
     settings = D.resolve(model, x, settings)
     units = plan_samples(settings.samples, model)[0] if settings.smoothed else 1
     per_sample = 1.0 / sample_rate(model, x, settings)
-    fixed, per = _fit(_map_key(model, x, settings), 0.0, per_sample)
+    raw = 1.0 / sample_rate(model, x, _raw(settings)) if settings.smoothed else 0.0
+    fixed, per = _fit(_map_key(model, x, settings), raw, per_sample)
     return fixed + units * per
+
+
+def _raw(settings):
+    """The raw map a smoothed map of ``settings`` smooths (one gradient, at full precision)."""
+    from rrs.settings import MapSettings
+
+    return MapSettings(method=settings.attribution, cell=settings.cell, k=settings.k, ig_steps=settings.ig_steps,
+                       seed=settings.seed)
 
 
 def record_map(model, x, settings, seconds: float) -> None:
