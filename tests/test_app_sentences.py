@@ -167,3 +167,22 @@ def test_certify_says_which_cells_the_plugin_and_guaranteed_panels_outline_diffe
     at = run(certify_page(sb_sample="coffee"), samples=64, cell=8)
     differ = _outlined(figures(at)["certify_region_plug"]) != _outlined(figures(at)["certify_region_fin"])
     assert any("panels outline different cells" in m for m in markdowns(at)) == differ
+
+
+def test_an_attacked_smoothed_map_with_nothing_pushed_out_never_claims_all_cells_kept_beside_an_overlap_below_1():
+    """Certify's "Try to break it" said "kept all 5 of its top cells" beside "Top-k overlap 0.90"
+    (k = 5): a smoothed map's cell counts as pushed out only when the clean map under the same
+    noise keeps it, so ties and noise lower the overlap with nothing pushed out."""
+    from types import SimpleNamespace
+
+    from ui.story import kept_words
+
+    def panel(smoothed, lost, overlap, floor=0.9, k=5):
+        return SimpleNamespace(settings=SimpleNamespace(smoothed=smoothed), k=k, lost=lost, fallen=tuple(range(lost)),
+                               overlap=overlap, floor=floor)
+    said = kept_words(panel(True, 0, 0.9))
+    assert "kept all" not in said and "none of its 5 top cells" in said and "0.90" in said
+    assert kept_words(panel(True, 0, 1.0)) == "kept all 5 of its top cells"
+    assert kept_words(panel(False, 0, 1.0), "patches") == "kept all 5 of its top patches"
+    assert kept_words(panel(True, 2, 0.6)) == "lost 2 of its 5 top cells"
+    assert kept_words(panel(False, 5, 0.0)) == "lost all 5 of its top cells"

@@ -176,6 +176,21 @@ def attack(ctx, settings: MapSettings, attack: AttackSettings, progress=None) ->
                    _progress=progress)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _contrast_at(model_key: str, digest: str, size: int, settings: MapSettings, radius: float, claimed: tuple,
+                 norm: str, _map_result, _model, _x, _progress=None):
+    COMPUTED["contrast"] += 1
+    return jobs.contrast_at(_model, _x, _map_result, radius, claimed, norm, progress=_progress)
+
+
+def contrast_at(ctx, map_result: C.MapResult, radius: float, claimed: tuple, norm, progress=None):
+    """:func:`ui.compute.contrast_at` (the Learn page's two maps attacked at its certificate's
+    radius), cached by the map's settings, the radius and the claimed cells: every session of
+    a class gets it at once after the first."""
+    return _contrast_at(ctx.model_key, ctx.image_digest, ctx.size, map_result.settings, float(radius),
+                        tuple(int(c) for c in claimed), str(norm), map_result, ctx.model, ctx.x, _progress=progress)
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def _compare(model_key: str, digest: str, size: int, methods: tuple, ts: tuple, settings: MapSettings,
              attack: AttackSettings, certify: CertifySettings, _model, _x, _progress=None):

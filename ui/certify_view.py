@@ -348,8 +348,7 @@ def _contrast_panels(ctx, view, res, opacity: float) -> None:
         z = P.display_scale(np.asarray(p.clean_map), np.asarray(p.attacked_map))
         top, fell = _mask(p.top_cells, grid), _mask(p.fallen, grid)
         short = "raw" if key == "raw" else "RRS"
-        lost = (f"lost all {p.k} of its top cells" if p.lost >= p.k else
-                f"lost {p.lost} of its {p.k} top cells" if p.lost else f"kept all {p.k} of its top cells")
+        lost = story.kept_words(p)
         with col:
             st.markdown(f"**{name}**: {lost}" + ("" if p.label_kept else " (the label changed)"))
             W.figure(P.map_figure(ctx.picture, np.asarray(p.clean_map).reshape(grid), cell_px, opacity, zmax=z,
@@ -360,7 +359,7 @@ def _contrast_panels(ctx, view, res, opacity: float) -> None:
                                   opacity, zmax=z, topk_mask=top & ~fell, lost_mask=fell,
                                   title=f"Attacked map, {short}", colorbar=False),
                      f"certify_contrast_attacked_{key}",
-                     f"Orange = top cells still in the top {p.k}; grey dotted = top cells that fell ({p.lost}). "
+                     f"Orange = top cells still in the top {p.k}; grey dotted = top cells the attack pushed out ({p.lost}). "
                      f"Top-k overlap {p.overlap:.2f} (no-attack floor {p.floor:.2f}).")
             st.image(working_image(p.attacked_image), width=300,
                      caption=f"The attacked image ({name[0].lower() + name[1:]} map): a change of "

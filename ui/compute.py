@@ -36,7 +36,7 @@ from .budgets import device_label, plan_eot, plan_samples
 
 __all__ = ["CERTIFY_BETAS", "MapResult", "CertifyResult", "MethodAttack", "compute_map",
            "map_certificates", "attack_method", "compare_vs_t", "image_digest", "working_image",
-           "noise_preview", "as_array", "predict", "pixel_cell"]
+           "noise_preview", "as_array", "predict", "pixel_cell", "contrast_at"]
 
 #: The overlap levels β the Certify page tabulates.
 CERTIFY_BETAS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)
@@ -406,3 +406,29 @@ def compare_vs_t(model, x: torch.Tensor, methods, ts, settings: MapSettings, att
                               **{g: cr.radius(g, beta) for g in ("rdp_plugin", "rdp_finite", "cdf_plugin",
                                                                  "cdf_finite")}})
     return {"attack": attack_rows, "certify": cert_rows, "elapsed": time.perf_counter() - start}
+
+
+# ------------------------------------------------------------------- the Learn page's contrast
+
+def contrast_at(model, x: torch.Tensor, map_result: MapResult, radius: float, claimed: tuple, norm,
+                base: str = "vanilla", progress=None, batch_size: int = 16):
+    """The raw ``base`` map and the certified RRS map of ``map_result`` attacked with one budget
+    just below ``radius`` (the certificate is for changes smaller than it): the radius a page
+    reported from this map's own certificate, ``claimed`` the cells it certified there. The
+    certified map's reference is ``map_result``'s map, so its top-k cells are the certificate's.
+    A :class:`rrs.workflows.advice.ContrastResult`."""
+    from rrs.workflows import advice as WA
+    from rrs.workflows.robustness import contrast
+
+    if radius <= 0:
+        raise ValueError("nothing is certified yet: run with more samples first")
+    raw, smoothed, rs = WA.attack_settings(map_result.settings, norm, base)
+    eps = radius * (1 - 1e-6)
+    if rs.norm.is_inf:
+        eps = min(eps, 1.0)
+    start = time.perf_counter()
+    reference = torch.as_tensor(np.asarray(map_result.map), dtype=torch.float32)
+    panels = contrast(model, x, (raw, smoothed), eps, rs, target=map_result.target,
+                      references={smoothed.method: reference}, batch_size=batch_size, progress=progress)
+    return WA.ContrastResult("per-cell finite-sample", float(radius), tuple(int(c) for c in claimed), rs.norm,
+                             panels[0], panels[1], time.perf_counter() - start)

@@ -23,7 +23,7 @@ from rrs.workflows import certify as WC
 from . import compute as C
 from .budgets import device_label, plan_eot
 
-__all__ = ["session_id", "job_cost", "run", "anytime", "pilots", "break_it", "contrast", "contrast_certified", "break_radii", "robustness", "certify",
+__all__ = ["session_id", "job_cost", "run", "anytime", "pilots", "break_it", "contrast", "contrast_at", "break_radii", "robustness", "certify",
            "certify_job", "compare_job"]
 
 
@@ -117,10 +117,12 @@ def contrast(model, x, view, base: str, beta: float, kind: str, progress=None):
                   label="attack")
 
 
-def contrast_certified(model, x, settings, cert, progress=None):
-    """The Learn page's contrast (:func:`rrs.workflows.advice.contrast_certified`) through the scheduler."""
-    cost = job_cost("attack", model, x, settings, AttackSettings(objective="topk", eot=WA.BREAK_EOT))
-    return _queue(model, cost, WA.contrast_certified, model, x, settings, cert, progress=progress, label="attack")
+def contrast_at(model, x, map_result, radius: float, claimed: tuple, norm, progress=None):
+    """The Learn page's contrast at its certificate's radius (:func:`ui.compute.contrast_at`)
+    through the scheduler, its memory estimated as the smoothed map's attack."""
+    cost = job_cost("attack", model, x, map_result.settings, AttackSettings(objective="topk", eot=WA.BREAK_EOT))
+    return _queue(model, cost, C.contrast_at, model, x, map_result, radius, claimed, norm, progress=progress,
+                  label="attack")
 
 
 def robustness(model, x, methods, settings, progress=None):

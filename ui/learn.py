@@ -97,8 +97,11 @@ class Lesson:
 
     def _map(self, i: int, settings):
         with runs.stoppable(f"learn{i}"):
-            out = runs.run("Computing the map", caching.map_result, self.ctx, settings,
-                           predicted=predict.predict_map(self.ctx.model, self.ctx.x, settings))
+            return self._map_now(settings)
+
+    def _map_now(self, settings):
+        out = runs.run("Computing the map", caching.map_result, self.ctx, settings,
+                       predicted=predict.predict_map(self.ctx.model, self.ctx.x, settings))
         if out.value is not None and not out.cached:
             predict.record_map(self.ctx.model, self.ctx.x, out.value.settings, out.value.elapsed)
         return out.value
@@ -263,17 +266,8 @@ class Lesson:
                                                 *_pair(WA.attack_settings(self.CERT, self.CERTIFY.norm, "vanilla")),
                                                 references=(self.CERT.method,)))
         if self.step(7, "The same change, two maps", text, words, "Attack both maps", predicted):
-            key = (self.ctx.model_key, self.ctx.image_digest, self.ctx.size, self.CERT)
-            store = st.session_state.setdefault("learn.contrast", {})
-            if key not in store:
-                with runs.stoppable("learn7"):
-                    res = W.with_progress("Certifying, then attacking both maps at the certified size",
-                                          jobs.contrast_certified, self.ctx.model, self.ctx.x, self.CERT,
-                                          self.CERTIFY)
-                if res is not None:
-                    store[key] = res
-            if key in store:
-                res = store[key]
+            res = self._contrast()
+            if res is not None:
                 self.say(story.contrast_story(res, 3 * self.ctx.size * self.ctx.size))   # first: above the fold
                 cols = st.columns(2, gap="medium")
                 for col, p, name in zip(cols, (res.raw, res.smoothed), ("plain gradient", "RRS (certified)")):
@@ -287,9 +281,24 @@ class Lesson:
                                               0.6, topk_mask=(top & ~fell).reshape(grid), lost_mask=fell.reshape(grid),
                                               title=f"{name}, attacked", height=self.FIG_H, colorbar=False),
                                  f"learn_fig7_{'raw' if not p.settings.smoothed else 'rrs'}",
-                                 f"lost {p.lost} of its {p.k} top patches" if p.lost else
-                                 f"kept all {p.k} of its top patches")
+                                 story.kept_words(p, "patches"))
         self.after(7, text, words)
+
+    def _contrast(self):
+        """Step 7's attack: both maps at step 6's radius, on the cells step 6 certified there
+        (its map and certificate come from the cache); None when step 6 guaranteed nothing."""
+        with runs.stoppable("learn7"):
+            r = self._map_now(self.CERT)
+            if r is None:
+                return None
+            told = story.certificate_story(caching.certificate(self.ctx, r, self.CERTIFY))
+            if not told["finite"] or told["certified"] == 0:
+                st.info("Step 6 guaranteed no patch at this image's settings, so there is no certified size of "
+                        "change to spend. The Certify page can run more noise samples.", icon=":material/info:")
+                return None
+            claimed = np.flatnonzero(np.asarray(told["categories"]).ravel() == 2)
+            return W.with_progress("Attacking both maps with step 6's size of change", caching.contrast_at,
+                                   self.ctx, r, told["radius"], tuple(claimed), self.CERTIFY.norm)
 
     def pixel_cell(self, panel) -> int:
         """Patch side in pixels of a contrast panel's map."""

@@ -18,7 +18,7 @@ from rrs.settings import Norm
 
 from . import plots as P
 
-__all__ = ["COLUMNS", "readable_rows", "stored_series_name", "STORED_METRICS", "label_badge", "attack_takeaway", "floor_caption", "plugin_caption", "budget_scale", "certificate_story", "region_difference"]
+__all__ = ["COLUMNS", "readable_rows", "stored_series_name", "STORED_METRICS", "label_badge", "attack_takeaway", "floor_caption", "plugin_caption", "budget_scale", "certificate_story", "region_difference", "kept_words"]
 
 # ------------------------------------------------------------------------ readable names
 
@@ -327,6 +327,21 @@ def break_scale(profile, epsilon: float) -> tuple:
 
 def _join(items: list) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def kept_words(p, unit: str = "cells") -> str:
+    """What an attacked panel (:class:`rrs.workflows.robustness.Panel`) kept, in words that agree
+    with its overlap. A smoothed map's top cell counts as pushed out only when the clean map
+    under the same noise keeps it (``Panel.fallen``), so its overlap can be below 1 with nothing
+    pushed out: ties and noise move it even without an attack (the floor says how much)."""
+    if p.lost >= p.k:
+        return f"lost all {p.k} of its top {unit}"
+    if p.lost:
+        return f"lost {p.lost} of its {p.k} top {unit}"
+    if p.settings.smoothed and p.overlap < 1 - 1e-9:
+        return (f"the attack pushed none of its {p.k} top {unit} out (overlap {p.overlap:.2f}: noise and ties "
+                f"alone give {p.floor:.2f} without an attack)")
+    return f"kept all {p.k} of its top {unit}"
 
 
 def contrast_story(res, dim: int) -> str:
