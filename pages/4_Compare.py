@@ -54,7 +54,8 @@ else:
             CMP.live(ctx, req, outcome)
     else:
         st.info(f"Press **Run comparison** for {req.jobs} attacks and certificates on this image — "
-                f"{predict.predicted_text(predicted)} (the fast preset in the sidebar makes it shorter).",
+                f"{predict.predicted_text(predicted)}" + ("." if ctx.fast else
+                                                          " (the fast preset in the sidebar makes it shorter)."),
                 icon=":material/info:")
 
 # ------------------------------------------------------------------------- stored results

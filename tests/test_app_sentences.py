@@ -83,13 +83,18 @@ def test_compare_plugin_caption_says_which_way_each_estimate_moves():
     fig = figures(at)["compare_plugin"]
     caption = next(c for c in captions(at) if c.startswith("The plug-in value"))
     for trace in fig["data"]:
-        ys = [float(v) if v is not None else float("inf") for v in trace["y"]]
-        xs = trace["x"]
-        if len(ys) < 2:
+        name = re.escape(trace["name"].replace(", plug-in", ""))
+        drawn = [(t, float(v)) for t, v in zip(trace["x"], trace["y"]) if v is not None and np.isfinite(float(v))]
+        unbounded = [t for t, v in zip(trace["x"], trace["y"]) if v is None or not np.isfinite(float(v))]
+        if unbounded:        # ∞ is not drawn, and the caption says so rather than "falls from ∞"
+            assert re.search(rf"the {name} estimate is unbounded \(∞, not drawn\) at", caption), caption
+        if len(drawn) < 2:
             continue
-        word = "rises" if ys[-1] > ys[0] else "falls" if ys[-1] < ys[0] else "stays at"
-        assert re.search(rf"the {re.escape(trace['name'].replace(', plug-in', ''))} estimate {word}", caption), (trace["name"], ys, caption)
-        assert f"T = {xs[0]}" in caption and f"T = {xs[-1]}" in caption
+        (x0, y0), (x1, y1) = drawn[0], drawn[-1]
+        word = "rises" if y1 > y0 else "falls" if y1 < y0 else "stays at"
+        assert re.search(rf"the {name} estimate (is unbounded [^;]*, then )?{word}", caption), (trace["name"], caption)
+        assert f"T = {x0}" in caption and f"T = {x1}" in caption
+    assert "from ∞" not in caption
     assert "falls as more samples reveal the real noise" not in caption   # not a fixed claim any more
 
 
@@ -186,3 +191,16 @@ def test_an_attacked_smoothed_map_with_nothing_pushed_out_never_claims_all_cells
     assert kept_words(panel(False, 0, 1.0), "patches") == "kept all 5 of its top patches"
     assert kept_words(panel(True, 2, 0.6)) == "lost 2 of its 5 top cells"
     assert kept_words(panel(False, 5, 0.0)) == "lost all 5 of its top cells"
+
+
+def test_compare_guarantee_caption_reads_its_series():
+    """"It starts at 0 and grows with T (try T = 64 or 128)" was a fixed sentence, also beside a
+    chart with T up to 128 and beside one that was 0 everywhere."""
+    from ui.story import guarantee_caption
+
+    zero = [{"x": [1, 2, 4, 8], "y": [0, 0, 0, 0]}, {"x": [1, 2, 4, 8], "y": [0, 0, 0, 0]}]
+    said = guarantee_caption(zero)
+    assert "0 at every T here, up to T = 8" in said and "64 or 128" in said
+    assert "64 or 128" not in guarantee_caption([{"x": [16, 64, 128], "y": [0, 0, 0]}])
+    grows = [{"x": [16, 64, 128], "y": [0, 0.01, 0.03]}, {"x": [16, 64, 128], "y": [0, 0.02, 0.025]}]
+    assert "0 below T = 64 and at most 0.03 up to T = 128" in guarantee_caption(grows)

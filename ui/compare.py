@@ -127,8 +127,7 @@ def live(ctx, req: Request, outcome) -> None:
         W.figure(P.lines_figure(finite, "noise samples T (log scale)", f"guaranteed radius ({unit})",
                                 title=f"Guarantee of RRS, β = {beta:.0%}"), "compare_certify",
                  f"The real guarantee (holds with probability ≥ {1 - req.certify.eta:.0%}): 0 means nothing is "
-                 "guaranteed yet. It needs many samples to prove the ranks are stable, so it starts at 0 and grows "
-                 "with T (try T = 64 or 128).")
+                 "guaranteed yet. " + story.guarantee_caption(finite))
     W.figure(P.lines_figure(plugin, "noise samples T (log scale)", f"estimated radius ({unit})",
                             title="Estimate only (plug-in): not a guarantee", height=300), "compare_plugin",
              story.plugin_caption(plugin))

@@ -18,7 +18,7 @@ from rrs.settings import Norm
 
 from . import plots as P
 
-__all__ = ["COLUMNS", "readable_rows", "stored_series_name", "STORED_METRICS", "label_badge", "attack_takeaway", "floor_caption", "plugin_caption", "budget_scale", "certificate_story", "region_difference", "kept_words"]
+__all__ = ["COLUMNS", "readable_rows", "stored_series_name", "STORED_METRICS", "label_badge", "attack_takeaway", "floor_caption", "plugin_caption", "budget_scale", "certificate_story", "region_difference", "kept_words", "guarantee_caption"]
 
 # ------------------------------------------------------------------------ readable names
 
@@ -186,24 +186,50 @@ def _value(v: float) -> str:
     return "∞" if math.isinf(v) else f"{v:.3g}"
 
 
+def guarantee_caption(series: list[dict]) -> str:
+    """What Compare's guarantee chart shows, from its series (``x`` = T, ``y`` = radius)."""
+    ts = sorted({t for s in series for t in s["x"]})
+    top = max((float(v) for s in series for v in s["y"] if v is not None), default=0.0)
+    if top <= 0:
+        more = ("; add T = 64 or 128 above (slower)" if ts and ts[-1] < 64 else
+                "; the Certify page runs thousands")
+        return (f"It is 0 at every T here, up to T = {ts[-1] if ts else 0}: proving that the ranks are stable "
+                f"needs many more samples{more}.")
+    first = min(t for s in series for t, v in zip(s["x"], s["y"]) if v is not None and float(v) > 0)
+    return (f"It needs many samples to prove that the ranks are stable: here it is 0 below T = {first} and at "
+            f"most {top:.3g} up to T = {ts[-1]}." if first > ts[0] else
+            f"Here it is positive from T = {first} on, at most {top:.3g} up to T = {ts[-1]}.")
+
+
 def plugin_caption(series: list[dict]) -> str:
     """The caption of Compare's plug-in chart: which way each estimate moves with T, read from
     the series drawn (``name``, ``x`` = T, ``y``)."""
     parts = []
     for s in series:
-        pts = sorted(zip(s["x"], s["y"]))
+        pts = sorted((t, float(v) if v is not None else math.inf) for t, v in zip(s["x"], s["y"]))
         if not pts:
             continue
-        xs, ys = [t for t, _ in pts], [float(v) for _, v in pts]
+        # an unbounded estimate (∞) is not drawn: the caption says so, and reads the trend from
+        # the points on the chart
+        unbounded = [t for t, v in pts if not math.isfinite(v)]
+        pts = [(t, v) for t, v in pts if math.isfinite(v)]
+        name = s["name"].replace(", plug-in", "")     # the caption says plug-in once
+        lead = f"the {name} estimate "
+        if unbounded:
+            where = "every T" if not pts else "T = " + ", ".join(str(t) for t in unbounded)
+            lead += f"is unbounded (∞, not drawn) at {where}"
+            if not pts:
+                parts.append(lead)
+                continue
+            lead += ", then "
+        xs, ys = [t for t, _ in pts], [v for _, v in pts]
         trend = _trend(ys)
-        s = {**s, "name": s["name"].replace(", plug-in", "")}     # the caption says plug-in once
         if len(pts) == 1:
-            parts.append(f"the {s['name']} estimate is {_value(ys[0])} at T = {xs[0]}")
+            parts.append(f"{lead}is {_value(ys[0])} at T = {xs[0]}")
         elif trend == "stays at":
-            parts.append(f"the {s['name']} estimate stays at {_value(ys[0])} from T = {xs[0]} to {xs[-1]}")
+            parts.append(f"{lead}stays at {_value(ys[0])} from T = {xs[0]} to {xs[-1]}")
         else:
-            parts.append(f"the {s['name']} estimate {trend} from {_value(ys[0])} at T = {xs[0]} to "
-                         f"{_value(ys[-1])} at T = {xs[-1]}")
+            parts.append(f"{lead}{trend} from {_value(ys[0])} at T = {xs[0]} to {_value(ys[-1])} at T = {xs[-1]}")
     here = ("Here " + "; ".join(parts) + ". ") if parts else ""
     return (f"The plug-in value treats the T-sample map as exact, so it is not a guarantee. {here}With very few "
             "samples the sampled ranks can look more certain than they are, so an estimate at small T can be too "
@@ -394,7 +420,7 @@ def certificate_story(cr) -> dict:
         title = f"Guaranteed at {size}: {certified} of {k} patches"
         caption = (f"Blue = guaranteed (probability ≥ {1 - cr.eta:.0%}) to stay among the {k} most important "
                    f"patches for any change up to {full}; orange = in the top {k}, not guaranteed at that size.")
-        text = (f"**{certified} of the {k} most important patches** are guaranteed to stay in the top {k} for "
+        text = (f"**{certified} of the {k} most important patches** {'is' if certified == 1 else 'are'} guaranteed to stay in the top {k} for "
                 f"*any* change of the picture up to {cr.norm.label} size **{radius:.3g}** (≈ {per_value:.2g}/255 "
                 f"per pixel value if spread evenly) — each patch on its own, with probability ≥ {1 - cr.eta:.0%} "
                 "over the noise draws.")
