@@ -365,3 +365,55 @@ def test_a_reload_mid_run_and_after_a_run_keeps_the_image_the_settings_and_the_r
         page.screenshot(path=str(SHOTS / "certify_complete_1440x900.png"))
     finally:
         context.close()
+
+
+#: Where the last element matching ``[selector, text]`` is in the window now (no scrolling).
+IN_VIEW = """([selector, text]) => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  const hits = [...main.querySelectorAll(selector)].filter(e => e.innerText && e.innerText.includes(text));
+  const e = hits[hits.length - 1];
+  if (!e) return null;
+  const r = e.getBoundingClientRect(), header = document.querySelector('[data-testid="stHeader"]');
+  return {top: Math.round(r.top), bottom: Math.round(r.bottom), fold: window.innerHeight,
+          header: header ? Math.round(header.getBoundingClientRect().bottom) : 0};
+}"""
+
+
+def test_a_projector_follows_the_run_certify_stop_button_and_each_attacked_method_come_into_view(tiny_server, browser):  # noqa: F811
+    """At 1024×768 the Certify button is below the fold, and its run's Stop button and live maps
+    appear above it, under the title: the page scrolls to them (it stayed at the button, the
+    Stop button at y = −206). On Attack each method's result comes into view as it arrives, then
+    the comparison of all of them (the tiny model's three arrive within a second, so only the
+    last step is measured here)."""
+    context = browser.new_context(viewport={"width": 1024, "height": 768})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    try:
+        page.goto(tiny_server)
+        page.wait_for_selector(IDLE)
+        nav(page, "Certify")
+        samples = page.get_by_role("slider", name="Samples T")
+        samples.focus()
+        page.keyboard.press("End")            # the largest T: still running when measured
+        idle(page)
+        run = button(page, "Certify")
+        run.scroll_into_view_if_needed()
+        run.click()
+        page.locator(".gtitle", has_text="RRS map so far").first.wait_for()
+        page.wait_for_timeout(1500)           # the smooth scroll
+        stop = page.evaluate(IN_VIEW, ["button", "Stop (keep the result so far)"])
+        page.screenshot(path=str(SHOTS / "certify_live_1024x768.png"))
+        assert stop and stop["header"] <= stop["top"] and stop["bottom"] <= stop["fold"], stop
+        button(page, "Stop (keep the result so far)").click()
+        idle(page)
+        nav(page, "Attack")
+        go = button(page, "Run attack")
+        go.scroll_into_view_if_needed()
+        go.click()
+        page.get_by_text("What this shows").first.wait_for()
+        page.wait_for_timeout(1500)
+        done = page.evaluate(IN_VIEW, ["h3", "Methods compared"])
+        page.screenshot(path=str(SHOTS / "attack_done_1024x768.png"))
+        assert done and done["header"] <= done["top"] < done["fold"] // 2, done
+    finally:
+        context.close()

@@ -84,6 +84,7 @@ def run_methods(ctx, methods: list, map_settings: MapSettings, attack: AttackSet
             results[method], outcomes[method] = out.value, out
             if not out.cached:
                 times.record_attack(ctx.model, ctx.x, settings_m, attack, out.elapsed)
+                W.scroll_here(f"attack-{method}")      # each result in view as it arrives
             method_section(ctx, method, out.value, out, opacity)
     return results, outcomes
 
@@ -147,6 +148,8 @@ _TABLE_FORMAT = ("floor", "attacked", "Spearman", "confidence after", "ℓ∞ (/
 def summary(ctx, results: dict, outcomes: dict, seed: int, sigma: float, cell: int, k: float) -> list[dict]:
     """Every method's attacked top-k intersection against its floor (bars and cards), the
     takeaway computed from them, the table and the provenance line; returns the rows."""
+    if not all(o.cached for o in outcomes.values()):
+        W.scroll_here("attack-summary")        # the comparison in view once the last method is in
     st.subheader("Methods compared")
     rows = [res.row() for res in results.values()]
     series = [{"name": "no-attack floor (two clean seeds)", "values": [r["no_attack_floor"] for r in rows],

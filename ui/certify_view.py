@@ -74,6 +74,8 @@ def run_live(ctx, key, settings, cert, plan, place=None) -> None:
     ``place``: a container near the top of the page (the page's controls are below it), so the
     Stop button and the live maps are in view at 1440×900 while they grow."""
     place = st.container() if place is None else place
+    with place:
+        W.scroll_here("certify")        # at 1024×768 the button is below the fold, the panel above it
     stop = place.empty()
     stop.button("Stop (keep the result so far)", key="certify_stop", icon=":material/stop:")
     bar = W.Progress(f"Drawing {plan.total:,} noise samples in {len(plan.checkpoints)} checkpoints", place)

@@ -74,6 +74,12 @@ CSS = f"""
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
 }}
 [data-testid="stMain"] h1, [data-testid="stMain"] h2, [data-testid="stMain"] h3 {{ overflow-wrap: anywhere; }}
+/* the scroll anchor of a run's live panel or an arriving result (ui.widgets.scroll_here) takes no
+   room: its box is hidden while it holds the anchor (a rule, not a style on the box: Streamlit
+   reuses the box for the element drawn there on the next run) */
+[data-testid="stElementContainer"]:has(.rrs-anchor) {{ display: none; }}
+/* what it scrolls to stops below Streamlit's sticky header (3.75rem), not under it */
+[data-testid="stMain"] [data-testid="stElementContainer"] {{ scroll-margin-top: 4.5rem; }}
 /* toasts at the bottom right: at the top they cover the page title on a 1024-px screen */
 [data-testid="stToastContainer"] {{ top: auto !important; bottom: 1rem !important; }}
 </style>

@@ -241,6 +241,27 @@ def figure(fig, key: str, caption: str) -> None:
     st.caption(caption)
 
 
+def scroll_here(tag: str) -> None:
+    """Bring this point of the page to the top of the window once, as it is drawn: a run's live
+    panel (on a 1024×768 projector the user scrolled down to the button, and the panel appears
+    above it) or a result that just arrived below the fold. Call it only for work computed
+    now, so a later rerun (from the cache) leaves the reader's scroll position alone."""
+    anchor = f"rrs-scroll-{tag}-{time.time_ns()}"
+    # The anchor's own box is hidden (ui.style: no gap in the layout); the page scrolls to the element after
+    # it. Drawn at the end of the page, that element can only reach the bottom of the window until
+    # what follows it is drawn: it scrolls again as the page grows, for 3 s, unless the reader
+    # scrolls or a newer anchor takes over.
+    st.html(f'<div id="{anchor}" class="rrs-anchor"></div><script>(() => {{ let n = 0; const stop = () => {{ n = 99; }};'
+            f'window.__rrsScroll = "{anchor}";'
+            '["wheel", "touchstart", "keydown"].forEach(e => window.addEventListener(e, stop, {once: true}));'
+            f'const go = () => {{ const el = document.getElementById("{anchor}");'
+            f'if (!el || n++ > 15 || window.__rrsScroll !== "{anchor}") return;'
+            'const box = el.closest(\'[data-testid="stElementContainer"]\') || el;'
+            'const next = box.nextElementSibling; if (next) next.scrollIntoView({block: "start"});'
+            'setTimeout(go, 200); }; go(); })();</script>',
+            unsafe_allow_javascript=True)
+
+
 def maps_png(ctx, panels: list[dict], cell: int, opacity: float, footer: str, title: str | None = None):
     """A callable rendering ``panels`` to PNG (on click, off the script thread)."""
     picture = ctx.picture
