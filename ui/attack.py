@@ -170,7 +170,7 @@ def summary(ctx, results: dict, outcomes: dict, seed: int, sigma: float, cell: i
     table = [{"method": r["method"], "floor": r["no_attack_floor"], "attacked": r["attacked_topk_intersection"],
               "Spearman": r["spearman"], "label kept": r["label_preserved"], "confidence after": r["confidence_after"],
               "ℓ∞ (/255)": r["linf_255"], "ℓ2": r["l2"], "time (s)": r["elapsed_s"]} for r in rows]
-    st.dataframe(table, hide_index=True, width="stretch",
+    st.dataframe(table, hide_index=True, width="stretch", height="content",
                  column_config={c: st.column_config.NumberColumn(format="%.2f") for c in _TABLE_FORMAT})
     first = next(iter(results.values()))
     total = runs.Outcome(None, sum(r["elapsed_s"] for r in rows))
