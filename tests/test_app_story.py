@@ -344,7 +344,8 @@ def test_long_actions_show_their_predicted_time_from_the_measured_rate():
     at.switch_page("pages/4_Compare.py").run()
     assert any("predicted" in i.value for i in at.info if "Run comparison" in i.value)
     at.switch_page("pages/5_Learn.py").run()
-    assert sum("predicted" in c for c in captions(at)) >= 4            # every step that computes
+    # every step that computes: its predicted time, or "ready" when the server's cache holds it
+    assert sum("predicted" in c or c.startswith("ready: computed earlier") for c in captions(at)) >= 4
 
 
 def test_learn_step7_shows_the_contrast_and_says_it_from_the_numbers():
@@ -389,6 +390,8 @@ def test_learn_step7_shows_the_contrast_and_says_it_from_the_numbers():
     before = dict(caching.COMPUTED)
     other = new_app()
     other.switch_page("pages/5_Learn.py").run()
+    ready = [c for c in captions(other) if c.startswith("ready: computed earlier")]
+    assert len(ready) >= 2, captions(other)                  # steps 6 and 7 say so instead of a prediction
     other.button(key="learn_run7").click().run()
     ok(other)
     assert {"learn_fig7_raw", "learn_fig7_rrs"} <= set(figures(other)) and dict(caching.COMPUTED) == before

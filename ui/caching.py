@@ -125,6 +125,22 @@ def noise_preview(ctx, sigma: float, noise: str = "gaussian") -> np.ndarray:
 #: not count): a reload with the same settings must leave these unchanged.
 COMPUTED: Counter = Counter()
 
+#: The results this process has put in the cache: ``(kind, model key, image digest, size,
+#: *settings)`` (a page says "ready" instead of a predicted time; an entry the cache later
+#: evicted at its limit is still listed, and is then computed again).
+_HELD: set = set()
+
+
+def held(ctx, kind: str, *settings) -> bool:
+    """Whether the result of ``kind`` (``"map"``, ``"attack"``, ``"certificate"``,
+    ``"contrast"``) for these settings on the page's image was computed on this server."""
+    return (kind, ctx.model_key, ctx.image_digest, ctx.size) + settings in _HELD
+
+
+def _hold(value, *key):
+    _HELD.add(key)
+    return value
+
 # Entry limits keep the cache within a few hundred MB (a 224×224 pixel-cell map with its
 # statistics is ~2 MB).
 
@@ -142,7 +158,8 @@ def predictions(ctx, k: int = 5) -> list[tuple[int, str, float]]:
 @st.cache_data(show_spinner=False, max_entries=96)
 def _map(model_key: str, digest: str, size: int, settings: MapSettings, _model, _x, _progress=None):
     COMPUTED["map"] += 1
-    return jobs.run("map", C.compute_map, _model, _x, settings, progress=_progress)
+    return _hold(jobs.run("map", C.compute_map, _model, _x, settings, progress=_progress),
+                 "map", model_key, digest, size, settings)
 
 
 def map_result(ctx, settings: MapSettings, progress=None) -> C.MapResult:
@@ -154,7 +171,7 @@ def map_result(ctx, settings: MapSettings, progress=None) -> C.MapResult:
 def _certificate(model_key: str, digest: str, size: int, settings: MapSettings, certify: CertifySettings,
                  _map_result, _model=None):
     COMPUTED["certificate"] += 1
-    return jobs.certify(_model, _map_result, certify)
+    return _hold(jobs.certify(_model, _map_result, certify), "certificate", model_key, digest, size, settings, certify)
 
 
 def certificate(ctx, map_result: C.MapResult, certify: CertifySettings) -> C.CertifyResult:
@@ -167,7 +184,8 @@ def certificate(ctx, map_result: C.MapResult, certify: CertifySettings) -> C.Cer
 def _attack(model_key: str, digest: str, size: int, settings: MapSettings, attack: AttackSettings,
             _model, _x, _progress=None):
     COMPUTED["attack"] += 1
-    return jobs.run("attack", C.attack_method, _model, _x, settings, attack, progress=_progress, attack=attack)
+    return _hold(jobs.run("attack", C.attack_method, _model, _x, settings, attack, progress=_progress, attack=attack),
+                 "attack", model_key, digest, size, settings, attack)
 
 
 def attack(ctx, settings: MapSettings, attack: AttackSettings, progress=None) -> C.MethodAttack:
@@ -180,7 +198,8 @@ def attack(ctx, settings: MapSettings, attack: AttackSettings, progress=None) ->
 def _contrast_at(model_key: str, digest: str, size: int, settings: MapSettings, radius: float, claimed: tuple,
                  norm: str, _map_result, _model, _x, _progress=None):
     COMPUTED["contrast"] += 1
-    return jobs.contrast_at(_model, _x, _map_result, radius, claimed, norm, progress=_progress)
+    return _hold(jobs.contrast_at(_model, _x, _map_result, radius, claimed, norm, progress=_progress),
+                 "contrast", model_key, digest, size, settings)
 
 
 def contrast_at(ctx, map_result: C.MapResult, radius: float, claimed: tuple, norm, progress=None):

@@ -61,12 +61,17 @@ class Lesson:
             for settings in (self.MAP, self.SMOOTH):
                 predict.predict_map(ctx.model, ctx.x, settings)
 
+    def _held(self, kind: str, *settings) -> bool:
+        return caching.held(self.ctx, kind, *settings)
+
     def _done(self, i: int) -> bool:
         return bool(st.session_state.get(f"learn.done{i}"))
 
-    def step(self, i: int, title: str, text: str, words: list[tuple[str, str]], button: str, predicted: float | None = None):
-        """Draw a step's heading and button (its text too, before the figure in the normal layout);
-        return True when its result should be shown."""
+    def step(self, i: int, title: str, text: str, words: list[tuple[str, str]], button: str,
+             predicted: float | None = None, ready: bool = False):
+        """Draw a step's heading and button (its text too, before the figure in the normal layout)
+        with its predicted time, or "ready" when its result is in the server's cache (another
+        session of the class computed it); return True when its result should be shown."""
         if runs.stopped(f"learn{i}"):
             st.session_state[f"learn.done{i}"] = False
         st.subheader(f"{i}. {title}")
@@ -79,7 +84,8 @@ class Lesson:
                     icon=":material/play_arrow:"):
             st.session_state[f"learn.done{i}"] = True
         if note is not None and not self._done(i):
-            note.caption(f"{predict.predicted_text(predicted)}")
+            note.caption("ready: computed earlier on this server, shown at once" if ready else
+                         predict.predicted_text(predicted))
         # the presenter layout says the finding above the figure, where a projector shows it
         self._finding = st.container() if self.presenter else None
         return self._done(i)
@@ -136,7 +142,8 @@ class Lesson:
                 "The simplest one asks: if this patch changed a little, how much would the model's score change?")
         words = [("Gradient", "how fast the model's score changes when a pixel changes a little."),
                  ("Top-k cells", f"the k most important patches ({self.CELL}×{self.CELL} pixels each) — outlined in orange.")]
-        if self.step(2, "Where did it look?", text, words, "Draw the map", predict.predict_map(self.ctx.model, self.ctx.x, self.MAP)):
+        if self.step(2, "Where did it look?", text, words, "Draw the map", predict.predict_map(self.ctx.model, self.ctx.x, self.MAP),
+                     self._held("map", self.MAP)):
             r = self._map(2, self.MAP)
             if r is not None:
                 W.figure(P.map_figure(self.ctx.picture, r.map, r.pixel_cell, 0.6, topk_mask=r.topk_mask(), height=self.FIG_H,
@@ -156,7 +163,8 @@ class Lesson:
                  ("Top-k intersection", "the share of the important patches still important after the change "
                                         "(1 = all stayed, 0 = none).")]
         if self.step(3, "A tiny change moves the map", text, words, "Attack the map",
-                predict.predict_attack(self.ctx.model, self.ctx.x, self.MAP, self.ATTACK)):
+                predict.predict_attack(self.ctx.model, self.ctx.x, self.MAP, self.ATTACK),
+                self._held("attack", self.MAP, self.ATTACK)):
             res = self._attack(3, self.MAP)
             if res is not None:
                 r = res.result
@@ -192,7 +200,7 @@ class Lesson:
                                                  "pixel value."),
                  ("Rank", "a patch's place in the order of importance: 1st, 2nd, 3rd, …")]
         if self.step(4, "Smoothing: average over noisy copies", text, words, "Smooth the map",
-                predict.predict_map(self.ctx.model, self.ctx.x, self.SMOOTH)):
+                predict.predict_map(self.ctx.model, self.ctx.x, self.SMOOTH), self._held("map", self.SMOOTH)):
             r = self._map(4, self.SMOOTH)
             if r is not None:
                 a, b = st.columns([0.8, 1.5])
@@ -213,7 +221,8 @@ class Lesson:
                 "runs differ a little — that is the **floor** the attacked value should be compared with.")
         words = [("No-attack floor", "how much two honest runs with different noise agree.")]
         predicted = predict.predict_attack(self.ctx.model, self.ctx.x, self.SMOOTH, self.ATTACK)
-        if self.step(5, "Does smoothing resist the attack?", text, words, "Attack the smoothed map", predicted):
+        if self.step(5, "Does smoothing resist the attack?", text, words, "Attack the smoothed map", predicted,
+                     self._held("attack", self.SMOOTH, self.ATTACK)):
             res, plain = self._attack(5, self.SMOOTH), self._attack(5.1, self.MAP)
             if res is not None and plain is not None:
                 rows = [plain.row(), res.row()]
@@ -241,7 +250,8 @@ class Lesson:
                  ("Plug-in estimate", "treats the sampled map as exact — an estimate, not yet a guarantee.")]
         predicted = (predict.predict_map(self.ctx.model, self.ctx.x, self.CERT)
                      + predict.predict_certificate(self.ctx.model, self.ctx.x, self.CERT))
-        if self.step(6, "A guarantee: the certificate", text, words, "Compute the guarantee", predicted):
+        if self.step(6, "A guarantee: the certificate", text, words, "Compute the guarantee", predicted,
+                     self._held("map", self.CERT) and self._held("certificate", self.CERT, self.CERTIFY)):
             r = self._map(6, self.CERT)
             if r is not None:
                 cr = caching.certificate(self.ctx, r, self.CERTIFY)
@@ -265,7 +275,8 @@ class Lesson:
                      + predict.predict_robustness(self.ctx.model, self.ctx.x,
                                                 *_pair(WA.attack_settings(self.CERT, self.CERTIFY.norm, "vanilla")),
                                                 references=(self.CERT.method,)))
-        if self.step(7, "The same change, two maps", text, words, "Attack both maps", predicted):
+        if self.step(7, "The same change, two maps", text, words, "Attack both maps", predicted,
+                     self._held("contrast", self.CERT)):
             res = self._contrast()
             if res is not None:
                 self.say(story.contrast_story(res, 3 * self.ctx.size * self.ctx.size))   # first: above the fold
