@@ -222,7 +222,11 @@ def test_try_to_break_it_shows_the_raw_map_next_to_the_certified_map():
     specs = " ".join(str(getattr(c, "proto", "")) for c in at.get("plotly_chart"))
     for title in ("Clean map, raw", "Clean map, RRS", "Attacked map, raw", "Attacked map, RRS"):
         assert title in specs
-    assert any(f"fell ({raw.lost})" in c for c in captions(at))
+    assert any(f"the attack pushed out ({raw.lost})" in c for c in captions(at))
+    from ui.story import kept_words
+
+    said_kept = " ".join(m.value for m in at.markdown)
+    assert kept_words(raw) in said_kept and kept_words(sm) in said_kept
     shown = [i.caption for el in at.get("image") for i in el.proto.imgs]
     assert sum(c.startswith("The attacked image (") for c in shown) == 2
 
