@@ -8,6 +8,7 @@ page is photographed at both sizes (``RRS_LAYOUT_SHOTS``, default /tmp/rrs_brows
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -96,6 +97,33 @@ LIVE = """() => {
   return {stop: stop ? Math.round(stop.getBoundingClientRect().bottom) : null,
           maps: maps.map(c => Math.round(c.getBoundingClientRect().bottom)), fold: window.innerHeight};
 }"""
+
+
+@contextlib.contextmanager
+def _app_page(browser, url: str, width: int, height: int):  # noqa: F811 (the fixture's name)
+    """A fresh browser context at ``width``×``height`` with the app open and idle; its page."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    try:
+        page.goto(url)
+        page.wait_for_selector(IDLE)
+        yield page
+    finally:
+        context.close()
+
+
+def _start_long_certify(page) -> None:
+    """On Certify: the largest T (still running when a test looks), then press Certify and wait
+    for the first live map."""
+    samples = page.get_by_role("slider", name="Samples T")
+    samples.focus()
+    page.keyboard.press("End")
+    idle(page)
+    go = button(page, "Certify")
+    go.scroll_into_view_if_needed()        # where a user at a small screen clicks it
+    go.click()
+    page.locator(".gtitle", has_text="RRS map so far").first.wait_for()
 
 
 @pytest.fixture(scope="module")
@@ -189,13 +217,8 @@ def _check(m: dict, where: str, presenter: bool = False) -> list[str]:
 
 @pytest.mark.parametrize("width,height", SIZES)
 def test_every_page_fits_the_screen_and_every_figure_is_readable(tiny_server, browser, width, height):  # noqa: F811
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(WAIT)
     problems, report = [], {}
-    try:
-        page.goto(tiny_server)
-        page.wait_for_selector(IDLE)
+    with _app_page(browser, tiny_server, width, height) as page:
         page.get_by_text("Fast preset (class use)").click()
         idle(page)
         # Home: a gallery pick shows a toast, which must not cover the title
@@ -248,8 +271,6 @@ def test_every_page_fits_the_screen_and_every_figure_is_readable(tiny_server, br
                   f"overflow {m['overflow']}/{m['main_overflow']} tables {m['table_excess']} "
                   f"split pairs {m['split_pairs']} sidebar {m['sidebar']} px")
         assert not problems, "\n".join(problems)
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize("width,height", SIZES)
@@ -257,13 +278,8 @@ def test_certify_contrast_fits_the_screen(tiny_server, browser, width, height): 
     """Certify's "Try to break it": the raw and the certified map side by side after the button,
     its sentence, then the break-radius chart; every figure ≥ 240 px, nothing clipped or cut,
     no overflow; photographed at the sentence and at the chart."""
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(WAIT)
     problems = []
-    try:
-        page.goto(tiny_server)
-        page.wait_for_selector(IDLE)
+    with _app_page(browser, tiny_server, width, height) as page:
         button(page, "chelsea").click()
         idle(page)
         nav(page, "Certify")
@@ -294,8 +310,6 @@ def test_certify_contrast_fits_the_screen(tiny_server, browser, width, height): 
         problems += [f"Certify contrast {width}×{height}: {p}" for p in page.evaluate(LAYOUT_JS)]
         print(f"contrast {width}×{height}: figures {m['figures']} maps {m['maps']} min font {m['min_font']}")
         assert not problems, "\n".join(problems)
-    finally:
-        context.close()
 
 
 def _sample_picker(page):
@@ -305,12 +319,7 @@ def _sample_picker(page):
 def test_a_reload_mid_run_and_after_a_run_keeps_the_image_the_settings_and_the_result(tiny_server, browser):  # noqa: F811
     """A reload (or a dropped connection) restores the image, the model, the page's settings
     and a finished result (from the server's cache, labelled so), and shows no error dialog."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(WAIT)
-    try:
-        page.goto(tiny_server)
-        page.wait_for_selector(IDLE)
+    with _app_page(browser, tiny_server, 1440, 900) as page:
         button(page, "chelsea").click()
         idle(page)
         nav(page, "Attack")
@@ -336,14 +345,8 @@ def test_a_reload_mid_run_and_after_a_run_keeps_the_image_the_settings_and_the_r
         page.screenshot(path=str(SHOTS / "reload_after_attack.png"))
         # mid-run: a certification far from done, then a reload
         nav(page, "Certify")
-        samples = page.get_by_role("slider", name="Samples T")
-        samples.focus()
-        page.keyboard.press("End")            # the largest T: the run is still going at the reload
-        idle(page)
-        button(page, "Certify").click()
-        page.get_by_text(re.compile("RRS map so far|Checkpoint")).first.wait_for()
+        _start_long_certify(page)             # the run is still going at the reload
         # while it runs, the Stop button and the live maps are in view without scrolling
-        page.locator(".gtitle", has_text="RRS map so far").first.wait_for()
         live = page.evaluate(LIVE)
         assert live["stop"] and live["stop"] <= live["fold"], live
         assert live["maps"] and max(live["maps"]) <= live["fold"], live
@@ -363,8 +366,6 @@ def test_a_reload_mid_run_and_after_a_run_keeps_the_image_the_settings_and_the_r
         done = page.evaluate(VERDICT)
         assert done["verdict"] and done["verdict"] <= done["fold"], done
         page.screenshot(path=str(SHOTS / "certify_complete_1440x900.png"))
-    finally:
-        context.close()
 
 
 #: Where the last element matching ``[selector, text]`` is in the window now (no scrolling).
@@ -385,22 +386,10 @@ def test_a_projector_follows_the_run_certify_stop_button_and_each_attacked_metho
     Stop button at y = −206). On Attack each method's result comes into view as it arrives, then
     the comparison of all of them (the tiny model's three arrive within a second, so only the
     last step is measured here)."""
-    context = browser.new_context(viewport={"width": 1024, "height": 768})
-    page = context.new_page()
-    page.set_default_timeout(WAIT)
-    try:
-        page.goto(tiny_server)
-        page.wait_for_selector(IDLE)
+    with _app_page(browser, tiny_server, 1024, 768) as page:
         nav(page, "Certify")
-        samples = page.get_by_role("slider", name="Samples T")
-        samples.focus()
-        page.keyboard.press("End")            # the largest T: still running when measured
-        idle(page)
-        run = button(page, "Certify")
-        run.scroll_into_view_if_needed()
-        run.click()
-        page.locator(".gtitle", has_text="RRS map so far").first.wait_for()
-        page.wait_for_timeout(1500)           # the smooth scroll
+        _start_long_certify(page)             # still running when measured
+        page.wait_for_timeout(1500)           # the page follows the run
         stop = page.evaluate(IN_VIEW, ["button", "Stop (keep the result so far)"])
         page.screenshot(path=str(SHOTS / "certify_live_1024x768.png"))
         assert stop and stop["header"] <= stop["top"] and stop["bottom"] <= stop["fold"], stop
@@ -415,5 +404,3 @@ def test_a_projector_follows_the_run_certify_stop_button_and_each_attacked_metho
         done = page.evaluate(IN_VIEW, ["h3", "Methods compared"])
         page.screenshot(path=str(SHOTS / "attack_done_1024x768.png"))
         assert done and done["header"] <= done["top"] < done["fold"] // 2, done
-    finally:
-        context.close()

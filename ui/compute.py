@@ -416,19 +416,12 @@ def contrast_at(model, x: torch.Tensor, map_result: MapResult, radius: float, cl
     just below ``radius`` (the certificate is for changes smaller than it): the radius a page
     reported from this map's own certificate, ``claimed`` the cells it certified there. The
     certified map's reference is ``map_result``'s map, so its top-k cells are the certificate's.
-    A :class:`rrs.workflows.advice.ContrastResult`."""
+    A :class:`rrs.workflows.advice.ContrastResult`, from the library's own contrast step (the
+    one the Certify page's "Try to break it" runs: the budget just below the radius, the
+    attack settings, the refusal of a radius of 0), given this plan and reference."""
     from rrs.workflows import advice as WA
-    from rrs.workflows.robustness import contrast
 
-    if radius <= 0:
-        raise ValueError("nothing is certified yet: run with more samples first")
-    raw, smoothed, rs = WA.attack_settings(map_result.settings, norm, base)
-    eps = radius * (1 - 1e-6)
-    if rs.norm.is_inf:
-        eps = min(eps, 1.0)
-    start = time.perf_counter()
+    plan = ("per-cell finite-sample", float(radius), tuple(int(c) for c in claimed))
     reference = torch.as_tensor(np.asarray(map_result.map), dtype=torch.float32)
-    panels = contrast(model, x, (raw, smoothed), eps, rs, target=map_result.target,
-                      references={smoothed.method: reference}, batch_size=batch_size, progress=progress)
-    return WA.ContrastResult("per-cell finite-sample", float(radius), tuple(int(c) for c in claimed), rs.norm,
-                             panels[0], panels[1], time.perf_counter() - start)
+    return WA._contrast(model, x, map_result.settings, norm, base, plan, reference, map_result.target,
+                        progress, batch_size)

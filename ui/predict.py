@@ -11,6 +11,7 @@ import numpy as np
 from rrs.attributions import cell_grid
 from rrs.compute import device as D
 from rrs.compute.policy import sample_rate
+from rrs.settings import MapSettings
 from rrs.timing import format_seconds, sample_key
 
 from .budgets import plan_eot, plan_samples
@@ -57,15 +58,13 @@ def predict_map(model, x, settings) -> float:
     settings = D.resolve(model, x, settings)
     units = plan_samples(settings.samples, model)[0] if settings.smoothed else 1
     per_sample = 1.0 / sample_rate(model, x, settings)
-    raw = 1.0 / sample_rate(model, x, _raw(settings)) if settings.smoothed else 0.0
+    raw = predict_map(model, x, _raw(settings)) if settings.smoothed else 0.0
     fixed, per = _fit(_map_key(model, x, settings), raw, per_sample)
     return fixed + units * per
 
 
 def _raw(settings):
     """The raw map a smoothed map of ``settings`` smooths (one gradient, at full precision)."""
-    from rrs.settings import MapSettings
-
     return MapSettings(method=settings.attribution, cell=settings.cell, k=settings.k, ig_steps=settings.ig_steps,
                        seed=settings.seed)
 
