@@ -450,7 +450,7 @@ def test_compare_page_live_and_stored_results():
     at.button(key="compare_run").click().run()
     ok(at)
     assert charts(at) >= 2
-    table = at.dataframe[0].value
+    table = at.table[0].value          # a table that wraps, not the data grid that scrolled sideways at 1024 px
     assert set(table["Noise samples T"]) == {1, 4}
     assert set(table["Method"]) == {"Vanilla gradient", "RRS (Rényi-Robust-Smooth)"}
     assert all(0 <= v <= 1 for v in table["Top-k kept under attack"])
@@ -463,9 +463,10 @@ def test_compare_shows_stored_evaluation_results(tmp_path, monkeypatch):
     for method in ("rrs", "smoothgrad"):
         for t in (1, 4, 16):
             rows.append({**{k: None for k in KEYS}, "experiment": "robustness", "method": method, "cell": 16,
-                         "T": t, "norm": "linf", "budget": 4, "attack": "topk", "metric": "intersection",
+                         "T": t, "norm": "linf", "budget": 4 / 255, "attack": "standard", "metric": "intersection",
                          "mean": 0.1 * t ** 0.5 if method == "rrs" else 0.05 * t ** 0.5, "ci_low": 0.0,
                          "ci_high": 1.0, "n": 12})
+            rows.append({**rows[-1], "metric": "floor_intersection", "mean": 1.0})   # another measure between
     import pandas as pd
     pd.DataFrame(rows).to_csv(tmp_path / "summary.csv", index=False)
     monkeypatch.setenv("RRS_RESULTS", str(tmp_path))
@@ -475,8 +476,14 @@ def test_compare_shows_stored_evaluation_results(tmp_path, monkeypatch):
     assert not any("No stored results" in i.value for i in at.info)
     assert at.selectbox(key="compare_stored_experiment").value == "robustness"
     assert charts(at) == 1                       # the stored-results plot (live results need a run)
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert len(table) == 6 and set(table["Method"]) == {"RRS (Rényi-Robust-Smooth)", "SmoothGrad"}
+    # what is the same in every row is said once under the table, not repeated in a column
+    assert {"Experiment", "Cell size (px)", "Attack budget", "Measure"}.isdisjoint(table.columns)
+    assert {"Noise samples T", "Mean"} <= set(table.columns)
+    assert list(table.index) == list(range(len(table)))     # no row numbers of the filtered summary
+    assert any(c.startswith("In every row: Experiment robustness; ") and "Cell size (px) 16;" in c
+               and "Attack budget ℓ∞ 4/255" in c for c in (c.value for c in at.caption)), [c.value for c in at.caption]
 
 
 # ------------------------------------------------------------------------------ learn

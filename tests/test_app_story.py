@@ -171,7 +171,8 @@ def test_compare_separates_guarantee_and_estimate_with_plain_axes_and_human_colu
             title = figs[key]["layout"][axis]["title"]["text"]
             assert "_" not in title and " " in title, title
     assert any("more samples do not make the map worse" in c for c in captions(at))
-    for table in at.dataframe:
+    assert at.table
+    for table in at.table:
         assert all("_" not in str(c) for c in table.value.columns), list(table.value.columns)
 
 
@@ -184,7 +185,7 @@ def test_stored_results_have_readable_series_names_and_columns():
         pytest.skip("no stored results in docs/results")
     names = [t["name"] for t in figs["compare_stored"]["data"]]
     assert names and not any(re.search(r"rrs-|\b\d+\.0\b|nan", n) for n in names), names
-    table = at.dataframe[-1].value
+    table = at.table[-1].value
     assert all("_" not in str(c) for c in table.columns), list(table.columns)
     assert not any(str(m).startswith("rrs-") for m in table.get("Method", []))
 

@@ -48,7 +48,13 @@ MEASURE = """() => {
       .map(t => parseFloat(getComputedStyle(t).fontSize));
   const tables = [...document.querySelectorAll('[data-testid="stDataFrame"], [data-testid="stTable"]')]
       .filter(vis).map(t => { const col = t.closest('[data-testid="stColumn"]') || main;
-                              return Math.round(t.getBoundingClientRect().right - col.getBoundingClientRect().right); });
+                              // past its column, or wider inside than its box (the data grid's or the
+                              // table's own sideways scroll)
+                              const grid = t.querySelector('.dvn-scroller'), table = t.querySelector('table');
+                              const sideways = grid ? grid.scrollWidth - grid.clientWidth
+                                  : table ? table.getBoundingClientRect().width - t.getBoundingClientRect().width : 0;
+                              return Math.round(Math.max(t.getBoundingClientRect().right - col.getBoundingClientRect().right,
+                                                         sideways)); });
   // pairs (clean | attacked, raw | certified, plug-in | guaranteed): a row whose columns hold
   // figures keeps its first two side by side (a third may wrap)
   const figCol = c => vis(c) && c.querySelector('[data-testid="stImage"] img, [data-testid="stPlotlyChart"]')
@@ -201,7 +207,7 @@ def _check(m: dict, where: str, presenter: bool = False) -> list[str]:
     if m["overflow"] > 0 or m["main_overflow"] > 0:
         bad.append(f"{where}: horizontal overflow {m['overflow']} px / main {m['main_overflow']} px")
     if any(e > 1 for e in m["table_excess"]):
-        bad.append(f"{where}: a table runs {max(m['table_excess'])} px past its column")
+        bad.append(f"{where}: a table runs {max(m['table_excess'])} px past its column or scrolls sideways")
     if m["split_pairs"]:
         bad.append(f"{where}: pairs of figures stacked instead of side by side (column widths {m['split_pairs']})")
     if m["cut_buttons"]:

@@ -131,9 +131,9 @@ def live(ctx, req: Request, outcome) -> None:
     W.figure(P.lines_figure(plugin, "noise samples T (log scale)", f"estimated radius ({unit})",
                             title="Estimate only (plug-in): not a guarantee", height=300), "compare_plugin",
              story.plugin_caption(plugin))
-    st.dataframe(story.readable_rows(arows, ["method", "T", "no_attack_floor", "attacked_topk_intersection",
-                                             "spearman", "label_preserved", "linf_255", "elapsed_s"]),
-                 hide_index=True, width="stretch", height="content")      # every row, no inner scroll
+    W.table(story.readable_rows(arows, ["method", "T", "no_attack_floor", "attacked_topk_intersection",
+                                        "spearman", "label_preserved", "linf_255", "elapsed_s"]),
+            keep=tuple(story.COLUMNS[k] for k in ("method", "T", "no_attack_floor", "attacked_topk_intersection")))
     m = req.map
     runs.provenance(ctx, outcome, ctx.device, m.seed,
                     f"{req.attack.describe()}; maps σ = {m.sigma:g}, cell {m.cell} px, top {m.k * 100:g}%; "
@@ -215,5 +215,4 @@ def stored() -> None:
                  "compare_stored", "Means over the evaluation's images and seeds (see docs/results.md for "
                                    "the 95% confidence intervals and settings).")
         view = view[view["metric"] == metric]
-    st.dataframe(_readable_summary(view.dropna(axis=1, how="all")), hide_index=True, width="stretch",
-                 height="content")
+    W.table(_readable_summary(view.dropna(axis=1, how="all")), keep=(story.COLUMNS["method"], story.COLUMNS["mean"]))

@@ -9,9 +9,12 @@ budgets in 1/255 steps (``AttackSettings.epsilon = steps / 255``), σ in pixel u
 from __future__ import annotations
 
 import contextvars
+import math
 import re
 import time
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 import torch
 
@@ -239,6 +242,28 @@ def figure(fig, key: str, caption: str) -> None:
     st.plotly_chart(style.screen_figure(fig), key=key, config={"displaylogo": False, "scrollZoom": False,
                                           "modeBarButtonsToRemove": ["select2d", "lasso2d"]})
     st.caption(caption)
+
+
+def cell_text(v) -> str:
+    """A table cell for people: 4 significant digits, yes/no, empty for a missing value."""
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def table(rows, keep: tuple[str, ...] = ()) -> None:
+    """A table that fits its column on a projector: headers and names wrap (``st.table``; the
+    data grid scrolled sideways inside a 1024-px column), numbers show 4 significant digits, and
+    a column with one value in every row (other than ``keep``) is said once under the table
+    instead of repeated."""
+    df = pd.DataFrame(rows).reset_index(drop=True)          # no row numbers of a filtered frame
+    same = {c: df[c].iloc[0] for c in df.columns
+            if len(df) > 1 and c not in keep and df[c].map(cell_text).nunique() == 1}
+    st.table(df.drop(columns=list(same)).style.format(cell_text))
+    if same:
+        st.caption("In every row: " + "; ".join(f"{c} {cell_text(v)}" for c, v in same.items()) + ".")
 
 
 def scroll_here(tag: str) -> None:
