@@ -432,3 +432,30 @@ def test_attack_page_places_the_budget_among_the_break_radii_and_the_certified_r
     ok(at)
     check(1 / 255)
     assert len(at.session_state["attack.profile"]) == 1          # the slider did not recompute
+
+
+def _learn_notes(image: str):
+    """A new session on Learn with a gallery ``image``; its steps' notes (a predicted time, or
+    "ready" when the server's cache holds the step's result), in step order."""
+    at = new_app()
+    at.button(key=f"home_use_{image}").click().run()
+    at.switch_page("pages/5_Learn.py").run()
+    ok(at)
+    notes = [c for c in captions(at) if c.startswith(("predicted", "ready: computed earlier"))]
+    from ui.learn import STEPS
+    assert len(notes) == STEPS - 1, notes          # step 1 (the model's answer) is instant
+    return at, notes
+
+
+def test_learn_says_ready_for_a_guarantee_computed_at_the_devices_precision(monkeypatch):
+    """A certificate and a contrast are keyed by their map's settings as it ran (here bf16),
+    not as Learn asked (fp32): another session's step 6 said a predicted time (39 s on Lite0)
+    for a result the cache held, and step 7 counted step 6's map and certificate again
+    (predicted 65 s, took 30 s). An image no other test opens on Learn."""
+    monkeypatch.setenv("RRS_PRECISION", "bf16")
+    at, notes = _learn_notes("astronaut")
+    assert not any(n.startswith("ready") for n in notes[-2:]), notes
+    at.button(key="learn_run6").click().run()
+    ok(at)
+    _, notes = _learn_notes("astronaut")
+    assert notes[-2].startswith("ready") and notes[-1].startswith("predicted"), notes   # step 7 still attacks

@@ -131,10 +131,19 @@ COMPUTED: Counter = Counter()
 _HELD: set = set()
 
 
+#: A map's settings as asked → as it ran (the device's precision, T capped), which key what is
+#: computed from the map (its certificate, its contrast).
+_AS_RUN: dict = {}
+
+
 def held(ctx, kind: str, *settings) -> bool:
     """Whether the result of ``kind`` (``"map"``, ``"attack"``, ``"certificate"``,
-    ``"contrast"``) for these settings on the page's image was computed on this server."""
-    return (kind, ctx.model_key, ctx.image_digest, ctx.size) + settings in _HELD
+    ``"contrast"``) for these settings on the page's image was computed on this server (a
+    certificate or a contrast: of the map these settings asked for)."""
+    image = (ctx.model_key, ctx.image_digest, ctx.size)
+    if kind in ("certificate", "contrast") and settings:
+        settings = (_AS_RUN.get(image + settings[:1], settings[0]),) + settings[1:]
+    return (kind,) + image + settings in _HELD
 
 
 def _hold(value, *key):
@@ -158,8 +167,9 @@ def predictions(ctx, k: int = 5) -> list[tuple[int, str, float]]:
 @st.cache_data(show_spinner=False, max_entries=96)
 def _map(model_key: str, digest: str, size: int, settings: MapSettings, _model, _x, _progress=None):
     COMPUTED["map"] += 1
-    return _hold(jobs.run("map", C.compute_map, _model, _x, settings, progress=_progress),
-                 "map", model_key, digest, size, settings)
+    result = jobs.run("map", C.compute_map, _model, _x, settings, progress=_progress)
+    _AS_RUN[(model_key, digest, size, settings)] = result.settings
+    return _hold(result, "map", model_key, digest, size, settings)
 
 
 def map_result(ctx, settings: MapSettings, progress=None) -> C.MapResult:

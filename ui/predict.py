@@ -10,7 +10,7 @@ import numpy as np
 
 from rrs.attributions import cell_grid
 from rrs.compute import device as D
-from rrs.compute.policy import sample_rate
+from rrs.compute.policy import batch_size_for, calibrate, sample_rate
 from rrs.settings import MapSettings
 from rrs.timing import format_seconds, sample_key
 
@@ -50,17 +50,52 @@ def _map_key(model, x, settings) -> tuple:
     return ("map", settings.smoothed) + sample_key(model, x, settings)
 
 
+#: Per sample key: seconds per pass of the model, seconds per noisy sample in a pass, and the
+#: samples of a full pass (:func:`_passes`).
+_PASSES: dict = {}
+
+
+def _passes(model, x, settings) -> tuple[float, float, int]:
+    """``(seconds per pass, seconds per sample, samples per pass)`` of ``settings``'s noisy
+    samples here, from two pilots (half a pass and a full pass) measured once. A pass is not
+    proportional to its samples: on EfficientNet-Lite0 at 224 px (bf16, a 2-core CPU) a pass of
+    8 samples took 0.77 s and one of 16 took 1.07 s, so the rate of a short map (one pass of 8)
+    predicted a T = 256 map at 28 s that took 19 s."""
+    key = sample_key(model, x, settings)
+    with _STEPS_LOCK:
+        got = _PASSES.get(key)
+    if got is not None:
+        return got
+    full = D.batch_size(model, x, settings.attribution, batch_size_for(x, settings.attribution))
+    half = max(1, full // 2)
+    sample_rate(model, x, settings)          # the warm-up pilot, if none ran (the first pass allocates)
+    t_half = half / calibrate(model, x, settings, samples=half, batch_size=half)
+    t_full = full / calibrate(model, x, settings, samples=full, batch_size=full) if full > half else t_half
+    per = max(t_full - t_half, 0.0) / (full - half) if full > half else t_full / full
+    got = (max(t_full - per * full, 0.0), per, int(full))
+    with _STEPS_LOCK:
+        _PASSES[key] = got
+    return got
+
+
+def _sampling_seconds(model, x, settings, samples: int) -> float:
+    """Seconds of ``samples`` noisy samples in full passes and a last partial one (:func:`_passes`)."""
+    per_pass, per_sample, full = _passes(model, x, settings)
+    return -(-int(samples) // full) * per_pass + int(samples) * per_sample
+
+
 def predict_map(model, x, settings) -> float:
-    """Seconds to compute the map ``settings`` describes: a fixed part per map and a part per
-    noisy sample, fitted to the maps finished on this device (:func:`record_map`), or from
-    the measured rates before any (a smoothed map's fixed part: the raw map it is shown
-    beside, one gradient of the image, :func:`ui.compute.compute_map`)."""
+    """Seconds to compute the map ``settings`` describes: a fixed part per map and its noisy
+    samples (:func:`_sampling_seconds`), fitted to the maps finished on this device
+    (:func:`record_map`), or from the measured passes before any (a smoothed map's fixed part:
+    the raw map it is shown beside, one gradient of the image, :func:`ui.compute.compute_map`)."""
     settings = D.resolve(model, x, settings)
-    units = plan_samples(settings.samples, model)[0] if settings.smoothed else 1
-    per_sample = 1.0 / sample_rate(model, x, settings)
-    raw = predict_map(model, x, _raw(settings)) if settings.smoothed else 0.0
-    fixed, per = _fit(_map_key(model, x, settings), raw, per_sample)
-    return fixed + units * per
+    if not settings.smoothed:
+        fixed, per = _fit(_map_key(model, x, settings), 0.0, 1.0 / sample_rate(model, x, settings), measured=True)
+        return fixed + per
+    sampling = _sampling_seconds(model, x, settings, plan_samples(settings.samples, model)[0])
+    fixed, scale = _fit(_map_key(model, x, settings), predict_map(model, x, _raw(settings)), 1.0, measured=True)
+    return fixed + scale * sampling
 
 
 def _raw(settings):
@@ -72,7 +107,8 @@ def _raw(settings):
 def record_map(model, x, settings, seconds: float) -> None:
     """Record a finished (not cached) map for the next predictions of maps of this kind."""
     settings = D.resolve(model, x, settings)
-    units = plan_samples(settings.samples, model)[0] if settings.smoothed else 1
+    units = _sampling_seconds(model, x, settings, plan_samples(settings.samples, model)[0]) \
+        if settings.smoothed else 1
     _observe(_map_key(model, x, settings), 1, units, seconds)
 
 
@@ -118,10 +154,13 @@ def _observe(key, a_units: float, b_units: float, seconds: float) -> None:
         del obs[:-8]
 
 
-def _fit(key, a0: float, b0: float) -> tuple[float, float]:
+def _fit(key, a0: float, b0: float, measured: bool = False) -> tuple[float, float]:
     """Seconds per ``a`` unit and per ``b`` unit of the jobs of ``key``: fitted (least squares
     on relative errors) to the last jobs of that kind when they differ in shape; otherwise
-    the prior ``(a0, b0)`` scaled to them (the prior alone before any job)."""
+    the prior ``(a0, b0)`` scaled to them (the prior alone before any job). ``measured``: ``b0``
+    was measured here (a map's noisy samples), so jobs of one shape that took longer than
+    predicted add their excess to the fixed part, not to every sample (a T = 8 map's first-run
+    overhead made a T = 256 map's prediction 1.3× too long)."""
     with _STEPS_LOCK:
         obs = list(_STEPS.get(key, ()))
     if not obs:
@@ -131,6 +170,10 @@ def _fit(key, a0: float, b0: float) -> tuple[float, float]:
         (a, b), *_ = np.linalg.lstsq(rows, np.ones(len(obs)), rcond=None)
         if a >= 0 and b > 0:
             return float(a), float(b)
+    if measured:
+        excess = float(np.median([(t - a0 * s - b0 * e) / s for s, e, t in obs]))
+        if excess >= 0:
+            return a0 + excess, b0
     factor = float(np.median([t / (a0 * s + b0 * e) for s, e, t in obs]))
     return a0 * factor, b0 * factor
 
@@ -258,6 +301,7 @@ def clear_measured() -> None:
     """Forget the measured maps and attack steps (tests; a new device)."""
     with _STEPS_LOCK:
         _STEPS.clear()
+        _PASSES.clear()
 
 
 def remaining_text(elapsed: float, fraction: float) -> str:
