@@ -133,6 +133,26 @@ def test_a_link_with_image_and_model_alone_opens_them():
     ok(at)
     assert at.selectbox(key="sb_sample").value == "chelsea"
     assert at.selectbox(key="sb_model").value == "tiny"
+    assert "fast" not in at.query_params and not at.toggle(key="sb_fast").value
+
+
+def test_a_link_keeps_the_fast_preset():
+    """A teacher's link (image, model, fast preset; no session token) opens in the fast preset
+    with its settings, and turning it off takes it out of the URL."""
+    from ui.state import PRESET
+
+    at = new_app()
+    at.toggle(key="sb_fast").set_value(True).run()
+    assert at.query_params["fast"] == "1"
+    link = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    link.query_params.update({k: at.query_params[k] for k in ("image", "model", "fast")})
+    link.run().switch_page("pages/2_Certify.py").run()
+    ok(link)
+    assert link.toggle(key="sb_fast").value
+    key, (normal, fast) = next((k, v) for k, v in PRESET.items() if k.startswith("certify_") and v[0] != v[1])
+    assert link.session_state[key] == fast != normal
+    link.toggle(key="sb_fast").set_value(False).run()
+    assert "fast" not in link.query_params
 
 
 def test_an_upload_link_restores_the_upload_in_a_new_session():
@@ -187,3 +207,30 @@ def test_no_message_is_sent_by_reference(monkeypatch):
         assert msg.metadata.cacheable
     finally:
         config.get_config_options(force_reparse=True)
+
+
+def _page_time_script():
+    import time
+
+    import streamlit as st
+
+    from ui import runs, state
+    from ui import widgets as W
+
+    state.page_started()
+    time.sleep(0.3)                                   # drawing
+    with runs.measuring():
+        time.sleep(0.4)                               # a first visit's measurement
+    W.with_progress("a job", lambda progress: time.sleep(0.5))
+    st.write(f"page {state.page_seconds():.3f}")
+
+
+def test_the_pages_own_time_leaves_out_its_jobs_and_measurements():
+    """What a page takes to draw before a step's job starts (added to Learn's predictions: its
+    step 3 started a 2-s attack 1.2 s after the click): the run's time, less the jobs and
+    first-visit measurements in it (Learn's step-4 prediction said 4 s after step 3's attack
+    ran in the same run, for a 1-s map)."""
+    at = AppTest.from_function(_page_time_script, default_timeout=30).run()
+    ok(at)
+    seconds = float(next(m.value for m in at.markdown if m.value.startswith("page ")).split()[1])
+    assert 0.3 <= seconds < 0.3 + 0.35, seconds

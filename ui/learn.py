@@ -6,6 +6,8 @@ The page (``pages/5_Learn.py``) sets up a :class:`Lesson` and calls its steps in
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import streamlit as st
 
@@ -14,7 +16,7 @@ from rrs.methods import METHODS
 from rrs.settings import AttackSettings, CertifySettings, MapSettings
 from rrs.workflows import advice as WA
 
-from . import caching, jobs, predict, runs, story
+from . import caching, jobs, predict, runs, state, story
 from . import plots as P
 from . import widgets as W
 from .compute import CERTIFY_BETAS, as_array, working_image
@@ -93,8 +95,9 @@ class Lesson:
                     icon=":material/play_arrow:"):
             st.session_state[f"learn.done{i}"] = True
         if note is not None and not self._done(i):
+            # once clicked, the page draws the steps above this one again before its job starts
             note.caption("ready: computed earlier on this server, shown at once" if ready else
-                         predict.predicted_text(predicted))
+                         predict.predicted_text(predicted + state.page_seconds()))
         # the presenter layout says the finding above the figure, where a projector shows it
         self._finding = st.container() if self.presenter else None
         return self._done(i)
@@ -261,7 +264,9 @@ class Lesson:
                      self._guarantee_seconds(), self._guarantee_held()):
             r = self._map(6, self.CERT)
             if r is not None:
+                start = time.perf_counter()
                 cr = caching.certificate(self.ctx, r, self.CERTIFY)
+                state.not_drawing(time.perf_counter() - start)
                 predict.record_certificate(self.ctx.model, self.ctx.x, self.CERT, cr.elapsed)
                 told = story.certificate_story(cr)
                 W.figure(P.region_figure(self.ctx.picture, told["categories"], r.pixel_cell, 0.55, title=told["title"],

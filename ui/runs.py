@@ -12,6 +12,7 @@ import time
 
 import streamlit as st
 
+from . import state
 from . import widgets as W
 from .predict import predicted_text, remaining_text
 
@@ -49,11 +50,18 @@ def stopped(page_key: str) -> bool:
     return False
 
 
+@contextlib.contextmanager
 def measuring(what: str = "the times"):
     """The spinner over a page's predictions: on a first visit they measure this device's
     speed (a pilot run per kind of map and, for smoothed maps, bf16 against fp32 once: seconds
-    on a CPU); shown only when the block takes longer than half a second."""
-    return st.spinner(f"Measuring this device's speed, to predict {what}…")
+    on a CPU); shown only when the block takes longer than half a second. Its time is not
+    part of :func:`ui.state.page_seconds`."""
+    start = time.perf_counter()
+    try:
+        with st.spinner(f"Measuring this device's speed, to predict {what}…"):
+            yield
+    finally:
+        state.not_drawing(time.perf_counter() - start)
 
 
 @contextlib.contextmanager

@@ -193,7 +193,8 @@ def page(title: str, intro: str) -> Context:
     loading = st.empty()
     ctx = sidebar(loading)
     loading.empty()
-    state.mirror_url(ctx.image_name, ctx.image_digest, ctx.source, ctx.model_key)
+    state.page_started()        # what the page draws from here on (a cold model load is not part of it)
+    state.mirror_url(ctx.image_name, ctx.image_digest, ctx.source, ctx.model_key, ctx.fast)
     _upload_error(ctx)
     return ctx
 

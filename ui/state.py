@@ -7,7 +7,7 @@ so pages never share state by accident. Streamlit forgets a widget's value when 
 not shown; :func:`widget` mirrors every value under ``keep.<key>`` and restores it.
 
 A reload or a reconnect starts a new session with an empty state: :func:`resume` restores
-it from the URL (``?image=…&model=…&s=<token>``, written by :func:`mirror_url`) and the
+it from the URL (``?image=…&model=…&fast=1&s=<token>``, written by :func:`mirror_url`) and the
 server-side store the token names (:func:`ui.caching.saved_session`). What is kept is every
 key with a dot (``keep.…`` widget values, ``sb.upload``, finished runs such as
 ``attack.done`` or ``certify.runs``) except the per-run ones in :data:`VOLATILE`.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import re
 import secrets
+import time
 
 import streamlit as st
 
@@ -294,16 +295,47 @@ def resume(samples: list[str]) -> None:
         _restore_image(params.get("image"), samples)
         if params.get("model"):
             st.session_state[KEEP + "sb_model"] = params.get("model")
+        if params.get("fast") == "1" and KEEP + "sb_fast" not in st.session_state:
+            st.session_state[KEEP + "sb_fast"] = True      # a class's link opens in the fast preset
         token = secrets.token_urlsafe(12)
         st.session_state[TOKEN] = token
     caching.save_session(token, {k: v for k, v in st.session_state.to_dict().items() if _persistent(k)})
 
 
-def mirror_url(image_name: str, image_digest: str, source: str, model_key: str) -> None:
-    """Write the image, the model and the session token into the URL (only what changed:
-    each write is a message to the browser)."""
+def mirror_url(image_name: str, image_digest: str, source: str, model_key: str, fast: bool = False) -> None:
+    """Write the image, the model, the fast preset (``fast=1`` when on) and the session token
+    into the URL (only what changed: each write is a message to the browser)."""
     want = {"image": f"upload:{image_digest}" if source == "upload" else image_name,
             "model": model_key, "s": st.session_state[TOKEN]}
+    if fast:
+        want["fast"] = "1"
+    elif "fast" in st.query_params:
+        del st.query_params["fast"]
     for k, v in want.items():
         if st.query_params.get(k) != v:
             st.query_params[k] = v
+
+
+# ------------------------------------------------------------------ the page's own time
+
+def page_started() -> None:
+    """The script run of a page starts (:func:`ui.sidebar.page`): :func:`page_seconds` counts
+    from here."""
+    st.session_state["page.started"] = time.perf_counter()
+    st.session_state["page.not_drawing"] = 0.0
+
+
+def not_drawing(seconds: float) -> None:
+    """``seconds`` of this run went to a job or a measurement, not to drawing the page."""
+    st.session_state["page.not_drawing"] = st.session_state.get("page.not_drawing", 0.0) + float(seconds)
+
+
+def page_seconds() -> float:
+    """Seconds this run of the page spent drawing so far (its jobs and one-time measurements
+    left out): what it takes again, once a step further down is clicked, before that step's
+    job starts (Learn's step 3 started its 2-s attack 1.2 s after the click, below steps 1
+    and 2 drawn again)."""
+    started = st.session_state.get("page.started")
+    if started is None:
+        return 0.0
+    return max(time.perf_counter() - started - st.session_state.get("page.not_drawing", 0.0), 0.0)

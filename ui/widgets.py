@@ -24,7 +24,7 @@ from rrs.methods import METHODS
 from rrs.settings import L1, L2, LINF, Norm
 
 from . import caching, style
-from .state import widget
+from .state import not_drawing, widget
 
 #: The norm choices of certificates (``format_func=norm_label``).
 NORMS = [L1, L2, LINF]
@@ -195,6 +195,7 @@ def with_progress(text: str, fn, *args, **kwargs):
     error in the page and ``None`` is returned, so the session keeps working.
     """
     bar = Progress(text)
+    start = time.perf_counter()
     try:
         return fn(*args, progress=bar, **kwargs)
     except torch.cuda.OutOfMemoryError:  # pragma: no cover - GPU only
@@ -209,6 +210,7 @@ def with_progress(text: str, fn, *args, **kwargs):
         st.error(str(e), icon=":material/error:")
     finally:
         bar.clear()
+        not_drawing(time.perf_counter() - start)
     return None
 
 
