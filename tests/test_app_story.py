@@ -269,6 +269,9 @@ def test_attack_shows_the_budget_and_the_certified_radius_on_one_scale():
     finite = max([c.radius for c in report.rdp_finite + report.cdf_finite] + [0.0])
     text = marks["guarantee (finite-sample)"]["text"][0]
     assert (text == "0") if finite <= 0 else float(text) == pytest.approx(finite * 255, rel=1e-2)
+    edge = 10 ** fig["layout"]["xaxis"]["range"][0]         # radius 0: on the axis' left edge, not at 2× it
+    x0 = marks["guarantee (finite-sample)"]["x"][0]
+    assert (x0 == pytest.approx(edge)) if finite <= 0 else x0 > edge
     caption = captions(at)[[i for i, c in enumerate(captions(at)) if "attack" in c and "guarantee" in c][0]]
     assert "4/255" in caption
     # ℓ2 attacks get a second row: the same two sizes per pixel value

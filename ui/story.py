@@ -258,10 +258,12 @@ def budget_scale(budget: float, radius: float, plugin: float, norm: Norm, dim: i
     hi = 10 ** (math.ceil(math.log10(max(positive))) + 1) if positive else 10
     fig = go.Figure()
     for name, v, color, symbol in marks:
-        xs = [lo * 2 if v <= 0 else hi / 2 if not math.isfinite(v) else value(v, s) for _, s in rows]
+        # 0 and ∞ sit on the axis' edges, their labels inside the plot (at lo × 2 a 0 read as 0.002)
+        xs = [lo if v <= 0 else hi if not math.isfinite(v) else value(v, s) for _, s in rows]
         text = ["0" if v <= 0 else "∞" if not math.isfinite(v) else f"{value(v, s):.3g}" for _, s in rows]
+        where = "top right" if v <= 0 else "top left" if not math.isfinite(v) else "top center"
         fig.add_trace(go.Scatter(x=xs, y=[r for r, _ in rows], mode="markers+text", name=name, text=text,
-                                 textposition="top center", cliponaxis=False,
+                                 textposition=where, cliponaxis=False,
                                  marker=dict(size=15, color=color, symbol=symbol, line=dict(width=2, color=color)),
                                  hovertemplate="%{y}: %{text}<extra>" + name + "</extra>"))
     fig.update_xaxes(type="log", range=[math.log10(lo), math.log10(hi)], gridcolor="#e5e5e5",
