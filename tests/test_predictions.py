@@ -282,3 +282,20 @@ def test_a_long_map_is_predicted_from_full_passes_not_from_a_short_maps_rate(fre
     charged to every sample of the next. Here (the tiny model, 256 samples a pass) a T = 8 map
     is run first, then T = 2048 and T = 300 are predicted, run and compared, within ±30%."""
     _on_one_of_two_tries(_long_after_short)
+
+
+def test_a_long_map_that_ran_slower_rescales_every_map_a_short_one_only_its_fixed_part(fresh_rates):
+    """A map whose noisy samples take most of its time measures the rate (a machine twice as
+    busy makes the next maps twice as long, short ones too); a short map that took a second
+    longer adds that second to the next maps, long ones included, not a second per pass."""
+    model, x = tiny_model(), to_tensor(load_sample("coffee"), 32)
+    short, long = (MapSettings(method="rrs", samples=t, sigma=0.15, cell=8, k=0.1) for t in (8, 1 << 15))
+    p_short, p_long = predict.predict_map(model, x, short), predict.predict_map(model, x, long)
+    assert p_long > 1.0 > p_short                      # one is mostly samples, the other is not
+    predict.record_map(model, x, long, 2 * p_long)
+    assert 1.5 * p_short < predict.predict_map(model, x, short) < p_short + 0.5 * p_long   # not its excess
+    assert predict.predict_map(model, x, long) == pytest.approx(2 * p_long, rel=0.01)
+    predict.clear_measured()
+    p_short, p_long = predict.predict_map(model, x, short), predict.predict_map(model, x, long)
+    predict.record_map(model, x, short, p_short + 1.0)
+    assert predict.predict_map(model, x, long) == pytest.approx(p_long + 1.0, rel=0.05)

@@ -158,9 +158,10 @@ def _fit(key, a0: float, b0: float, measured: bool = False) -> tuple[float, floa
     """Seconds per ``a`` unit and per ``b`` unit of the jobs of ``key``: fitted (least squares
     on relative errors) to the last jobs of that kind when they differ in shape; otherwise
     the prior ``(a0, b0)`` scaled to them (the prior alone before any job). ``measured``: ``b0``
-    was measured here (a map's noisy samples), so jobs of one shape that took longer than
-    predicted add their excess to the fixed part, not to every sample (a T = 8 map's first-run
-    overhead made a T = 256 map's prediction 1.3× too long)."""
+    was measured here (a map's noisy samples): jobs of one shape whose ``b`` part is at least a
+    second (and the fixed part) rescale ``b`` (a busier machine); shorter ones correct the fixed
+    part (a T = 8 map's first-run overhead, scaled over every sample, made a T = 256 map's
+    prediction 1.3× too long)."""
     with _STEPS_LOCK:
         obs = list(_STEPS.get(key, ()))
     if not obs:
@@ -171,9 +172,14 @@ def _fit(key, a0: float, b0: float, measured: bool = False) -> tuple[float, floa
         if a >= 0 and b > 0:
             return float(a), float(b)
     if measured:
-        excess = float(np.median([(t - a0 * s - b0 * e) / s for s, e, t in obs]))
-        if excess >= 0:
-            return a0 + excess, b0
+        # a job whose measured part dominates measures its rate (a busier machine shows here);
+        # a short one its fixed part (its first-run overhead is not charged to every sample)
+        long = [(s, e, t) for s, e, t in obs if b0 * e >= max(a0 * s, 1.0)]
+        b = float(np.median([max(t - a0 * s, 0.0) / e for s, e, t in long])) if long else b0
+        short = [(s, e, t) for s, e, t in obs if b0 * e < max(a0 * s, 1.0)]
+        a = a0 + float(np.median([(t - a0 * s - b * e) / s for s, e, t in short])) if short else a0
+        if b > 0:
+            return max(a, 0.0), b
     factor = float(np.median([t / (a0 * s + b0 * e) for s, e, t in obs]))
     return a0 * factor, b0 * factor
 
