@@ -299,3 +299,19 @@ def test_a_long_map_that_ran_slower_rescales_every_map_a_short_one_only_its_fixe
     p_short, p_long = predict.predict_map(model, x, short), predict.predict_map(model, x, long)
     predict.record_map(model, x, short, p_short + 1.0)
     assert predict.predict_map(model, x, long) == pytest.approx(p_long + 1.0, rel=0.05)
+
+
+def test_two_short_maps_do_not_make_a_rate_for_a_long_one():
+    """Two short maps close in size (T = 16 and 24 on the tiny model, one pass each: their
+    measured units less than 4× apart) make no line: one through T = 16 and 64 extrapolated
+    their timing noise to a long map (the Attack page and Compare predicted at 0.5–2.3× their
+    time in the suite). Their times correct the fixed part; a T = 1024 map stays near its
+    prediction from the passes."""
+    predict.clear_measured()
+    model, x = tiny_model(), to_tensor(load_sample("coffee"), 32)
+    m = MapSettings(method="rrs", sigma=0.15, cell=16, k=0.05)
+    p16, p24, p1024 = (predict.predict_map(model, x, m.replace(samples=t)) for t in (16, 24, 1024))
+    predict.record_map(model, x, m.replace(samples=16), 1.3 * p16)       # timing noise: one 30% slower,
+    predict.record_map(model, x, m.replace(samples=24), 0.9 * p24)       # the other 10% faster
+    after = predict.predict_map(model, x, m.replace(samples=1024))
+    assert 0.85 * p1024 < after < 1.2 * p1024, (p1024, after)

@@ -158,7 +158,8 @@ def _fit(key, a0: float, b0: float, measured: bool = False) -> tuple[float, floa
     """Seconds per ``a`` unit and per ``b`` unit of the jobs of ``key``: fitted (least squares
     on relative errors) to the last jobs of that kind when they differ in shape; otherwise
     the prior ``(a0, b0)`` scaled to them (the prior alone before any job). ``measured``: ``b0``
-    was measured here (a map's noisy samples): jobs of one shape whose ``b`` part is at least a
+    was measured here (a map's noisy samples): a line only through jobs 4× apart in ``b``
+    units; otherwise jobs whose ``b`` part is at least a
     second (and the fixed part) rescale ``b`` (a busier machine); shorter ones correct the fixed
     part (a T = 8 map's first-run overhead, scaled over every sample, made a T = 256 map's
     prediction 1.3× too long)."""
@@ -167,7 +168,10 @@ def _fit(key, a0: float, b0: float, measured: bool = False) -> tuple[float, floa
     if not obs:
         return a0, b0
     rows = np.array([[s / t, e / t] for s, e, t in obs])
-    if len(obs) >= 2 and np.linalg.matrix_rank(rows, tol=1e-6 * np.abs(rows).max()) == 2:
+    # measured units must differ 4× for a line: one through two short maps (T = 16 and 64 on the
+    # tiny model, 2.2× apart) extrapolated their timing noise to a long map, 0.5–2× off
+    spread = not measured or max(e / s for s, e, _ in obs) >= 4 * min(e / s for s, e, _ in obs)
+    if len(obs) >= 2 and spread and np.linalg.matrix_rank(rows, tol=1e-6 * np.abs(rows).max()) == 2:
         (a, b), *_ = np.linalg.lstsq(rows, np.ones(len(obs)), rcond=None)
         if a >= 0 and b > 0:
             return float(a), float(b)
