@@ -159,10 +159,9 @@ def _fit(key, a0: float, b0: float, measured: bool = False) -> tuple[float, floa
     on relative errors) to the last jobs of that kind when they differ in shape; otherwise
     the prior ``(a0, b0)`` scaled to them (the prior alone before any job). ``measured``: ``b0``
     was measured here (a map's noisy samples): a line only through jobs 4× apart in ``b``
-    units; otherwise jobs whose ``b`` part is at least a
-    second (and the fixed part) rescale ``b`` (a busier machine); shorter ones correct the fixed
-    part (a T = 8 map's first-run overhead, scaled over every sample, made a T = 256 map's
-    prediction 1.3× too long)."""
+    units; otherwise jobs whose ``b`` part is at least a second (and the fixed part) rescale
+    ``b`` (a busier machine), and shorter ones correct the fixed part (a T = 8 map's first-run
+    overhead, scaled over every sample, made a T = 256 map's prediction 1.3× too long)."""
     with _STEPS_LOCK:
         obs = list(_STEPS.get(key, ()))
     if not obs:
