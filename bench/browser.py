@@ -97,6 +97,20 @@ def parse_seconds(text: str) -> float | None:
     return float(m.group(2).replace(",", "")) * UNIT[m.group(3)]
 
 
+def said_range(text: str) -> tuple[float, float] | None:
+    """The seconds the first predicted time in ``text`` stands for, as written: "under a second"
+    is (0, 1); "about 6 s" is 5.5–6.5 s (whole seconds), "about 3 min" 2.5–3.5 min, "about 2.0 h"
+    1.95–2.05 h (:func:`rrs.timing.format_seconds` rounds so); None when there is none."""
+    m = PRED.search(text or "")
+    if not m:
+        return None
+    if m.group(1) == "under a second":
+        return 0.0, 1.0
+    value, unit = float(m.group(2).replace(",", "")), m.group(3)
+    half = 0.05 if unit == "h" else 0.5
+    return max(value - half, 0.0) * UNIT[unit], (value + half) * UNIT[unit]
+
+
 # ------------------------------------------------------------------------------ CPU accounting
 
 def _busy_jiffies_total() -> int:
@@ -176,11 +190,26 @@ class Timing:
     other_cores: float | None = None
 
     @property
+    def taken_s(self) -> float | None:
+        return self.actual_s if self.covered_s is None else self.covered_s
+
+    @property
     def ratio(self) -> float | None:
-        taken = self.actual_s if self.covered_s is None else self.covered_s
+        taken = self.taken_s
         if self.predicted_s is None or taken is None or taken <= 0:
             return None
         return self.predicted_s / taken
+
+    @property
+    def within(self) -> bool | None:
+        """The time taken is within ±30% of what the page said, its rounding included ("under a
+        second": at most 1.3 s; "about 6 s": 5.5/1.3 to 6.5·1.3 s)."""
+        said, taken = said_range(self.predicted_text), self.taken_s
+        if said is None or taken is None or taken <= 0:
+            if self.ratio is None:
+                return None
+            return 1 / 1.3 <= self.ratio <= 1.3
+        return said[0] / 1.3 <= taken <= said[1] * 1.3
 
 
 @dataclass
@@ -430,7 +459,7 @@ def table(results: list, quiet: float) -> str:
             "|---|---|---|---|---|---|---|---|"]
     for t in results:
         ratio = t.ratio
-        within = "—" if ratio is None else ("yes" if 1 / 1.3 <= ratio <= 1.3 else "NO")
+        within = "—" if t.within is None else ("yes" if t.within else "NO")
         loaded = t.other_cores is not None and t.other_cores > quiet
         rows.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
             t.preset, t.action,
@@ -502,7 +531,7 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps({
             "model": args.model or "default", "presets": presets, "load_start": start_load, "load_end": end_load,
             "cpus": os.cpu_count(), "quiet_threshold_cores": args.quiet,
-            "results": [{**asdict(t), "ratio": t.ratio} for t in results]}, indent=2))
+            "results": [{**asdict(t), "ratio": t.ratio, "within": t.within} for t in results]}, indent=2))
     return 0 if all(t.status in ("ok", "skipped") for t in results) else 1
 
 

@@ -62,6 +62,7 @@ class Lesson:
         with runs.measuring():      # what every step's prediction reads, under a spinner on a first visit
             for settings in (self.MAP, self.SMOOTH):
                 predict.predict_map(ctx.model, ctx.x, settings)
+                predict.predict_attack(ctx.model, ctx.x, settings, self.ATTACK)
 
     def _held(self, kind: str, *settings) -> bool:
         return caching.held(self.ctx, kind, *settings)

@@ -5,12 +5,13 @@ profiles), fitted to the jobs finished on this device on top of the sample rates
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
 from rrs.attributions import cell_grid
 from rrs.compute import device as D
-from rrs.compute.policy import batch_size_for, calibrate, sample_rate
+from rrs.compute.policy import batch_size_for, calibrate
 from rrs.settings import MapSettings
 from rrs.timing import format_seconds, sample_key
 
@@ -55,12 +56,30 @@ def _map_key(model, x, settings) -> tuple:
 _PASSES: dict = {}
 
 
+def _warm(run, most: int = 6, agree: float = 0.15) -> float:
+    """Seconds of ``run()`` once warm: run until two runs in a row agree within ``agree`` (at
+    most ``most`` runs); the faster of those two. A new shape's first passes are slow on a CPU
+    (allocation, kernel selection): EfficientNet-Lite0 at 224 px, passes of 8 noisy samples took
+    1.54, 0.54, 0.32, 0.32 s and then passes of 16 took 2.49, 0.83, 0.59, 0.59 s, so a pilot of
+    one warm-up and one measured pass predicted maps 3× too long and attacks 2× too long."""
+    last = None
+    for _ in range(int(most)):
+        t0 = time.perf_counter()
+        run()
+        t = time.perf_counter() - t0
+        if last is not None and abs(t - last) <= agree * min(t, last):
+            return min(t, last)
+        last = t
+    return float(last)
+
+
 def _passes(model, x, settings) -> tuple[float, float, int]:
     """``(seconds per pass, seconds per sample, samples per pass)`` of ``settings``'s noisy
-    samples here, from two pilots (half a pass and a full pass) measured once. A pass is not
-    proportional to its samples: on EfficientNet-Lite0 at 224 px (bf16, a 2-core CPU) a pass of
-    8 samples took 0.77 s and one of 16 took 1.07 s, so the rate of a short map (one pass of 8)
-    predicted a T = 256 map at 28 s that took 19 s."""
+    samples here, from two warm pilots (:func:`_warm`: a full pass, then half a pass), measured
+    once. A pass is not proportional to its samples: on EfficientNet-Lite0 at 224 px (bf16, a
+    2-core CPU) a pass of 8 samples took 0.77 s and one of 16 took 1.07 s, so the rate of a short
+    map (one pass of 8) predicted a T = 256 map at 28 s that took 19 s. The full pass goes first:
+    once its buffers exist, half a pass is warm at once."""
     key = sample_key(model, x, settings)
     with _STEPS_LOCK:
         got = _PASSES.get(key)
@@ -68,13 +87,24 @@ def _passes(model, x, settings) -> tuple[float, float, int]:
         return got
     full = D.batch_size(model, x, settings.attribution, batch_size_for(x, settings.attribution))
     half = max(1, full // 2)
-    sample_rate(model, x, settings)          # the warm-up pilot, if none ran (the first pass allocates)
-    t_half = half / calibrate(model, x, settings, samples=half, batch_size=half)
-    t_full = full / calibrate(model, x, settings, samples=full, batch_size=full) if full > half else t_half
+    t_full = _warm(lambda: calibrate(model, x, settings, samples=full, batch_size=full))
+    t_half = _warm(lambda: calibrate(model, x, settings, samples=half, batch_size=half)) if full > half else t_full
     per = max(t_full - t_half, 0.0) / (full - half) if full > half else t_full / full
     got = (max(t_full - per * full, 0.0), per, int(full))
     with _STEPS_LOCK:
         _PASSES[key] = got
+    return got
+
+
+def _gradient_seconds(model, x, settings) -> float:
+    """Seconds of one gradient of the image (a raw map), warm (:func:`_warm`), measured once."""
+    key = ("gradient",) + sample_key(model, x, settings)
+    with _STEPS_LOCK:
+        got = _PASSES.get(key)
+    if got is None:
+        got = _warm(lambda: calibrate(model, x, settings, samples=1, batch_size=1))
+        with _STEPS_LOCK:
+            _PASSES[key] = got
     return got
 
 
@@ -91,7 +121,7 @@ def predict_map(model, x, settings) -> float:
     the raw map it is shown beside, one gradient of the image, :func:`ui.compute.compute_map`)."""
     settings = D.resolve(model, x, settings)
     if not settings.smoothed:
-        fixed, per = _fit(_map_key(model, x, settings), 0.0, 1.0 / sample_rate(model, x, settings), measured=True)
+        fixed, per = _fit(_map_key(model, x, settings), 0.0, _gradient_seconds(model, x, settings), measured=True)
         return fixed + per
     sampling = _sampling_seconds(model, x, settings, plan_samples(settings.samples, model)[0])
     fixed, scale = _fit(_map_key(model, x, settings), predict_map(model, x, _raw(settings)), 1.0, measured=True)
@@ -197,12 +227,55 @@ def _attack_steps(model, x, settings, attack) -> float:
     """Seconds of an attack's steps (its maps left out): the fitted step costs times
     :func:`attack_work`."""
     settings = _capped(model, x, settings)
-    sample_seconds = 1.0 / sample_rate(model, x, settings)
+    key = _attack_pilot(model, x, settings, attack)
+    # the prior's split between a step's fixed part and its EOT samples (the pilot scales both)
+    per_pass, per_sample, full = _passes(model, x, settings) if settings.smoothed else (0.0, 0.0, 1)
+    sample_seconds = per_pass / full + per_sample if settings.smoothed else _gradient_seconds(model, x, settings)
     a0, b0 = ATTACK_STEP_FIXED * sample_seconds, ATTACK_SECOND_ORDER * sample_seconds
-    a, b = _fit(_attack_key(model, x, settings), a0, b0) if settings.smoothed else \
-        _fit(_attack_key(model, x, settings), a0, a0 + b0)
+    a, b = _fit(key, a0, b0) if settings.smoothed else _fit(key, a0, a0 + b0)
     units_a, units_b = attack_work(model, x, settings, attack)
     return units_a * a + units_b * b
+
+
+#: The keys of the attack pilots that ran (:func:`_attack_pilot`).
+_PILOTED: set = set()
+#: EOT samples of a pilot's step at most (a step of 32 on Lite0 takes 4.5 s); a larger EOT is
+#: predicted by the prior's split between a step's fixed part and its EOT samples (on Lite0 the
+#: samples dominate; on the tiny CNN that split was 1.4× over at 8 from a pilot at 4).
+PILOT_EOT = 8
+
+
+def _attack_pilot(model, x, settings, attack) -> tuple:
+    """The key of the step costs to predict from (:func:`_fit`): the attacks of this kind
+    finished here (:func:`record_attack`), or before any, a pilot's. The pilot, once per kind:
+    real attacks of one step (a smoothed map's at T = 2 and the attack's EOT), run until warm
+    (:func:`_warm`), and one of two steps, at most :data:`PILOT_EOT` EOT samples (the prior's
+    split scales to more). A raw method's two attacks are recorded as they ran (a part per
+    attack, a part per step); a smoothed method's step as the difference of the two (its T = 2 maps are too short to subtract reliably: a step left over after their
+    predicted time was 0.14 s, the real attack's steps took 0.31 s). The step costs' ratio to a
+    noisy sample depends on the CPU (a vanilla step was 4.5 batched samples on one machine and
+    6.2 on another), so before this the first prediction of a fresh server was up to 2× off."""
+    key = _attack_key(model, x, settings)
+    pilot = ("pilot",) + key
+    with _STEPS_LOCK:
+        if _STEPS.get(key) or pilot in _PILOTED:
+            return key if _STEPS.get(key) else pilot
+        _PILOTED.add(pilot)
+    from .compute import attack_method
+
+    small = settings.replace(samples=2) if settings.smoothed else settings
+    one = attack.replace(steps=1, restarts=1, eot=min(attack.eot, PILOT_EOT))
+    two = one.replace(steps=2)
+    t1 = _warm(lambda: attack_method(model, x, small, one), most=4)
+    start = time.perf_counter()
+    attack_method(model, x, small, two)
+    t2 = time.perf_counter() - start
+    if settings.smoothed:
+        _observe(pilot, *attack_work(model, x, small, one), max(t2 - t1, 0.0))
+    else:
+        for a, t in ((one, t1), (two, t2)):
+            _observe(pilot, *_attack_observation(model, x, small, a, t))
+    return pilot
 
 
 def _robustness_key(model, x, budgets: int) -> tuple:
@@ -252,14 +325,19 @@ def predict_robustness(model, x, methods, rs, budgets: int = 1, prior: bool = Fa
     return total
 
 
-def record_attack(model, x, settings, attack, seconds: float) -> None:
-    """Record a finished (not cached) attack: its steps' time (its time less its maps' at the
-    measured sample rate, at least a fifth of it) for the next predictions of this kind."""
+def _attack_observation(model, x, settings, attack, seconds: float) -> tuple[float, float, float]:
+    """A finished attack's work units (:func:`attack_work`) and its steps' time: its time less
+    its maps' at the measured sample rate, at least a fifth of it."""
     settings = _capped(model, x, settings)
-    maps = _attack_maps(model, x, settings)
     units_a, units_b = attack_work(model, x, settings, attack)
-    _observe(_attack_key(model, x, settings), units_a, units_b,
-             max(float(seconds) - maps, 0.2 * float(seconds)))
+    return units_a, units_b, max(float(seconds) - _attack_maps(model, x, settings), 0.2 * float(seconds))
+
+
+def record_attack(model, x, settings, attack, seconds: float) -> None:
+    """Record a finished (not cached) attack for the next predictions of this kind (the pilot's
+    measurements are no longer used, :func:`_attack_pilot`)."""
+    _observe(_attack_key(model, x, _capped(model, x, settings)),
+             *_attack_observation(model, x, settings, attack, seconds))
 
 
 def _certificate_key(model, x, map_settings) -> tuple:
@@ -311,6 +389,7 @@ def clear_measured() -> None:
     with _STEPS_LOCK:
         _STEPS.clear()
         _PASSES.clear()
+        _PILOTED.clear()
 
 
 def remaining_text(elapsed: float, fraction: float) -> str:
