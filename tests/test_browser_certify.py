@@ -84,9 +84,20 @@ def test_a_second_certify_waits_in_the_queue_and_starts_when_the_first_stops(one
         b.screenshot(path=str(page_shot))
         button(a, "Stop (keep the result so far)").click()
         a.get_by_text(re.compile(r"Stopped at T = [\d,]+ of [\d,]+, valid")).wait_for()
-        b.get_by_text("RRS map so far").first.wait_for()          # B got the slot
-        button(b, "Stop (keep the result so far)").click()
+        # B got the slot: its live map, or its result when the run was over before a look. Once
+        # in the suite B showed neither within 600 s (not reproduced alone, under CPU load or with
+        # its file): both pages are kept as screenshots when that happens
+        try:
+            b.get_by_text(re.compile(r"RRS map so far|Complete: T = ")).first.wait_for()
+        except Exception:
+            for name, page in (("a", a), ("b", b)):
+                page.screenshot(path=str(SHOTS / f"certify_queue_failed_{name}.png"), full_page=True)
+            raise
+        stop = b.get_by_role("button", name="Stop (keep the result so far)")
+        if stop.count():
+            stop.first.click()
         b.get_by_text(re.compile(r"Stopped at T = |Complete: T = ")).first.wait_for()
+        assert b.get_by_text(re.compile(r"Queued: position")).count() == 0
     finally:
         for c in contexts:
             c.close()

@@ -291,9 +291,11 @@ def test_a_long_map_that_ran_slower_rescales_every_map_a_short_one_only_its_fixe
     model, x = tiny_model(), to_tensor(load_sample("coffee"), 32)
     short, long = (MapSettings(method="rrs", samples=t, sigma=0.15, cell=8, k=0.1) for t in (8, 1 << 15))
     p_short, p_long = predict.predict_map(model, x, short), predict.predict_map(model, x, long)
-    assert p_long > 1.0 > p_short                      # one is mostly samples, the other is not
+    fixed = predict.predict_map(model, x, short.replace(method="vanilla"))      # its raw map, one gradient
+    assert p_long > 1.0 > p_short > fixed                 # one is mostly samples, the other is not
     predict.record_map(model, x, long, 2 * p_long)
-    assert 1.5 * p_short < predict.predict_map(model, x, short) < p_short + 0.5 * p_long   # not its excess
+    # the short map's samples take twice as long; its fixed part (the raw map) is not scaled
+    assert predict.predict_map(model, x, short) == pytest.approx(fixed + 2 * (p_short - fixed), rel=0.02)
     assert predict.predict_map(model, x, long) == pytest.approx(2 * p_long, rel=0.01)
     predict.clear_measured()
     p_short, p_long = predict.predict_map(model, x, short), predict.predict_map(model, x, long)
