@@ -65,9 +65,19 @@ MEASURE = """() => {
       .map(cs => cs.slice(0, 2).map(c => Math.round(c.getBoundingClientRect().width)));
   const cut = [...document.querySelectorAll('[data-testid="stMain"] button p')]
       .filter(p => vis(p) && p.scrollWidth > p.clientWidth + 1).map(p => p.innerText);
+  // any text on the page (sidebar included) that Streamlit cuts with an ellipsis (not inside a
+  // closed expander, which keeps its boxes)
+  const shown = e => vis(e) && !e.closest('details:not([open])');
+  const ellipsed = [...document.querySelectorAll('[data-testid="stAppViewContainer"] *')]
+      .filter(e => shown(e) && e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).textOverflow === 'ellipsis'
+                   && (e.innerText || '').trim())
+      .map(e => e.innerText.trim().slice(0, 80))
+      // and a selected option wider than its box (a select box shows it in a one-line input)
+      .concat([...document.querySelectorAll('[data-testid="stSelectbox"] input')]
+                  .filter(i => shown(i) && i.scrollWidth > i.clientWidth + 1).map(i => i.value));
   return {figures: figs, maps: maps, clipped_titles: clipped, min_font: texts.length ? Math.min(...texts) : null,
           overflow: document.documentElement.scrollWidth - window.innerWidth,
-          main_overflow: main.scrollWidth - main.clientWidth, table_excess: tables, cut_buttons: cut, split_pairs: split,
+          main_overflow: main.scrollWidth - main.clientWidth, table_excess: tables, cut_buttons: cut, cut_texts: ellipsed, split_pairs: split,
           sidebar: Math.round(document.querySelector('[data-testid="stSidebar"]').getBoundingClientRect().width),
           error_dialog: document.body.innerText.includes('Connection error')};
 }"""
@@ -212,6 +222,8 @@ def _check(m: dict, where: str, presenter: bool = False) -> list[str]:
         bad.append(f"{where}: pairs of figures stacked instead of side by side (column widths {m['split_pairs']})")
     if m["cut_buttons"]:
         bad.append(f"{where}: cut button labels {m['cut_buttons']}")
+    if m["cut_texts"]:
+        bad.append(f"{where}: texts cut with an ellipsis {m['cut_texts']}")
     if m["sidebar"] < 200:
         bad.append(f"{where}: the sidebar is closed ({m['sidebar']} px): measured without it")
     if m["error_dialog"]:

@@ -372,3 +372,15 @@ def test_the_first_attack_on_a_fresh_server_is_predicted_from_a_pilot_within_30_
     3.2 s. A pilot (one-step and two-step attacks, warm) measures it: the first prediction of a
     raw and of two smoothed attacks (EOT above the pilot's too) is within ±30%."""
     _on_one_of_two_tries(_first_attacks)
+
+
+def test_a_job_timed_at_no_time_is_not_recorded(fresh_rates):
+    """A pilot's second step that took no longer than its first (an attack that stopped early)
+    was recorded as a step of 0 s, and the Attack page's break-radius prediction divided by it
+    (ZeroDivisionError in the browser test); a job of 0 s teaches nothing and is left out."""
+    model, x = tiny_model(), to_tensor(load_sample("coffee"), 32)
+    settings = MapSettings(method="rrs", samples=16, sigma=0.15, cell=8, k=0.1)
+    before = predict.predict_attack(model, x, settings, ATTACK)
+    predict.record_attack(model, x, settings, ATTACK, 0.0)
+    predict.record_map(model, x, settings, 0.0)
+    assert predict.predict_attack(model, x, settings, ATTACK) == pytest.approx(before, rel=1e-9)

@@ -178,6 +178,8 @@ def _attack_key(model, x, settings) -> tuple:
 
 
 def _observe(key, a_units: float, b_units: float, seconds: float) -> None:
+    if not seconds > 0:             # nothing measured (a job timed at 0 s): it would divide by zero
+        return
     with _STEPS_LOCK:
         obs = _STEPS.setdefault(key, [])
         obs.append((float(a_units), float(b_units), float(seconds)))
@@ -270,8 +272,10 @@ def _attack_pilot(model, x, settings, attack) -> tuple:
     start = time.perf_counter()
     attack_method(model, x, small, two)
     t2 = time.perf_counter() - start
-    if settings.smoothed:
-        _observe(pilot, *attack_work(model, x, small, one), max(t2 - t1, 0.0))
+    if settings.smoothed and t2 - t1 > 0.05 * t1:
+        _observe(pilot, *attack_work(model, x, small, one), t2 - t1)
+    elif settings.smoothed:         # no step to see (the attack stopped early, or the model is tiny)
+        _observe(pilot, *_attack_observation(model, x, small, one, t1))
     else:
         for a, t in ((one, t1), (two, t2)):
             _observe(pilot, *_attack_observation(model, x, small, a, t))

@@ -82,6 +82,22 @@ def model_label(name: str) -> str:
     return spec.display_name + (" — very fast" if name == "tiny" else "")
 
 
+def model_choice(name: str) -> str:
+    """A registry model's name as its select box shows it, one short line ("EfficientNet-Lite0"):
+    a select box shows its value in a one-line field, which cut "Tiny CNN (synthetic shapes,
+    32×3" in the sidebar; the rest is :func:`model_detail`, under it."""
+    return model_label(name).split(" (")[0]
+
+
+def model_detail(name: str) -> str:
+    """What the select box leaves out of :func:`model_label` ("trained on ImageNet")."""
+    spec = models.MODELS.get(name)
+    if spec is None or " (" not in spec.display_name:
+        return ""
+    detail = spec.display_name.split(" (", 1)[1].rstrip(")")
+    return f"Trained on {detail}" + (" — very fast" if name == "tiny" else "")
+
+
 def model_options() -> list[tuple[str, str, bool, str]]:
     """``(key, label, available, message)`` for every model the registry knows."""
     return [(name, model_label(name), bool(ok), str(msg)) for name, ok, msg in models.available_models()]
@@ -122,14 +138,17 @@ def _model_section(sb) -> str:
     if user:
         labels[user["key"]] = f"Yours: {user['name']} ({user['arch']})"
     key = state.widget(sb.selectbox, "Model", "sb_model", DEFAULT_MODEL, options=list(labels),
-                       format_func=lambda k: labels.get(k, k),
+                       format_func=lambda k: labels.get(k, k).split(" (")[0],
                        help="The classifier whose interpretation maps you explore.")
+    detail = f"Your weights on {model_choice(user['arch'])}" if user and key == user["key"] else model_detail(key)
+    if detail:
+        sb.caption(detail)
     with sb.expander("More models / your own weights"):
         for _, lbl, ok, msg in opts:
             if not ok:
                 st.caption(f"**{lbl}** — not available: {msg}")
         st.selectbox("Architecture of your weights", list(models.MODELS), key="sb_user_arch",
-                     format_func=model_label, on_change=state.process_user_weights)
+                     format_func=model_choice, on_change=state.process_user_weights)
         st.file_uploader("state_dict (.pt/.pth) or .safetensors", type=["pt", "pth", "bin", "safetensors"],
                          key="sb_user_file", on_change=state.process_user_weights,
                          help="Weights only: pickled model objects are refused, never unpickled.")
@@ -163,8 +182,9 @@ def sidebar(loading=None) -> Context:
     native = int(model.input_size)
     sizes = [native] + [s for s in (160, 112) if s < native and native >= 128]
     size = state.widget(sb.selectbox, "Working resolution", "sb_size", native, options=sizes,
-                        format_func=lambda s: f"{s}×{s}" + (" (the model's own)" if s == native
-                                                             else " (faster, less accurate)"))
+                        format_func=lambda s: f"{s}×{s}" + (", native" if s == native else ", faster"),
+                        help="The model's own (native) resolution is the most accurate; a smaller one is "
+                             "faster and less accurate.")
     x = caching.tensor(digest, int(size), model.resize_for(int(size)), loaded)
     device = device_label(model)
     threads = f" · {torch.get_num_threads()} threads" if device == "CPU" else ""

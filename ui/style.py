@@ -74,6 +74,10 @@ CSS = f"""
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
 }}
 [data-testid="stMain"] h1, [data-testid="stMain"] h2, [data-testid="stMain"] h3 {{ overflow-wrap: anywhere; }}
+/* the uploader's size limit and file types too ("25MB per file • PNG, JPG, WEBP, B…" in the sidebar) */
+[data-testid="stFileUploaderDropzoneInstructions"] * {{
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+}}
 /* the scroll anchor of a run's live panel or an arriving result (ui.widgets.scroll_here) takes no
    room: its box is hidden while it holds the anchor (a rule, not a style on the box: Streamlit
    reuses the box for the element drawn there on the next run) */
