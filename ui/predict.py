@@ -26,11 +26,12 @@ __all__ = ['predict_map', 'record_map', 'attack_map_samples', 'attack_work', 'pr
 # gradient; both are fitted to the attacks finished on this device (:func:`record_attack`),
 # so the Attack page, Compare and Learn predict from what this machine did.
 
-#: Before any attack ran here: one attack step costs ATTACK_STEP_FIXED batched noisy samples
-#: plus ATTACK_SECOND_ORDER per EOT sample (a raw method's step is one EOT sample). Measured
-#: on EfficientNet-Lite0 at 224 px (CPU, one thread: a batched sample 0.13 s; a vanilla step
-#: 0.58 s; an RRS step with 4 EOT samples 2.6 s). The tiny CNN's steps are mostly fixed cost
-#: (18 and 3.3 samples); the fit to its first attacks corrects that.
+#: The prior's split of an attack step (:func:`_attack_pilot` measures its scale before any attack
+#: ran here): ATTACK_STEP_FIXED batched noisy samples plus ATTACK_SECOND_ORDER per EOT sample (a
+#: raw method's step is one EOT sample). Measured on EfficientNet-Lite0 at 224 px (CPU, one
+#: thread: a batched sample 0.13 s; a vanilla step 0.58 s; an RRS step with 4 EOT samples
+#: 2.6 s). The tiny CNN's steps are mostly fixed cost (18 and 3.3 samples); the fit to its
+#: attacks corrects that.
 ATTACK_STEP_FIXED = 1.0
 ATTACK_SECOND_ORDER = 4.4
 #: Before any Certify run here: seconds to certify one checkpoint, per cell of the map.
@@ -253,10 +254,11 @@ def _attack_pilot(model, x, settings, attack) -> tuple:
     real attacks of one step (a smoothed map's at T = 2 and the attack's EOT), run until warm
     (:func:`_warm`), and one of two steps, at most :data:`PILOT_EOT` EOT samples (the prior's
     split scales to more). A raw method's two attacks are recorded as they ran (a part per
-    attack, a part per step); a smoothed method's step as the difference of the two (its T = 2 maps are too short to subtract reliably: a step left over after their
-    predicted time was 0.14 s, the real attack's steps took 0.31 s). The step costs' ratio to a
-    noisy sample depends on the CPU (a vanilla step was 4.5 batched samples on one machine and
-    6.2 on another), so before this the first prediction of a fresh server was up to 2× off."""
+    attack, a part per step); a smoothed method's step as the difference of the two (its T = 2
+    maps are too short to subtract reliably: a step left over after their predicted time was
+    0.14 s, the real attack's steps took 0.31 s). The step costs' ratio to a noisy sample
+    depends on the CPU (a vanilla step was 4.5 batched samples on one machine and 6.2 on
+    another), so before this the first prediction of a fresh server was up to 2× off."""
     key = _attack_key(model, x, settings)
     pilot = ("pilot",) + key
     with _STEPS_LOCK:
