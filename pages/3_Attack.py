@@ -16,8 +16,8 @@ methods = W.methods_multiselect(st, "Methods to attack", "attack_methods", ["van
                                 help="Each selected method gets its own attack.")
 c2, c3, c4 = st.columns([1.4, 1, 1.6])
 objective = state.widget(c2.selectbox, "Attack objective", "attack_objective", "topk", options=list(OBJECTIVES),
-                         format_func=lambda o: OBJECTIVES[o].split(" (")[0])
-c2.caption(OBJECTIVES[objective].split(" (", 1)[-1].rstrip(")").capitalize())      # its box shows the name only
+                         format_func=lambda o: W.name_and_detail(OBJECTIVES[o])[0])
+c2.caption(W.name_and_detail(OBJECTIVES[objective])[1].capitalize())      # its box shows the name only
 norm = W.norm_radio(c3, "Budget norm", "attack_norm", LINF, options=[LINF, L2],
                     help="ℓ∞ limits the change of every single value; ℓ2 limits the total energy of the change.")
 if norm.is_inf:

@@ -236,8 +236,11 @@ def _attack_steps(model, x, settings, attack) -> float:
     settings = _capped(model, x, settings)
     key = _attack_pilot(model, x, settings, attack)
     # the prior's split between a step's fixed part and its EOT samples (the pilot scales both)
-    per_pass, per_sample, full = _passes(model, x, settings) if settings.smoothed else (0.0, 0.0, 1)
-    sample_seconds = per_pass / full + per_sample if settings.smoothed else _gradient_seconds(model, x, settings)
+    if settings.smoothed:
+        per_pass, per_sample, full = _passes(model, x, settings)
+        sample_seconds = per_pass / full + per_sample
+    else:
+        sample_seconds = _gradient_seconds(model, x, settings)
     a0, b0 = ATTACK_STEP_FIXED * sample_seconds, ATTACK_SECOND_ORDER * sample_seconds
     a, b = _fit(key, a0, b0) if settings.smoothed else _fit(key, a0, a0 + b0)
     units_a, units_b = attack_work(model, x, settings, attack)

@@ -18,6 +18,7 @@ from rrs import models
 from rrs.images import IMAGE_SUFFIXES, list_samples
 
 from . import caching, state, style
+from . import widgets as W
 from .compute import working_image
 from .budgets import device_label
 
@@ -86,16 +87,13 @@ def model_choice(name: str) -> str:
     """A registry model's name as its select box shows it, one short line ("EfficientNet-Lite0"):
     a select box shows its value in a one-line field, which cut "Tiny CNN (synthetic shapes,
     32×3" in the sidebar; the rest is :func:`model_detail`, under it."""
-    return model_label(name).split(" (")[0]
+    return W.name_and_detail(model_label(name))[0]
 
 
 def model_detail(name: str) -> str:
-    """What the select box leaves out of :func:`model_label` ("trained on ImageNet")."""
-    spec = models.MODELS.get(name)
-    if spec is None or " (" not in spec.display_name:
-        return ""
-    detail = spec.display_name.split(" (", 1)[1].rstrip(")")
-    return f"Trained on {detail}" + (" — very fast" if name == "tiny" else "")
+    """What the select box leaves out of :func:`model_label` ("Trained on ImageNet")."""
+    detail = W.name_and_detail(model_label(name))[1]
+    return f"Trained on {detail}" if detail else ""
 
 
 def model_options() -> list[tuple[str, str, bool, str]]:
@@ -133,12 +131,12 @@ def _image_section(sb):
 def _model_section(sb) -> str:
     sb.markdown("#### Model")
     opts = model_options()
-    labels = {k: lbl for k, lbl, ok, _ in opts if ok}
+    labels = {k: model_choice(k) for k, _, ok, _ in opts if ok}
     user = state.user_model()
     if user:
-        labels[user["key"]] = f"Yours: {user['name']} ({user['arch']})"
+        labels[user["key"]] = f"Yours: {user['name']}"
     key = state.widget(sb.selectbox, "Model", "sb_model", DEFAULT_MODEL, options=list(labels),
-                       format_func=lambda k: labels.get(k, k).split(" (")[0],
+                       format_func=lambda k: labels.get(k, k),
                        help="The classifier whose interpretation maps you explore.")
     detail = f"Your weights on {model_choice(user['arch'])}" if user and key == user["key"] else model_detail(key)
     if detail:

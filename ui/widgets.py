@@ -47,6 +47,14 @@ def norm_label(norm: Norm) -> str:
     return norm.label
 
 
+def name_and_detail(label: str) -> tuple[str, str]:
+    """``"Top-k (push the map off its top cells)"`` → ``("Top-k", "push the map off its top
+    cells")``: a select box shows the name alone (its value is one line, cut where it is longer
+    than the box), and the detail goes under it."""
+    name, _, rest = label.partition(" (")
+    return name, rest.replace(")", "", 1)
+
+
 def method_label(name: str) -> str:
     return METHODS[name].label
 
